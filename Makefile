@@ -1,0 +1,24 @@
+# `make test` and `make demo` set themselves up: a virtual environment in .venv (or $VENV)
+# with the package installed in editable mode.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: test lint clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check keras_binaural tools tests benchmarks configs
+
+clean:
+	rm -rf $(VENV) build *.egg-info
