@@ -1,0 +1,340 @@
+"""One reader for FAIR-Play-layout roots, real or synthetic, on `tf.data`.
+
+Layout (SPEC section 2)::
+
+    ROOT/binaural_audios/<id>.wav          stereo, (left, right), any sample rate
+    ROOT/frames/<id>.mp4/000001.png ...    10 fps; frame k shows [(k - 1) / 10, k / 10) s
+    ROOT/splits/<split>/<subset>.txt       one clip id per line (or the FAIR-Play <subset>.h5)
+    ROOT/metadata/<id>.json                synthetic scenes only
+
+Training examples are random 0.63 s chunks (10,080 samples at 16 kHz) with the frame at the chunk's
+centre, a negative frame from another clip and the VGGish patches; evaluation examples are whole
+clips with all their frames. Decoding happens inside the tf.data graph.
+
+Bad data: a clip listed in a split whose WAV or frames are missing stops `list_clips` with an
+error naming every such clip (or, with `skip_missing=True`, each is logged and skipped, and the count
+is logged at the end). A corrupt or truncated WAV or PNG stops the pipeline with an error that
+names the file: the files are checked in the graph before they are decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import h5py
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from keras_binaural.audio import frontend, io
+
+CHUNK_SECONDS = 0.63
+FRAMES_PER_SECOND = 10
+
+
+class DatasetError(ValueError):
+    """A dataset root that does not fit the FAIR-Play layout; the message names what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One clip of a FAIR-Play-layout root."""
+
+    clip_id: str
+    audio_path: str
+    frames_dir: str
+    num_frames: int
+
+    def frame_path(self, index: int) -> str:
+        """Path of 1-based frame `index`."""
+        return os.path.join(self.frames_dir, f"{index:06d}.png")
+
+
+def split_ids(root: str, subset: str, split: str = "split1") -> list[str]:
+    """The clip ids of `subset` ("train", "val", "test") in `split`, in file order.
+
+    Reads `splits/<split>/<subset>.txt` (one id or file name per line), else the FAIR-Play
+    `splits/<split>/<subset>.h5` (dataset `audio` of wav paths; only the file names are used, so
+    the authors' path prefix does not matter).
+    """
+    folder = os.path.join(root, "splits", split)
+    text, h5 = os.path.join(folder, f"{subset}.txt"), os.path.join(folder, f"{subset}.h5")
+    if os.path.isfile(text):
+        with open(text) as lines:
+            names = [line.strip() for line in lines if line.strip()]
+    elif os.path.isfile(h5):
+        try:
+            with h5py.File(h5, "r") as file:
+                names = [os.fsdecode(p).replace("\\", "/") for p in file["audio"][:]]
+        except (OSError, KeyError) as error:
+            raise DatasetError(f"{h5}: not a FAIR-Play split file (h5 dataset 'audio'): {error}")
+    else:
+        raise DatasetError(f"{root}: split '{split}' has no {subset}.txt or {subset}.h5 in {folder}")
+    ids = [re.sub(r"\.(wav|mp4)$", "", os.path.basename(name)) for name in names]
+    if not ids:
+        raise DatasetError(f"{text if os.path.isfile(text) else h5}: the split lists no clips")
+    return ids
+
+
+def list_clips(
+    root: str,
+    subset: str = "train",
+    split: str = "split1",
+    skip_missing: bool = False,
+) -> list[Clip]:
+    """The clips of a split, checked: each has its WAV and at least one frame.
+
+    Raises:
+      DatasetError: naming every listed clip whose WAV or frames are missing (unless
+        `skip_missing`, which logs them and the count and goes on with the rest).
+    """
+    clips, problems = [], []
+    for clip_id in split_ids(root, subset, split):
+        audio_path = os.path.join(root, "binaural_audios", f"{clip_id}.wav")
+        frames_dir = os.path.join(root, "frames", f"{clip_id}.mp4")
+        num_frames = 0
+        if os.path.isdir(frames_dir):
+            num_frames = sum(name.endswith(".png") for name in os.listdir(frames_dir))
+        if not os.path.isfile(audio_path):
+            problems.append(f"{clip_id}: missing {audio_path}")
+        elif num_frames == 0:
+            problems.append(f"{clip_id}: no frames in {frames_dir} (run tools/prepare_fairplay.py)")
+        elif not os.path.isfile(os.path.join(frames_dir, f"{num_frames:06d}.png")):
+            problems.append(f"{clip_id}: frames in {frames_dir} are not numbered 000001..{num_frames:06d}")
+        else:
+            clips.append(Clip(clip_id, audio_path, frames_dir, num_frames))
+    if problems and not skip_missing:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DatasetError(
+            f"{root}: {len(problems)} clip(s) of {split}/{subset} are incomplete:\n  {shown}{more}"
+        )
+    for problem in problems:
+        logging.warning("skipping clip %s", problem)
+    if problems:
+        logging.warning("skipped %d of %d clips of %s/%s", len(problems), len(problems) + len(clips),
+                        split, subset)
+    if not clips:
+        raise DatasetError(f"{root}: no usable clips in {split}/{subset}")
+    return clips
+
+
+def frame_index(start_seconds, end_seconds, num_frames):
+    """The 1-based frame shown at a chunk's centre: round((t_centre + 0.05) * 10), clamped.
+
+    Works on Python numbers and tensors (SPEC section 2).
+    """
+    index = tf.round(((start_seconds + end_seconds) / 2 + 0.05) * FRAMES_PER_SECOND)
+    return tf.clip_by_value(tf.cast(index, tf.int32), 1, num_frames)
+
+
+# === Decoding in the graph ===
+
+
+def _checked(contents, path, ok, what):
+    check = tf.debugging.Assert(ok, [f"corrupt or truncated {what}:", path])
+    with tf.control_dependencies([check]):
+        return tf.identity(contents)
+
+
+def read_binaural(path, sample_rate_hz: int = io.SAMPLE_RATE_HZ) -> tf.Tensor:
+    """Reads a 2-channel WAV to `[time, 2]` float32 at 16 kHz, checking its header first.
+
+    A WAV whose RIFF size does not match the file's length (truncated), or with another channel
+    count, stops with an error naming the file.
+    """
+    contents = tf.io.read_file(path)
+    header = tf.strings.substr(contents, 0, 12)
+    size_bytes = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 4, 4), tf.uint8), tf.int64)
+    riff_size = tf.reduce_sum(size_bytes * tf.constant([1, 2**8, 2**16, 2**24], tf.int64))
+    ok = tf.logical_and(
+        tf.logical_and(tf.strings.substr(header, 0, 4) == "RIFF",
+                       tf.strings.substr(header, 8, 4) == "WAVE"),
+        riff_size + 8 <= tf.cast(tf.strings.length(contents), tf.int64),
+    )
+    path = _checked(path, path, ok, "WAV")
+    audio = io.read_audio(path, sample_rate_hz)
+    check = tf.debugging.Assert(tf.equal(tf.shape(audio)[1], 2), ["not a 2-channel WAV:", path])
+    with tf.control_dependencies([check]):
+        return tf.identity(audio)
+
+
+def read_frame(path) -> tf.Tensor:
+    """Reads a PNG frame to `[height, width, 3]` float32 in [0, 1], checking it is complete."""
+    contents = tf.io.read_file(path)
+    ok = tf.logical_and(
+        tf.strings.substr(contents, 0, 8) == b"\x89PNG\r\n\x1a\n",
+        tf.strings.substr(contents, -8, 4) == "IEND",  # the last chunk, before its CRC
+    )
+    contents = _checked(contents, path, ok, "PNG")
+    image = tf.io.decode_png(contents, channels=3)
+    return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def _frame_path(frames_dir, index):
+    return tf.strings.join([frames_dir, "/", tf.strings.as_string(index, width=6, fill="0"), ".png"])
+
+
+# === Augmentation (FAIR-Play's: resize, random crop, brightness and colour jitter) ===
+
+
+def prepare_frame(image, seed, resize_hw, crop_hw, augment: bool, jitter: float = 0.4):
+    """Resizes a frame, crops it (random with `augment`, else central) and jitters it.
+
+    Brightness scales the pixels and colour blends with the grey image, each by a factor drawn
+    from [1 - jitter, 1 + jitter] (as PIL's ImageEnhance in the original FAIR-Play code).
+
+    Args:
+      image: `[height, width, 3]` float32 in [0, 1].
+      seed: `[2]` int32 stateless seed.
+    """
+    image = tf.image.resize(image, resize_hw, antialias=True)
+    if augment:
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        image = tf.image.stateless_random_crop(image, [*crop_hw, 3], seeds[0])
+        brightness = tf.random.stateless_uniform([], seeds[1], 1 - jitter, 1 + jitter)
+        colour = tf.random.stateless_uniform([], seeds[2], 1 - jitter, 1 + jitter)
+        image = image * brightness
+        grey = tf.image.rgb_to_grayscale(image)
+        image = grey + colour * (image - grey)
+    else:
+        top = (resize_hw[0] - crop_hw[0]) // 2
+        left = (resize_hw[1] - crop_hw[1]) // 2
+        image = image[top : top + crop_hw[0], left : left + crop_hw[1]]
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+# === Datasets ===
+
+
+def _clip_table(clips: list[Clip]):
+    return (
+        tf.constant([c.audio_path for c in clips]),
+        tf.constant([c.frames_dir for c in clips]),
+        tf.constant([c.num_frames for c in clips], tf.int32),
+    )
+
+
+def training_dataset(
+    clips: list[Clip],
+    seed: int = 0,
+    chunks_per_clip: int = 4,
+    resize_hw: tuple[int, int] = (240, 480),
+    crop_hw: tuple[int, int] = (224, 448),
+    augment: bool = True,
+    sample_rate_hz: int = io.SAMPLE_RATE_HZ,
+    chunk_seconds: float = CHUNK_SECONDS,
+) -> tf.data.Dataset:
+    """Random training chunks, endless, deterministic given `seed` (unbatched).
+
+    Each clip is decoded once for `chunks_per_clip` random chunks (the clips are shuffled; the
+    chunks of one clip are spread by a shuffle buffer).
+
+    Returns:
+      A dataset of dicts:
+        mono: `[chunk]` float32, m = (L + R) / 2; diff: `[chunk]`, d = (L - R) / 2;
+        binaural: `[chunk, 2]` (left, right); chunk = 10,080 samples at 16 kHz.
+        frame, negative_frame: `[crop_h, crop_w, 3]` float32 in [0, 1]: the frame at the chunk's
+          centre, and a random frame of another clip.
+        mono_patch: `[96, 64]` VGGish log-mel patch of the mono centred on the chunk;
+        binaural_patch: `[2, 96, 64]` the same for the left and the right channel.
+        clip_id: string; start_sample: int32.
+    """
+    if len(clips) < 2:
+        raise DatasetError("training needs at least two clips (negative frames come from another)")
+    audio_paths, frames_dirs, frame_counts = _clip_table(clips)
+    num_clips = len(clips)
+    chunk_samples = int(round(chunk_seconds * sample_rate_hz))
+    clip_ids = tf.constant([c.clip_id for c in clips])
+
+    def load_clip(index, clip_seed):
+        audio = read_binaural(audio_paths[index], sample_rate_hz)
+        seeds = tf.random.experimental.stateless_split(clip_seed, chunks_per_clip)
+        return tf.data.Dataset.from_tensor_slices(seeds).map(
+            lambda seed: make_example(index, audio, seed)
+        )
+
+    def make_example(index, audio, seed):
+        seeds = tf.random.experimental.stateless_split(seed, 5)
+        length = tf.shape(audio)[0]
+        padded = tf.pad(audio, [[0, tf.maximum(0, chunk_samples - length)], [0, 0]])
+        max_start = tf.maximum(1, tf.shape(padded)[0] - chunk_samples + 1)
+        start = tf.random.stateless_uniform([], seeds[0], 0, max_start, tf.int32)
+        binaural = padded[start : start + chunk_samples]
+        binaural.set_shape([chunk_samples, 2])
+        mono, diff = io.to_mono_diff(binaural)
+
+        start_s = tf.cast(start, tf.float32) / sample_rate_hz
+        index_frame = frame_index(start_s, start_s + chunk_seconds, frame_counts[index])
+        frame = read_frame(_frame_path(frames_dirs[index], index_frame))
+        other = tf.random.stateless_uniform([], seeds[1], 0, num_clips - 1, tf.int32)
+        other = tf.where(other >= index, other + 1, other)  # any clip but this one
+        other_frame = tf.random.stateless_uniform([], seeds[2], 1, frame_counts[other] + 1, tf.int32)
+        negative = read_frame(_frame_path(frames_dirs[other], other_frame))
+
+        centre = start + chunk_samples // 2
+        full_mono, _ = io.to_mono_diff(audio)
+        patches = frontend.centred_patch(
+            tf.stack([full_mono, audio[:, 0], audio[:, 1]]), centre
+        )
+        return {
+            "mono": mono,
+            "diff": diff,
+            "binaural": binaural,
+            "frame": prepare_frame(frame, seeds[3], resize_hw, crop_hw, augment),
+            "negative_frame": prepare_frame(negative, seeds[4], resize_hw, crop_hw, augment),
+            "mono_patch": patches[0],
+            "binaural_patch": patches[1:],
+            "clip_id": clip_ids[index],
+            "start_sample": start,
+        }
+
+    clip_seeds = tf.data.Dataset.random(seed=seed).batch(2).map(
+        lambda pair: tf.cast(pair % (2**31 - 1), tf.int32)
+    )
+    indices = tf.data.Dataset.range(num_clips).map(lambda i: tf.cast(i, tf.int32))
+    indices = indices.shuffle(num_clips, seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = tf.data.Dataset.zip(indices, clip_seeds).interleave(
+        load_clip,
+        cycle_length=4,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return dataset.shuffle(4 * chunks_per_clip, seed=seed)
+
+
+def evaluation_dataset(
+    clips: list[Clip],
+    resize_hw: tuple[int, int] = (240, 480),
+    crop_hw: tuple[int, int] = (224, 448),
+    sample_rate_hz: int = io.SAMPLE_RATE_HZ,
+) -> tf.data.Dataset:
+    """Whole clips, in order (unbatched: clips differ in length).
+
+    Returns:
+      A dataset of dicts: clip_id; binaural `[time, 2]`; mono `[time]`; diff `[time]`;
+      frames `[num_frames, crop_h, crop_w, 3]` float32 in [0, 1] (central crop), frame k at
+      [(k - 1) / 10, k / 10) s.
+    """
+    audio_paths, frames_dirs, frame_counts = _clip_table(clips)
+    clip_ids = tf.constant([c.clip_id for c in clips])
+
+    def load(index):
+        binaural = read_binaural(audio_paths[index], sample_rate_hz)
+        mono, diff = io.to_mono_diff(binaural)
+        paths = _frame_path(frames_dirs[index], tf.range(1, frame_counts[index] + 1))
+        frames = tf.map_fn(
+            lambda path: prepare_frame(read_frame(path), tf.zeros([2], tf.int32), resize_hw,
+                                       crop_hw, augment=False),
+            paths,
+            fn_output_signature=tf.TensorSpec([*crop_hw, 3], tf.float32),
+        )
+        return {"clip_id": clip_ids[index], "binaural": binaural, "mono": mono, "diff": diff,
+                "frames": frames}
+
+    return tf.data.Dataset.range(len(clips)).map(
+        lambda i: load(tf.cast(i, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
