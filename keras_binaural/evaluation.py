@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from keras_binaural import metrics
 from keras_binaural.audio import AudioError, load_audio
 from keras_binaural.audio.io import AUDIO_EXTENSIONS
+from keras_binaural.data import atomic
 
 MAX_LENGTH_MISMATCH = 0.01  # as a fraction of the ground truth's length
 SYSTEMS = ("pred", "mono_mono")
@@ -176,22 +176,6 @@ def format_markdown(results: dict, normalize: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def run_evaluation(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
@@ -223,9 +207,9 @@ def run_evaluation(
     results = evaluate_pairs(find_pairs(pred_dir, gt_dir, pred_name, gt_name), normalize)
     json_text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     markdown_text = format_markdown(results, normalize) if output_md is not None else None
-    write_text_atomic(output_json, json_text)
+    atomic.write_text(output_json, json_text)
     if markdown_text is not None:
-        write_text_atomic(output_md, markdown_text)
+        atomic.write_text(output_md, markdown_text)
     return results
 
 

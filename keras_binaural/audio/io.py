@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import re
 import os
-import tempfile
 
 import numpy as np
 import soundfile
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
+
+from keras_binaural.data.atomic import atomic_file
 
 SAMPLE_RATE_HZ = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -188,16 +189,8 @@ def write_wav(
         raise AudioError(f"{path}: audio to write holds NaN or Inf samples")
     if subtype.startswith("PCM"):
         audio = np.clip(audio, -1.0, 1.0)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".wav.tmp", dir=folder)
-    os.close(handle)
-    try:
+    with atomic_file(path) as temporary:
         soundfile.write(temporary, audio, sample_rate_hz, subtype=subtype, format="WAV")
-        os.replace(temporary, path)
-    except BaseException:
-        os.remove(temporary)
-        raise
 
 
 def to_mono_diff(binaural):
