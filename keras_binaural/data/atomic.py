@@ -21,7 +21,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def _umask() -> int:
@@ -81,9 +82,8 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` atomically."""
-    with atomic_file(path) as temporary:
-        with open(temporary, "wb") as stream:
-            stream.write(data)
+    with atomic_file(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,0 +1,345 @@
+import filecmp
+import functools
+import importlib.util
+import json
+import operator
+import os
+import pathlib
+import subprocess
+import sys
+
+import av
+import h5py
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from keras_binaural.audio.io import load_audio
+from keras_binaural.data import synthetic
+from keras_binaural.data.hrtf import HrtfError, load_hrirs
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("slab") is None,
+    reason="the synthetic scenes use MIT KEMAR, from the PyPI package slab (pip install slab)",
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RATE_HZ = 16000
+SETTINGS = synthetic.SceneSettings(
+    clip_seconds=1.5, frame_size=(64, 64), max_sources=2, distractors=2, moving=0.5
+)
+NUM_CLIPS = 4
+SEED = 7
+
+
+def ild_db(binaural: np.ndarray) -> float:
+    energy = np.sum(np.square(binaural.astype(np.float64)), axis=0)
+    return float(10 * np.log10(energy[0] / energy[1]))
+
+
+def lag_samples(binaural: np.ndarray, max_lag: int = 20) -> int:
+    """GCC-PHAT lag of the right ear behind the left (positive: left leads), within +-max_lag."""
+    n = 2 * len(binaural)
+    cross = np.fft.rfft(binaural[:, 1], n) * np.conj(np.fft.rfft(binaural[:, 0], n))
+    correlation = np.fft.irfft(cross / np.maximum(np.abs(cross), 1e-12), n)
+    lags = np.arange(-max_lag, max_lag + 1)
+    return int(lags[np.argmax(correlation[lags])])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two datasets with the same seed, one made by two worker processes, one by one."""
+    root = tmp_path_factory.mktemp("synthetic")
+    summary = synthetic.make_dataset(root / "a", SETTINGS, NUM_CLIPS, seed=SEED, workers=2)
+    assert summary["made"] == NUM_CLIPS and summary["skipped"] == 0
+    synthetic.make_dataset(root / "b", SETTINGS, NUM_CLIPS, seed=SEED, workers=1)
+    return root
+
+
+def files_under(folder: pathlib.Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# --- camera and rendering math ------------------------------------------------------------------
+
+
+def test_camera_models_map_left_azimuths_left_of_centre():
+    pinhole = synthetic.parse_camera("pinhole:90", 224, 112)
+    assert pinhole.x_from_azimuth(0.0) == pytest.approx(112.0)
+    assert pinhole.x_from_azimuth(45.0) == pytest.approx(0.0)  # the left edge at +FOV/2
+    assert pinhole.x_from_azimuth(-45.0) == pytest.approx(224.0)
+    x = np.array([3.0, 50.0, 112.0, 200.0])
+    np.testing.assert_allclose(pinhole.x_from_azimuth(pinhole.azimuth_from_x(x)), x)
+    pano = synthetic.parse_camera("equirect", 360, 180)
+    np.testing.assert_allclose(
+        pano.x_from_azimuth([0.0, 90.0, -90.0, 179.0]), [180.0, 90.0, 270.0, 1.0]
+    )
+    assert pano.to_json()["model"] == "equirect" and pano.fov_deg == 360.0
+    assert synthetic.Camera.from_json(pinhole.to_json()) == pinhole
+
+
+def test_moving_rendering_crossfades_and_reduces_to_static():
+    hrirs = load_hrirs("kemar")
+    noise = np.random.default_rng(0).standard_normal(RATE_HZ)
+    blocks = int(np.ceil(RATE_HZ / 256)) + 1
+    static = synthetic.spatialize(noise, 30.0, hrirs)
+    constant = synthetic.spatialize(noise, np.full(blocks, 30.0), hrirs)
+    np.testing.assert_allclose(constant, static, atol=1e-5)  # the Hann windows sum to one
+    moving = synthetic.spatialize(noise, np.linspace(60.0, -60.0, blocks), hrirs)
+    quarter = RATE_HZ // 4
+    assert ild_db(moving[:quarter]) > 6 and ild_db(moving[-quarter:]) < -6
+    assert lag_samples(moving[:quarter]) > 0 > lag_samples(moving[-quarter:])
+
+
+def test_ild_and_itd_grow_from_front_to_side():
+    hrirs = load_hrirs("kemar")
+    noise = np.random.default_rng(1).standard_normal(RATE_HZ)
+    rendered = [
+        synthetic.spatialize(noise, azimuth, hrirs) for azimuth in (0.0, 15.0, 30.0, 45.0, 60.0)
+    ]
+    ilds = [ild_db(b) for b in rendered]
+    lags = [lag_samples(b) for b in rendered]
+    assert abs(ilds[0]) < 0.2 and lags[0] == 0
+    assert np.all(np.diff(ilds) > 0), ilds
+    assert np.all(np.diff(lags) >= 0) and lags[-1] >= 6, lags
+    mirrored = synthetic.spatialize(noise, -60.0, hrirs)
+    assert ild_db(mirrored) == pytest.approx(-ilds[-1], abs=0.5)
+
+
+def test_single_sources_left_of_centre_are_louder_and_earlier_on_the_left():
+    settings = synthetic.SceneSettings(
+        clip_seconds=1.0, frame_size=(64, 64), max_sources=1, distractors=0, moving=0.0
+    )
+    checked = 0
+    for index in range(1, 11):
+        clip = synthetic.make_clip(index, settings, seed=3)
+        (item,) = clip.metadata["objects"]
+        x0, _, x1, _ = item["boxes_xyxy"][0]
+        if abs(item["azimuth_deg"]) < 5.0:
+            continue
+        left_of_centre = (x0 + x1) / 2 < 32
+        assert left_of_centre == (item["azimuth_deg"] > 0)
+        assert (ild_db(clip.binaural) > 0) == left_of_centre, item
+        assert (lag_samples(clip.binaural) > 0) == left_of_centre, item
+        checked += 1
+    assert checked >= 6
+
+
+# --- the written dataset ------------------------------------------------------------------------
+
+
+def test_layout_and_metadata(dataset):
+    root = dataset / "a"
+    ids = [f"{i:06d}" for i in range(1, NUM_CLIPS + 1)]
+    for identifier in ids:
+        metadata = json.loads((root / "metadata" / f"{identifier}.json").read_text())
+        assert metadata["id"] == identifier and metadata["sample_rate_hz"] == RATE_HZ
+        assert metadata["num_frames"] == 15 and metadata["frame_size"] == [64, 64]
+        np.testing.assert_allclose(metadata["frame_times_s"], (np.arange(15) + 0.5) / 10)
+        assert metadata["camera"]["model"] == "pinhole" and metadata["camera"]["fov_deg"] == 90.0
+        objects = metadata["objects"]
+        sounding = [o for o in objects if o["sounding"]]
+        assert 1 <= len(sounding) <= 2 and len(objects) - len(sounding) <= 2
+        assert len({o["class"] for o in sounding}) == len(sounding)
+        for item in objects:
+            assert len(item["boxes_xyxy"]) == 15
+            assert isinstance(item["azimuth_deg"], list if item["moving"] else float)
+        audio, rate = soundfile.read(
+            root / "binaural_audios" / f"{identifier}.wav", dtype="float32"
+        )
+        assert rate == RATE_HZ and audio.shape == (24000, 2)
+        assert np.max(np.abs(audio)) == pytest.approx(0.9, abs=1e-4)
+        frames = sorted(os.listdir(root / "frames" / f"{identifier}.mp4"))
+        assert frames == [f"{k:06d}.png" for k in range(1, 16)]
+    assert any(
+        o["moving"]
+        for i in ids
+        for o in json.loads((root / "metadata" / f"{i}.json").read_text())["objects"]
+    )
+    splits = {
+        name: (root / "splits" / f"{name}.txt").read_text().split()
+        for name in ("train", "val", "test")
+    }
+    assert (
+        sorted(functools.reduce(operator.iadd, splits.values(), [])) == ids
+        and len(splits["val"]) == len(splits["test"]) == 1
+    )
+    for name, members in splits.items():
+        with h5py.File(root / "splits" / "split1" / f"{name}.h5", "r") as handle:
+            paths = [p.decode() for p in handle["audio"][:]]
+        assert paths == [str(root / "binaural_audios" / f"{i}.wav") for i in members]
+    description = json.loads((root / "dataset.json").read_text())
+    assert description["seed"] == SEED and description["settings"]["max_sources"] == 2
+
+
+def test_mono_is_the_mean_of_the_two_channels(dataset):
+    root = dataset / "a"
+    clip = synthetic.make_clip(1, SETTINGS, seed=SEED)
+    audio, _ = soundfile.read(root / "binaural_audios" / "000001.wav", dtype="float32")
+    np.testing.assert_array_equal(audio, clip.binaural)  # the WAV holds exactly what was rendered
+    mono = (audio[:, 0].astype(np.float64) + audio[:, 1]) / 2
+    np.testing.assert_allclose(clip.mono, mono, atol=1e-7)
+    np.testing.assert_allclose(
+        load_audio(root / "binaural_audios" / "000001.wav", channels=1)[:, 0], mono, atol=1e-6
+    )
+    for identifier in ("000001", "000002", "000003", "000004"):
+        audio, _ = soundfile.read(root / "binaural_audios" / f"{identifier}.wav", dtype="float32")
+        mono = audio.mean(axis=1)
+        with av.open(str(root / "videos" / f"{identifier}.mp4")) as container:
+            assert container.streams.audio[0].codec_context.layout.name == "mono"
+            assert container.streams.audio[0].rate == RATE_HZ
+            track = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])[
+                : len(mono)
+            ]
+        error = track - mono[: len(track)]
+        snr_db = 10 * np.log10(np.sum(mono**2) / np.sum(error**2))
+        assert len(track) == len(mono) and snr_db > 25, snr_db  # AAC is lossy, but aligned
+
+
+def test_video_frames_match_the_png_frames(dataset):
+    root = dataset / "a"
+    with av.open(str(root / "videos" / "000002.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 10 and (stream.width, stream.height) == (64, 64)
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 15
+    for k in (0, 7, 14):
+        png = np.asarray(Image.open(root / "frames" / "000002.mp4" / f"{k + 1:06d}.png"))
+        assert np.mean(np.abs(decoded[k].astype(int) - png)) < 6
+
+
+def test_frames_and_metadata_agree_on_every_object(dataset):
+    root = dataset / "a"
+    camera = SETTINGS.camera_model()
+    for identifier in ("000001", "000002", "000003", "000004"):
+        metadata = json.loads((root / "metadata" / f"{identifier}.json").read_text())
+        objects = metadata["objects"]
+        for frame in range(metadata["num_frames"]):
+            picture = np.asarray(
+                Image.open(root / "frames" / f"{identifier}.mp4" / f"{frame + 1:06d}.png")
+            )
+            boxes = [o["boxes_xyxy"][frame] for o in objects]
+            for index, item in enumerate(objects):
+                azimuth = item["azimuth_deg"][frame] if item["moving"] else item["azimuth_deg"]
+                x0, y0, x1, y1 = boxes[index]
+                assert (x0 + x1) / 2 == pytest.approx(
+                    float(camera.x_from_azimuth(azimuth)), abs=0.51
+                )
+                color = np.all(picture == item["look"]["color"], axis=-1)
+                # Every pixel of this colour lies in a box of an object of this class ...
+                inside = np.zeros_like(color)
+                for other, (a0, b0, a1, b1) in zip(objects, boxes):
+                    if other["class"] == item["class"]:
+                        inside[b0:b1, a0:a1] = True
+                assert not np.any(color & ~inside), (identifier, frame, item["class"])
+                # ... and an object that nothing overlaps shows its colour filling its box.
+                overlapped = any(
+                    j != index and a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1
+                    for j, (a0, b0, a1, b1) in enumerate(boxes)
+                )
+                if not overlapped:
+                    _ys, xs = np.nonzero(color[y0:y1, x0:x1])
+                    assert len(xs) > 0.3 * (x1 - x0) * (y1 - y0)
+                    assert xs.min() <= 1 and xs.max() >= x1 - x0 - 2  # spans its box's width
+
+
+def test_same_seed_same_bytes_and_reruns_skip_finished_clips(dataset):
+    a, b = dataset / "a", dataset / "b"
+    names = files_under(a)
+    assert names == files_under(b)
+    for name in names:
+        if name.endswith(".h5"):  # they hold absolute paths, which differ between a and b
+            continue
+        assert filecmp.cmp(a / name, b / name, shallow=False), name
+    assert any(n.endswith(".mp4") and n.startswith("videos") for n in names)
+
+    h5_before = {n: (a / n).read_bytes() for n in names if n.endswith(".h5")}
+    times_before = {n: (a / n).stat().st_mtime_ns for n in names if not n.startswith("splits")}
+    summary = synthetic.make_dataset(a, SETTINGS, NUM_CLIPS, seed=SEED)
+    assert summary["made"] == 0 and summary["skipped"] == NUM_CLIPS
+    assert {n: (a / n).stat().st_mtime_ns for n in times_before} == times_before
+    assert {n: (a / n).read_bytes() for n in h5_before} == h5_before  # h5 without timestamps
+
+    wav = (a / "binaural_audios" / "000003.wav").read_bytes()
+    (a / "metadata" / "000003.json").unlink()  # as if interrupted before the clip finished
+    summary = synthetic.make_dataset(a, SETTINGS, NUM_CLIPS, seed=SEED)
+    assert summary["made"] == 1 and (a / "binaural_audios" / "000003.wav").read_bytes() == wav
+    assert not [n for n in files_under(a) if ".tmp" in n]  # no temporary files left behind
+
+
+def test_other_settings_in_the_same_folder_are_refused(dataset):
+    changed = synthetic.SceneSettings(clip_seconds=1.5, frame_size=(64, 64), max_sources=3)
+    with pytest.raises(synthetic.SceneError, match="other settings .*max_sources"):
+        synthetic.make_dataset(dataset / "a", changed, NUM_CLIPS, seed=SEED)
+    with pytest.raises(synthetic.SceneError, match="seed"):
+        synthetic.make_dataset(dataset / "a", SETTINGS, NUM_CLIPS, seed=SEED + 1)
+
+
+def test_equirect_scenes_use_the_whole_circle():
+    settings = synthetic.SceneSettings(
+        clip_seconds=0.5,
+        frame_size=(128, 64),
+        camera="equirect",
+        max_sources=3,
+        distractors=2,
+        moving=0.0,
+    )
+    azimuths = [
+        o["azimuth_deg"]
+        for i in range(1, 9)
+        for o in synthetic.make_clip(i, settings, seed=0).metadata["objects"]
+    ]
+    assert max(azimuths) > 90 and min(azimuths) < -90
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: synthetic.SceneSettings(frame_size=(63, 64)), "even"),
+        (lambda: synthetic.SceneSettings(camera="fisheye"), "camera 'fisheye' not understood"),
+        (
+            lambda: synthetic.SceneSettings(camera="pinhole:200"),
+            r"field of view must be in \[1, 170\]",
+        ),
+        (lambda: synthetic.SceneSettings(moving=2.0), "moving is a probability"),
+        (lambda: synthetic.SceneSettings(max_sources=0), "max_sources must be at least 1"),
+        (lambda: synthetic.parse_frame_size("big"), "frame size 'big' not understood"),
+    ],
+)
+def test_bad_settings(make, message):
+    with pytest.raises(synthetic.SceneError, match=message):
+        make()
+
+
+def test_bad_dataset_requests(tmp_path):
+    with pytest.raises(HrtfError, match="nope: unknown HRTF"):
+        synthetic.make_dataset(tmp_path, synthetic.SceneSettings(hrtf="nope"), 1)
+    with pytest.raises(synthetic.SceneError, match="max_sources=9 but only 7 classes"):
+        synthetic.make_dataset(tmp_path, synthetic.SceneSettings(max_sources=9), 1)
+    assert not (tmp_path / "dataset.json").exists()
+
+
+def test_command_line_tool(tmp_path):
+    command = [
+        sys.executable,
+        str(REPO / "tools" / "make_dataset.py"),
+        f"--output_dir={tmp_path}",
+        "--num_clips=2",
+        "--clip_seconds=0.5",
+        "--frame_size=32x32",
+        "--camera=equirect",
+        "--seed=5",
+    ]
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 clips made" in result.stdout
+    assert (tmp_path / "metadata" / "000002.json").is_file()
+    bad = subprocess.run(
+        command[:2] + [f"--output_dir={tmp_path}/x", "--camera=fisheye"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "camera 'fisheye' not understood" in bad.stderr
