@@ -343,3 +343,42 @@ def test_command_line_tool(tmp_path):
         timeout=120,
     )
     assert bad.returncode != 0 and "camera 'fisheye' not understood" in bad.stderr
+
+
+def test_recorded_classes_join_the_scenes_with_their_own_look(tmp_path):
+    (tmp_path / "whistle").mkdir()
+    tone = 0.3 * np.sin(2 * np.pi * 1200 * np.arange(22050) / 22050)
+    soundfile.write(tmp_path / "whistle" / "take.wav", tone, 22050)
+    look = synthetic.class_look("whistle")
+    fixed = np.array([v.color for v in synthetic.CLASS_LOOKS.values()])
+    assert np.min(np.linalg.norm(fixed - look.color, axis=1)) >= 90
+    assert np.ptp(look.color) > 100  # saturated: never confused with the grey background
+    settings = synthetic.SceneSettings(
+        clip_seconds=0.5,
+        frame_size=(64, 64),
+        max_sources=8,
+        distractors=0,
+        moving=0.0,
+        sources_dir=str(tmp_path),
+    )
+    clip = synthetic.make_clip(1, settings, seed=0)
+    classes = {o["class"]: o for o in clip.metadata["objects"]}
+    assert "whistle" in classes and classes["whistle"]["look"]["color"] == list(look.color)
+
+
+def test_distractors_are_seen_but_not_heard():
+    settings = synthetic.SceneSettings(clip_seconds=0.5, frame_size=(64, 64), noise_db=-200.0)
+    hrirs = load_hrirs("kemar")
+    bank = synthetic.SourceBank()
+
+    def obj(class_name, sounding, azimuth):
+        return synthetic.SceneObject(class_name, sounding, azimuth, azimuth, 32.0, 12, 12)
+
+    def render(objects):
+        audio, _ = synthetic.render_audio(objects, settings, np.random.default_rng(0), hrirs, bank)
+        return audio
+
+    with_distractor = render([obj("violin", True, 20.0), obj("drums", False, -30.0)])
+    moved_distractor = render([obj("violin", True, 20.0), obj("piano", False, 40.0)])
+    np.testing.assert_array_equal(with_distractor, moved_distractor)
+    assert ild_db(with_distractor) > 3  # only the violin, 20 deg to the left, is heard

@@ -38,8 +38,15 @@ and for the dataset: `dataset.json` (the settings; a rerun with other settings i
 Determinism: everything is drawn from `numpy.random.SeedSequence([seed, clip_index])`, so a clip
 does not depend on the number of workers or on which clips were already made. The same seed
 gives byte-identical WAV, PNG, JSON, text, h5 (written without timestamps) and mp4 files
-(x264 runs single-threaded, whose output does not depend on the machine's core count; the mp4
-bytes still depend on the FFmpeg/x264 build that PyAV ships).
+(x264 runs single-threaded, whose output does not depend on the machine's core count, and the
+frames are converted to yuv420p before `encode`, whose implicit conversion in PyAV gave
+different bytes from run to run; the mp4 bytes still depend on the FFmpeg/x264 build that
+PyAV ships).
+
+Not modelled: room acoustics (the HRIRs are anechoic, so the scenes are dry), source distance
+and elevation (all sources are on the horizontal plane at the HRIR set's distance), occlusion
+in sound. The PNG frames are the exact drawings while the mp4 is H.264-compressed, as a user's
+video would be.
 
 Example:
   settings = SceneSettings(clip_seconds=10.0, camera="pinhole:90", max_sources=2)
@@ -218,16 +225,31 @@ _SHAPES = ("circle", "diamond", "triangle", "capsule", "square", "hexagon", "sta
 
 
 def class_look(class_name: str) -> Look:
-    """The look of a class; a class without a fixed one (from --sources_dir) gets a hashed look."""
+    """The look of a class.
+
+    A class without a fixed look (a new class from --sources_dir) gets one from a hash of its
+    name: a shape, its initial as glyph, and a colour from `_spare_colors()` (saturated colours
+    that differ clearly from the fixed classes' colours and from the grey background).
+    """
     if class_name in CLASS_LOOKS:
         return CLASS_LOOKS[class_name]
     code = zlib.crc32(class_name.encode("utf-8"))
-    hue = (code % 360) / 360.0
-    red, green, blue = _hsv_to_rgb(hue, 0.85, 0.9)
-    shape = _SHAPES[(code // 360) % len(_SHAPES)]
-    return Look(
-        shape, (red, green, blue), class_name[:1].upper() or "?", 0.5 if shape == "capsule" else 1.0
-    )
+    spare = _spare_colors()
+    shape = _SHAPES[(code // len(spare)) % len(_SHAPES)]
+    aspect = 0.5 if shape == "capsule" else 1.0
+    return Look(shape, spare[code % len(spare)], class_name[:1].upper() or "?", aspect)
+
+
+@functools.lru_cache(maxsize=1)
+def _spare_colors() -> tuple[tuple[int, int, int], ...]:
+    fixed = np.array([look.color for look in CLASS_LOOKS.values()], dtype=np.float64)
+    candidates = [
+        _hsv_to_rgb(hue / 360.0, saturation, value)
+        for hue in range(0, 360, 10)
+        for saturation in (0.7, 0.95)
+        for value in (0.6, 0.9)
+    ]
+    return tuple(c for c in candidates if np.min(np.linalg.norm(fixed - c, axis=1)) >= 90.0)
 
 
 def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
@@ -377,7 +399,7 @@ def _place(rng, camera, objects, box_width, moves, min_move_deg):
             if abs(end_azimuth - start_azimuth) < min_move_deg:
                 continue
         clearances = [
-            abs(x - float(camera.x_from_azimuth(azimuth))) - 0.75 * (box_width + other.width_px) / 2
+            abs(x - float(camera.x_from_azimuth(azimuth))) - 0.9 * (box_width + other.width_px) / 2
             for other in objects
             for x, azimuth in ((start_x, other.start_azimuth_deg), (end_x, other.end_azimuth_deg))
         ]
@@ -397,9 +419,9 @@ def sample_scene(
     """Random objects for one clip: sounding ones first, then silent distractors.
 
     Positions are uniform in image x (within the frame); objects keep apart so that at the
-    start and end of the clip no two boxes overlap by more than a quarter of their widths (a
-    distractor that finds no room after 50 tries is left out; a moving object may pass others
-    in between).
+    start and end of the clip no two boxes overlap by more than a tenth of their widths (a
+    distractor that finds no room in 50 tries is left out; a sounding object takes the
+    clearest of its tries; a moving object may pass others in between).
     """
     camera = settings.camera_model()
     height = settings.frame_size[1]
