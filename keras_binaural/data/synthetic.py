@@ -77,6 +77,8 @@ from keras_binaural.data.hrtf import HrirSet, load_hrirs
 from keras_binaural.data.sources import SourceBank
 
 FRAME_RATE_HZ = 10
+# Bumped whenever the metadata schema or the rendering changes (the same seed then gives other
+# files); a rerun into a folder made by another version is refused (see make_dataset).
 METADATA_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test")
 _HOP_SAMPLES = 256  # block hop of the time-varying (moving source) rendering, 16 ms
@@ -988,11 +990,14 @@ def _check_or_write_description(output_dir: str, description: dict) -> None:
                 for key in set(existing.get("settings", {})) | set(expected["settings"])
                 if existing.get("settings", {}).get(key) != expected["settings"].get(key)
             )
-            if existing.get("seed") != expected["seed"]:
-                changed.insert(0, "seed")
+            for key in ("classes", "seed", "version", "generator"):
+                if existing.get(key) != expected[key]:
+                    changed.insert(
+                        0, f"generator version {existing.get(key)}" if key == "version" else key
+                    )
             raise SceneError(
                 f"{output_dir}: holds a dataset made with other settings (differs in: "
-                f"{', '.join(changed) or 'classes'}); use another --output_dir or the same settings"
+                f"{', '.join(changed)}); use another --output_dir or the same settings"
             )
         return
     atomic.write_json(path, description)
