@@ -555,8 +555,9 @@ def render_audio(
         * _HOP_SAMPLES
         / settings.sample_rate_hz
     )
-    for index, item in enumerate(objects):
-        source_rng = np.random.default_rng(rng.integers(2**63))  # one stream per object
+    for item in objects:
+        # One stream per object, heard or not, so the draws do not depend on which ones sound.
+        source_rng = np.random.default_rng(rng.integers(2**63))
         if not item.sounding:
             continue
         mono = bank.render(item.class_name, num_samples, source_rng) * 10.0 ** (item.gain_db / 20.0)
