@@ -1,0 +1,535 @@
+"""Evaluation of a `LocalizationModel`: supp. Table 1, a pointing game, supp. Fig. 1-2 and Fig. 5.
+
+- **Table 1 protocol** (`evaluate_localization`, supp. Eq. 10-11): every 0.1 s sliding window of
+  every test clip (0.63 s windows, hop 0.1 s, starts 0, 0.1 s, ... while the window fits; a clip
+  shorter than one window gives one zero-padded window, as the training reader). Each window
+  gives one positive pair (its mono patch with its own centre frame, `fairplay.frame_index`) and
+  one negative pair (the same audio with a frame of another clip). Distance = mean
+  ||(D+, D-) - (0, 1)||_2, accuracy = (TP + TN) / (2 (TP + FN)) with "paired" when D <= 0.5.
+  Negative frames come from a pool of `negative_pool_size` frames drawn (seeded) from random
+  clips of the split, never from the window's own clip; the pool is encoded once, so memory does
+  not grow with the split.
+- **Pointing game** (synthetic clips, `metadata/<id>.json` of `keras_binaural.data.synthetic`): the
+  localization map's peak (`map_peaks`: the centre of its largest cell, or with sub-cell
+  refinement the centre of mass of the 3 x 3 cells around it; both are reported) of each
+  window's positive pair is a hit when it
+  falls inside the box of a *sounding* object in the window's frame (also when a silent object's
+  box overlaps there), "silent" when only inside silent distractors' boxes, "background"
+  otherwise. Window hit rate = hits / windows; a clip is hit when at least half of its windows
+  are (clip hit rate = hit clips / clips).
+- **Ambiguous negatives** (synthetic clips): a negative pair is ambiguous when the negative
+  frame shows an object of every class that sounds in the positive clip (silent objects may look
+  exactly like sounding ones), so appearance alone cannot tell it from the positive. Their
+  fraction, and distance and accuracy without them, are reported beside the Table 1 figures.
+- **Correlation analysis** (`correlation_matrix`, supp. Fig. 1-2): n clips' audio x the same n
+  clips' frames. distance[i, j] = d(audio i, frame j); for j != i, scaled[i, j] = D- of the pair
+  softmax([d_ii, d_ij]); scaled[i, i] = the mean over j != i of D+ of the same pairs.
+  correlation = 1 - scaled (diagonal -> 1 and off-diagonal -> 0 for a perfect model; a positive
+  is "paired" when its correlation >= 0.5). `plot_correlation_matrix` draws it.
+- **Localization maps over frames** (`plot_localization_maps`, supp. Fig. 5): frames with the map
+  overlaid and, for synthetic clips, the object boxes (sounding solid, silent dashed).
+
+Plots use matplotlib's object-oriented API on the Agg canvas (no display, no global state) and
+are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_binaural.audio import frontend
+from keras_binaural.data import atomic, fairplay
+from keras_binaural.models import localization as loc
+
+SAMPLE_RATE_HZ = frontend.SAMPLE_RATE_HZ
+CHUNK_SAMPLES = round(fairplay.CHUNK_SECONDS * SAMPLE_RATE_HZ)  # 10,080 (0.63 s)
+HOP_SAMPLES = SAMPLE_RATE_HZ // 10  # 0.1 s
+
+
+# === Windows ===
+
+
+def window_starts(num_samples: int, chunk_samples: int = CHUNK_SAMPLES,
+                  hop_samples: int = HOP_SAMPLES) -> np.ndarray:
+    """First samples of the sliding windows of a clip: 0, hop, 2 hop, ... while a window fits.
+
+    Returns:
+      `[num_windows]` int64; `[0]` for a clip shorter than one window.
+    """
+    if num_samples <= chunk_samples:
+        return np.zeros([1], np.int64)
+    return np.arange(0, num_samples - chunk_samples + 1, hop_samples, dtype=np.int64)
+
+
+def window_patches(mono, starts, chunk_samples: int = CHUNK_SAMPLES) -> np.ndarray:
+    """The VGGish log-mel patch centred on each window, as `frontend.centred_patch`.
+
+    Args:
+      mono: `[time]` float32 at 16 kHz.
+      starts: `[num_windows]` window starts in samples.
+
+    Returns:
+      `[num_windows, 96, 64]` float32 (zero-padded at the clip's edges).
+    """
+    half = frontend.PATCH_SAMPLES // 2
+    padded = np.pad(np.asarray(mono, np.float32), (half, half))
+    centres = np.asarray(starts, np.int64) + chunk_samples // 2
+    # Sample c sits at c + half of the padded signal and its patch starts half earlier.
+    segments = np.stack([padded[c : c + frontend.PATCH_SAMPLES] for c in centres])
+    return frontend.log_mel_spectrogram(segments).numpy()
+
+
+def window_frames(starts, num_frames: int, chunk_samples: int = CHUNK_SAMPLES) -> np.ndarray:
+    """1-based index of each window's centre frame (`fairplay.frame_index`), `[num_windows]`."""
+    start_s = np.asarray(starts, np.float64) / SAMPLE_RATE_HZ
+    end_s = start_s + chunk_samples / SAMPLE_RATE_HZ
+    return fairplay.frame_index(start_s, end_s, num_frames).numpy()
+
+
+# === Encoding helpers ===
+
+
+def encode_frames(model, frames, batch_size: int = 32) -> np.ndarray:
+    """V of `[n, H, W, 3]` frames in batches -> `[n, h, w, 512]` (inference mode)."""
+    parts = [keras.ops.convert_to_numpy(model.encode_frames(
+        tf.convert_to_tensor(frames[i : i + batch_size]), training=False))
+        for i in range(0, len(frames), batch_size)]
+    return np.concatenate(parts)
+
+
+def audio_features(model, patches, batch_size: int = 64) -> np.ndarray:
+    """The localizer's audio feature of `[n, 96, 64]` patches -> `[n, 512]`."""
+    parts = [keras.ops.convert_to_numpy(model.audio_feature(model.encode_audio(
+        tf.convert_to_tensor(patches[i : i + batch_size]), training=False)))
+        for i in range(0, len(patches), batch_size)]
+    return np.concatenate(parts)
+
+
+def pair_distances(model, visual, audio, batch_size: int = 64) -> np.ndarray:
+    """`model.pair_distance` of `[n, h, w, 512]` maps and `[n, 512]` audio features -> `[n]`."""
+    parts = [keras.ops.convert_to_numpy(model.pair_distance(
+        tf.convert_to_tensor(visual[i : i + batch_size]),
+        tf.convert_to_tensor(audio[i : i + batch_size])))
+        for i in range(0, len(audio), batch_size)]
+    return np.concatenate(parts)
+
+
+def map_peaks(cell_maps, frame_hw: tuple[int, int], refine: bool = False) -> np.ndarray:
+    """The peak of each localization map, in (fractional) pixel indices (row, column).
+
+    The upsampled map (`upsample_map`) takes its largest value at the centre of its largest cell,
+    pixel 32 i + 15.5 (bilinear interpolation peaks at the cell centres; at the frame's edges it
+    is flat from the edge to the centre, so a pixel-wise arg-max would land on the edge instead).
+    With `refine`, the peak moves to the centre of mass of the 3 x 3 cells around the largest one
+    (sub-cell precision: an object between two cell centres shares its attention between them).
+
+    Args:
+      cell_maps: `[n, h, w]` maps over the stride-32 cells (`model.cell_map`).
+      frame_hw: the frame's (height, width); peaks are clipped into it.
+      refine: refine to the local centre of mass.
+
+    Returns:
+      `[n, 2]` float (row, column) pixel indices (pixel k covers [k, k + 1)).
+    """
+    cell_maps = np.asarray(cell_maps, np.float64)
+    n, h, w = cell_maps.shape
+    rows, columns = np.unravel_index(cell_maps.reshape(n, -1).argmax(1), (h, w))
+    peaks = np.stack([rows, columns], axis=1).astype(np.float64)
+    if refine:
+        for index, (row, column) in enumerate(zip(rows, columns)):
+            r0, r1 = max(row - 1, 0), min(row + 2, h)
+            c0, c1 = max(column - 1, 0), min(column + 2, w)
+            patch = cell_maps[index, r0:r1, c0:c1] - cell_maps[index].min()
+            if patch.sum() > 0:
+                grid_r, grid_c = np.mgrid[r0:r1, c0:c1]
+                peaks[index] = [(patch * grid_r).sum() / patch.sum(),
+                                (patch * grid_c).sum() / patch.sum()]
+    pixels = loc.VISUAL_STRIDE * peaks + (loc.VISUAL_STRIDE - 1) / 2.0
+    return np.clip(pixels, 0.0, np.array(frame_hw, np.float64) - 1.0)
+
+
+# === Synthetic metadata ===
+
+
+def load_metadata(clip: fairplay.Clip) -> dict | None:
+    """`metadata/<id>.json` beside the clip's `binaural_audios/` folder, or None."""
+    root = os.path.dirname(os.path.dirname(clip.audio_path))
+    path = os.path.join(root, "metadata", f"{clip.clip_id}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
+def crop_to_original(points_rc, original_wh, resize_hw, crop_hw) -> np.ndarray:
+    """Pixel (row, column) of evaluation frames -> continuous (x, y) in the original frame.
+
+    The reader resizes the original (width, height) frame to `resize_hw` and takes the central
+    `crop_hw` (`fairplay.prepare_frame` without augmentation); pixel centres map back through
+    both steps.
+
+    Returns:
+      `[n, 2]` float (x, y) in original pixels (x = 0 the left edge).
+    """
+    points = np.asarray(points_rc, np.float64)
+    top = (resize_hw[0] - crop_hw[0]) // 2
+    left = (resize_hw[1] - crop_hw[1]) // 2
+    x = (points[:, 1] + 0.5 + left) * original_wh[0] / resize_hw[1]
+    y = (points[:, 0] + 0.5 + top) * original_wh[1] / resize_hw[0]
+    return np.stack([x, y], axis=1)
+
+
+def point_outcomes(points_xy, frame_numbers, metadata: dict) -> np.ndarray:
+    """Pointing-game outcome per point: "hit", "silent" or "background".
+
+    Args:
+      points_xy: `[n, 2]` (x, y) in original pixels.
+      frame_numbers: `[n]` 1-based frame of each point.
+      metadata: the clip's metadata (objects with `sounding` and `boxes_xyxy` per frame, pixel
+        edges, x1 and y1 exclusive).
+    """
+    outcomes = []
+    for (x, y), frame in zip(points_xy, frame_numbers):
+        inside = {True: False, False: False}
+        for item in metadata["objects"]:
+            x0, y0, x1, y1 = item["boxes_xyxy"][int(frame) - 1]
+            if x0 <= x < x1 and y0 <= y < y1:
+                inside[bool(item["sounding"])] = True
+        outcomes.append("hit" if inside[True] else "silent" if inside[False] else "background")
+    return np.asarray(outcomes)
+
+
+def _classes(metadata: dict, sounding_only: bool) -> frozenset[str]:
+    return frozenset(o["class"] for o in metadata["objects"] if o["sounding"] or not sounding_only)
+
+
+# === Table 1 protocol and pointing game ===
+
+
+def _negative_pool(model, clips, size, resize_hw, crop_hw, rng, batch_size):
+    """(clip index `[size]`, frame number `[size]`, V `[size, h, w, 512]`) of random frames."""
+    clip_index = rng.integers(0, len(clips), size)
+    frame_number = np.array([rng.integers(1, clips[c].num_frames + 1) for c in clip_index])
+    frames = np.stack([
+        fairplay.prepare_frame(fairplay.read_frame(clips[c].frame_path(int(k))),
+                               tf.zeros([2], tf.int32), resize_hw, crop_hw, augment=False).numpy()
+        for c, k in zip(clip_index, frame_number)])
+    return clip_index, frame_number, encode_frames(model, frames, batch_size)
+
+
+def evaluate_localization(
+    model,
+    clips: Sequence[fairplay.Clip],
+    resize_hw: tuple[int, int],
+    crop_hw: tuple[int, int],
+    seed: int = 0,
+    negative_pool_size: int = 256,
+    hop_samples: int = HOP_SAMPLES,
+    batch_size: int = 32,
+    pointing_game: bool | None = None,
+) -> dict:
+    """Supp. Table 1's protocol on whole clips, plus the pointing game on synthetic clips.
+
+    Args:
+      model: a `LocalizationModel` (any localizer).
+      clips: the split's clips (`fairplay.list_clips(root, "test")`), at least two.
+      resize_hw, crop_hw: frame preparation, as in training (central crop).
+      seed: draws the negative pool and each window's negative.
+      negative_pool_size: frames in the negative pool.
+      hop_samples: window hop (1,600 = 0.1 s).
+      batch_size: frames / windows per model call.
+      pointing_game: score the pointing game (needs `metadata/<id>.json` for every clip); None:
+        when the metadata exist.
+
+    Returns:
+      dict: distance, accuracy (supp. Eq. 10, 11), counts {true_positives, false_negatives,
+      true_negatives, false_positives}, num_windows, num_clips; with metadata also
+      ambiguous_fraction, distance_unambiguous, accuracy_unambiguous; with the pointing game
+      pointing_window_hit_rate, pointing_clip_hit_rate, pointing_silent_rate,
+      pointing_background_rate and per_clip {clip_id: window hit rate}, and the same with the
+      suffix `_refined` for peaks refined to sub-cell precision (`map_peaks(refine=True)`).
+    """
+    clips = list(clips)
+    if len(clips) < 2:
+        raise ValueError("The localization evaluation needs at least two clips (negative frames "
+                         f"come from other clips); got {len(clips)}.")
+    metadata = [load_metadata(clip) for clip in clips]
+    have_metadata = all(m is not None for m in metadata)
+    if pointing_game is None:
+        pointing_game = have_metadata
+    if pointing_game and not have_metadata:
+        missing = [c.clip_id for c, m in zip(clips, metadata) if m is None]
+        raise ValueError(f"The pointing game needs metadata/<id>.json; missing for {missing[:5]}.")
+
+    rng = np.random.default_rng(seed)
+    pool_clip, _, pool_visual = _negative_pool(model, clips, negative_pool_size, resize_hw,
+                                               crop_hw, rng, batch_size)
+    if len(set(pool_clip.tolist())) < 2:
+        raise ValueError("The negative pool holds frames of one clip only; raise "
+                         "negative_pool_size.")
+    distance, accuracy = loc.AudioVisualDistance(), loc.PairAccuracy()
+    distance_clear, accuracy_clear = loc.AudioVisualDistance(), loc.PairAccuracy()
+    ambiguous_total = 0
+    outcomes_all, per_clip = {False: [], True: []}, {False: {}, True: {}}  # by `refine`
+
+    position = {clip.clip_id: index for index, clip in enumerate(clips)}
+    for example in fairplay.evaluation_dataset(clips, resize_hw, crop_hw):
+        clip_index = position[example["clip_id"].numpy().decode()]
+        frames = example["frames"].numpy()
+        starts = window_starts(int(example["mono"].shape[0]), hop_samples=hop_samples)
+        frame_numbers = window_frames(starts, len(frames))
+        visual = encode_frames(model, frames, batch_size)[frame_numbers - 1]
+        audio = audio_features(model, window_patches(example["mono"].numpy(), starts), batch_size)
+        others = np.flatnonzero(pool_clip != clip_index)
+        negative = others[rng.integers(0, len(others), len(starts))]
+
+        d_positive = pair_distances(model, visual, audio, batch_size)
+        d_negative = pair_distances(model, pool_visual[negative], audio, batch_size)
+        scaled = loc.softmax_scaled(tf.constant(d_positive), tf.constant(d_negative))
+        distance.update_state(*scaled)
+        accuracy.update_state(*scaled)
+        if have_metadata:
+            sounding = _classes(metadata[clip_index], sounding_only=True)
+            clear = np.array([not sounding <= _classes(metadata[pool_clip[n]], False)
+                              for n in negative], np.float32)
+            ambiguous_total += int(len(clear) - clear.sum())
+            distance_clear.update_state(*scaled, sample_weight=clear)
+            accuracy_clear.update_state(*scaled, sample_weight=clear)
+        if pointing_game:
+            cell_maps = np.concatenate([keras.ops.convert_to_numpy(model.cell_map(
+                tf.convert_to_tensor(visual[i : i + batch_size]),
+                tf.convert_to_tensor(audio[i : i + batch_size])))
+                for i in range(0, len(audio), batch_size)])
+            for refine in (False, True):
+                points = crop_to_original(map_peaks(cell_maps, crop_hw, refine),
+                                          metadata[clip_index]["frame_size"], resize_hw, crop_hw)
+                outcomes = point_outcomes(points, frame_numbers, metadata[clip_index])
+                outcomes_all[refine].append(outcomes)
+                per_clip[refine][clips[clip_index].clip_id] = float(np.mean(outcomes == "hit"))
+
+    counts = accuracy.counts()
+    num_windows = int(counts["true_positives"] + counts["false_negatives"])
+    result = {
+        "distance": float(distance.result()),
+        "accuracy": float(accuracy.result()),
+        "counts": counts,
+        "num_windows": num_windows,
+        "num_clips": len(clips),
+    }
+    if have_metadata:
+        result.update(
+            ambiguous_fraction=ambiguous_total / max(num_windows, 1),
+            distance_unambiguous=float(distance_clear.result()),
+            accuracy_unambiguous=float(accuracy_clear.result()),
+        )
+    if pointing_game:
+        for refine, suffix in ((False, ""), (True, "_refined")):
+            outcomes = np.concatenate(outcomes_all[refine])
+            rates = per_clip[refine].values()
+            result.update({
+                f"pointing_window_hit_rate{suffix}": float(np.mean(outcomes == "hit")),
+                f"pointing_clip_hit_rate{suffix}": float(np.mean([r >= 0.5 for r in rates])),
+                f"pointing_silent_rate{suffix}": float(np.mean(outcomes == "silent")),
+                f"pointing_background_rate{suffix}": float(np.mean(outcomes == "background")),
+                f"per_clip{suffix}": per_clip[refine],
+            })
+    return result
+
+
+# === Correlation analysis (supp. Fig. 1-2) ===
+
+
+def centre_windows(clips: Sequence[fairplay.Clip], resize_hw, crop_hw, num_clips: int = 10,
+                   seed: int = 0) -> dict:
+    """The middle window of `num_clips` random distinct clips: inputs of `correlation_matrix`.
+
+    Returns:
+      dict: `mono_patch` `[n, 96, 64]`, `frame` `[n, crop_h, crop_w, 3]`, `clip_id` [n] str,
+      `frame_number` `[n]` (1-based).
+    """
+    if len(clips) < num_clips:
+        raise ValueError(f"{num_clips} clips asked for, the split has {len(clips)}.")
+    chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
+    subset = [clips[i] for i in chosen]
+    patches, frames, numbers = [], [], []
+    for example in fairplay.evaluation_dataset(subset, resize_hw, crop_hw):
+        length = int(example["mono"].shape[0])
+        start = max(0, (length - CHUNK_SAMPLES) // 2)
+        number = int(window_frames([start], int(example["frames"].shape[0]))[0])
+        patches.append(window_patches(example["mono"].numpy(), [start])[0])
+        frames.append(example["frames"][number - 1].numpy())
+        numbers.append(number)
+    return {"mono_patch": np.stack(patches), "frame": np.stack(frames),
+            "clip_id": [c.clip_id for c in subset], "frame_number": np.array(numbers)}
+
+
+def correlation_matrix(model, mono_patch, frames, batch_size: int = 32) -> dict:
+    """Audio x frame distances of n clips (supp. Fig. 1-2); row i = audio i, column j = frame j.
+
+    Returns:
+      dict of `[n, n]` float arrays: `distance` d(audio i, frame j); `scaled` (off-diagonal: D-
+      of softmax([d_ii, d_ij]); diagonal: the mean D+ of row i's pairs); `correlation` =
+      1 - scaled.
+    """
+    visual = encode_frames(model, np.asarray(frames, np.float32), batch_size)
+    audio = audio_features(model, np.asarray(mono_patch, np.float32), batch_size)
+    n = len(audio)
+    rows, columns = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    distance = pair_distances(model, visual[columns.ravel()], audio[rows.ravel()],
+                              batch_size).reshape(n, n)
+    positive = np.repeat(np.diag(distance)[:, None], n, axis=1)
+    scaled_positive, scaled_negative = (keras.ops.convert_to_numpy(v) for v in loc.softmax_scaled(
+        tf.constant(positive, tf.float32), tf.constant(distance, tf.float32)))
+    off_diagonal = ~np.eye(n, dtype=bool)
+    scaled = np.where(off_diagonal, scaled_negative, 0.0)
+    scaled[np.diag_indices(n)] = (scaled_positive * off_diagonal).sum(1) / max(n - 1, 1)
+    return {"distance": distance, "scaled": scaled, "correlation": 1.0 - scaled}
+
+
+def _figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str | os.PathLike) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic.atomic_file(path) as temporary:
+        figure.savefig(temporary, format="png", bbox_inches="tight")
+
+
+def plot_correlation_matrix(correlation, path: str | os.PathLike, title: str = "",
+                            labels: Sequence[str] | None = None) -> None:
+    """Draws an audio-visual correlation matrix (supp. Fig. 1-2) as an annotated heat map PNG.
+
+    Args:
+      correlation: `[n, n]` in [0, 1] (`correlation_matrix(...)["correlation"]`); rows audio,
+        columns frames.
+      path: the PNG to write.
+      title: the figure's title.
+      labels: optional clip names for the axes.
+    """
+    correlation = np.asarray(correlation)
+    n = len(correlation)
+    figure = _figure(0.55 * n + 2.0, 0.55 * n + 1.2)
+    axes = figure.add_subplot()
+    image = axes.imshow(correlation, vmin=0.0, vmax=1.0, cmap="viridis")
+    for i in range(n):
+        for j in range(n):
+            value = correlation[i, j]
+            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="black" if value > 0.6 else "white")
+    ticks = np.arange(n)
+    axes.set_xticks(ticks, labels if labels is not None else [str(t + 1) for t in ticks],
+                    rotation=90 if labels is not None else 0, fontsize=7)
+    axes.set_yticks(ticks, labels if labels is not None else [str(t + 1) for t in ticks],
+                    fontsize=7)
+    axes.set_xlabel("frame of clip j")
+    axes.set_ylabel("audio of clip i")
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="correlation = 1 - D")
+    _save(figure, path)
+
+
+def plot_localization_maps(frames, maps, path: str | os.PathLike,
+                           titles: Sequence[str] | None = None, boxes=None, peaks=None,
+                           columns: int = 4, alpha: float = 0.5) -> None:
+    """Frames with their localization maps overlaid (supp. Fig. 5), one panel each, as a PNG.
+
+    Args:
+      frames: `[n, H, W, 3]` float in [0, 1].
+      maps: `[n, H, W]` (e.g. `model.localize`); each is scaled to [0, 1] for display.
+      path: the PNG to write.
+      titles: optional panel titles.
+      boxes: optional per panel a list of (box [x0, y0, x1, y1] in the panel's pixels, sounding
+        bool): sounding boxes are drawn solid white, silent ones dashed red.
+      peaks: optional `[n, 2]` (row, column) peaks (`map_peaks`), marked with a cross.
+      columns: panels per row.
+      alpha: opacity of the map.
+    """
+    from matplotlib.patches import Rectangle
+
+    frames, maps = np.asarray(frames), np.asarray(maps)
+    n = len(frames)
+    rows = (n + columns - 1) // columns
+    height, width = frames.shape[1:3]
+    panel = 2.6
+    figure = _figure(panel * min(n, columns), panel * rows * height / width + 0.3 * rows)
+    for index in range(n):
+        axes = figure.add_subplot(rows, min(n, columns), index + 1)
+        axes.imshow(np.clip(frames[index], 0.0, 1.0))
+        shown = maps[index] - maps[index].min()
+        shown = shown / max(float(shown.max()), 1e-12)
+        axes.imshow(shown, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        if peaks is not None:
+            axes.plot(peaks[index][1], peaks[index][0], marker="+", color="white",
+                      markersize=10, mew=2)
+        for box, sounding in (boxes[index] if boxes is not None else []):
+            x0, y0, x1, y1 = box
+            axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                     edgecolor="white" if sounding else "red",
+                                     linestyle="-" if sounding else "--", linewidth=1.2))
+        axes.set_axis_off()
+        if titles is not None:
+            axes.set_title(titles[index], fontsize=7)
+    _save(figure, path)
+
+
+def localization_panels(model, clips: Sequence[fairplay.Clip], resize_hw, crop_hw,
+                        num_clips: int = 4, times_s: Sequence[float] = (1.5, 4.0, 6.5, 9.0),
+                        seed: int = 0) -> dict:
+    """Frames, maps and boxes (in the evaluation frame's pixels) of a few clips at a few times.
+
+    Returns:
+      dict for `plot_localization_maps`: `frames`, `maps`, `titles`, `boxes` (None without
+      metadata), `peaks`; panels are ordered clip by clip, `len(times_s)` per clip.
+    """
+    chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
+    subset = [clips[i] for i in chosen]
+    frames, patches, titles, boxes = [], [], [], []
+    for clip, example in zip(subset, fairplay.evaluation_dataset(subset, resize_hw, crop_hw)):
+        length = int(example["mono"].shape[0])
+        metadata = load_metadata(clip)
+        for time_s in times_s:
+            start = int(np.clip(time_s * SAMPLE_RATE_HZ - CHUNK_SAMPLES // 2, 0,
+                                max(0, length - CHUNK_SAMPLES)))
+            number = int(window_frames([start], int(example["frames"].shape[0]))[0])
+            frames.append(example["frames"][number - 1].numpy())
+            patches.append(window_patches(example["mono"].numpy(), [start])[0])
+            titles.append(f"{clip.clip_id} t={(start + CHUNK_SAMPLES / 2) / SAMPLE_RATE_HZ:.1f}s")
+            if metadata is not None:
+                boxes.append(_boxes_in_crop(metadata, number, resize_hw, crop_hw))
+    maps, cells = [], []
+    for i in range(0, len(frames), 16):
+        outputs = model({"frame": tf.constant(np.stack(frames[i : i + 16])),
+                         "mono_patch": tf.constant(np.stack(patches[i : i + 16]))},
+                        training=False)
+        maps.append(keras.ops.convert_to_numpy(outputs["map"]))
+        cells.append(keras.ops.convert_to_numpy(outputs["attention"]))
+    frames = np.stack(frames)
+    return {"frames": frames, "maps": np.concatenate(maps), "titles": titles,
+            "boxes": boxes if len(boxes) == len(frames) else None,
+            "peaks": map_peaks(np.concatenate(cells), frames.shape[1:3])}
+
+
+def _boxes_in_crop(metadata: dict, frame_number: int, resize_hw, crop_hw):
+    """The metadata boxes of a frame in the pixels of its resized, centrally cropped version."""
+    width, height = metadata["frame_size"]
+    top = (resize_hw[0] - crop_hw[0]) // 2
+    left = (resize_hw[1] - crop_hw[1]) // 2
+    sx, sy = resize_hw[1] / width, resize_hw[0] / height
+    boxes = []
+    for item in metadata["objects"]:
+        x0, y0, x1, y1 = item["boxes_xyxy"][frame_number - 1]
+        boxes.append(([x0 * sx - left, y0 * sy - top, x1 * sx - left, y1 * sy - top],
+                      bool(item["sounding"])))
+    return boxes

@@ -1,0 +1,1064 @@
+"""Visual sounding-object localization: OSA, SSM and the additional baseline (SPEC section 4).
+
+Paper symbols -> code names (supp. section 1 and 2; "our reading" of main-paper Eq. 5-6):
+    e            audio embedding of a 0.96 s log-mel patch      `audio_embedding` [batch, 128]
+    a = f_a^m    LayerNorm(FC(ReLU(FC(e))))                     `audio_feature`   [batch, 512]
+    V, V-        ResNet-18 map of the positive / negative frame `visual`, `negative_visual`
+                                                                [batch, h, w, 512]
+    s = f_v^n    LayerNorm(GlobalAvgPool(V))  (scene)           `scene_feature`   [batch, 512]
+    A            softmax_ij(<V^_ij, a^> / tau)  (Eq. 5)         `attention`       [batch, h, w]
+    o, o-        FC(ReLU(FC(sum_ij A_ij V_ij)))  (Eq. 5, 6)     `object_feature`  [batch, 512]
+    d+, d-       ||a - f+||_2, ||a - f-||_2  (supp. Eq. 2)       `d_positive`, `d_negative`
+    D+, D-       softmax([d+, d-])  (so D+ -> 0 when f+ is near) `scaled_positive`, ...
+    l            ||(D+, D-) - (0, 1)||_2  (supp. Eq. 3, 10)      `pair_loss`
+    l_sce_loc    l with f = s;  l_obj_loc: l with f = o          `sce_loss`, `obj_loss`
+    f_v, f_pa,   pooled visual feature, projected positive /    `visual_feature`,
+    f_na, f'_v   negative audio, gated visual f_v sigma(f_v^T f_pa) (supp. Eq. 1) `gated_visual`
+
+Design choices (ours, where the supplement is silent):
+- **OSA** (`OSAHead`): exactly the formulas above; the localization map is A upsampled to the
+  frame (`upsample_map`: each cell of the stride-32 map covers a 32 x 32 pixel square).
+- **SSM** (`SSMHead`): the same with binaural audio in: e = [e(L), e(R)] (256-d), every FC twice as
+  wide (audio feature 1024 = left half + right half, each half attending over V and giving a left
+  and a right map). To let the head see *where* the attended object is, each half's pooled
+  feature is extended by the attention's centroid (x, y in [-1, 1], +x to the image's right)
+  before the object FCs: a ResNet feature alone carries little absolute position. Negatives:
+  the negative frame (pair distance of the same audio and V-), and the channel-swapped audio of
+  the same clip (e' = [e(R), e(L)] with V). **SSM loss** = mean of the two pair losses:
+  (l(d+, d-_frame) + l(d+, d-_swap)) / 2, every distance the object distance ||a - o(V, a)||.
+- **Additional baseline** (`BaselineHead`, supp. Eq. 1-3): f_v = GlobalAvgPool(V) (no
+  projection, as the supplement says), f_pa = FC(ReLU(FC(e))) (two FCs as in OSA, no LayerNorm),
+  f'_v = f_v sigma(f_v^T f_pa), d+ = ||f'_v - f_pa||, d- = ||f'_v - f_na||. **Negative audio in
+  training**: the audio of the nearest other example of the batch, rolling by the smallest shift
+  that reaches another clip id (`negative_audio_indices`); an example with no other clip in its
+  batch is left out of the loss. Its localization map is the per-cell gate sigma(V_ij^T f_pa)
+  (Eq. 1 applied to each cell), upsampled as OSA's.
+- **In-batch negatives** (`negatives="batch"`, the default): besides its own negative frame
+  (negative audio for the baseline), each example also takes every example of its batch that
+  comes from another clip (by `clip_id`) as a negative, each scored with the same pair loss;
+  its loss is the mean over its negatives. On our CPU budget, training from scratch with one
+  negative pair per example (`negatives="pair"`, the paper's sampling as we read it) stayed at
+  chance for the first 200 steps of 16 examples, while in-batch negatives learnt within them
+  (benchmarks/bench_localization.py). Without clip ids, only the own negative is used.
+- **Pair distance for any (audio, frame) pair** (`LocalizationModel.pair_distance`, used by the
+  metrics and by `keras_binaural.localization_eval`): OSA: ||a - s(V)|| + ||a - o(V, a)||
+  (`distance_feature="sum"`, the default; "scene" or "object" pick one term); baseline:
+  ||f_v sigma(f_v^T f_a) - f_a||.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_binaural.models.audio_encoders import (
+    AUDIO_ENCODERS,
+    check_patches,
+    make_audio_encoder,
+)
+from keras_binaural.models.resnet import ResNet18
+from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
+
+FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
+VISUAL_STRIDE = 32  # ResNet-18's output stride: one map cell per 32 x 32 pixels
+LOCALIZERS = ("osa", "baseline")
+DISTANCE_FEATURES = ("sum", "scene", "object")
+NEGATIVES = ("batch", "pair")
+_EPSILON = 1e-12
+
+
+# === Math (supp. Eq. 1-3, 10-11; main-paper Eq. 5-6 as we read them) ===
+
+
+def l2_distance(x, y):
+    """Euclidean distance ||x - y||_2 over the last axis, `[..., n]` -> `[...]`.
+
+    The squared norm is floored at 1e-12 so that the gradient stays finite at x = y.
+    """
+    squared = keras.ops.sum(keras.ops.square(x - y), axis=-1)
+    return keras.ops.sqrt(keras.ops.maximum(squared, _EPSILON))
+
+
+def softmax_scaled(d_positive, d_negative):
+    """Softmax over a positive/negative pair of distances (supp. Eq. 10's scaling).
+
+    Args:
+      d_positive, d_negative: `[batch]` raw distances d+ and d-.
+
+    Returns:
+      (D+, D-), each `[batch]` in [0, 1] with D+ + D- = 1; D+ -> 0 when d+ << d-.
+    """
+    scaled = keras.ops.softmax(keras.ops.stack([d_positive, d_negative], axis=-1), axis=-1)
+    return scaled[..., 0], scaled[..., 1]
+
+
+def scaled_pair_distance(scaled_positive, scaled_negative):
+    """||(D+, D-) - (0, 1)||_2 per pair (supp. Eq. 3 and 10): `[batch]` -> `[batch]`."""
+    squared = keras.ops.square(scaled_positive) + keras.ops.square(scaled_negative - 1.0)
+    return keras.ops.sqrt(keras.ops.maximum(squared, _EPSILON))
+
+
+def pair_loss(d_positive, d_negative):
+    """The softmax-scaled pair loss l = ||softmax([d+, d-]) - (0, 1)||_2 (supp. Eq. 3).
+
+    Args:
+      d_positive, d_negative: `[batch]` raw distances.
+
+    Returns:
+      `[batch]` in [0, sqrt(2)]; since D- = 1 - D+, l = sqrt(2) D+ = sqrt(2) sigmoid(d+ - d-).
+    """
+    return scaled_pair_distance(*softmax_scaled(d_positive, d_negative))
+
+
+def ssm_loss(d_positive, d_negative_frame, d_negative_swap):
+    """The SSM loss: the mean of the pair losses against both negatives, `[batch]`.
+
+    Args:
+      d_positive: `[batch]` ||a - o(V, a)|| for the clip's binaural audio and its frame.
+      d_negative_frame: the same audio with the negative frame V- (another clip).
+      d_negative_swap: the channel-swapped audio a' with the clip's own frame, ||a' - o(V, a')||.
+    """
+    return 0.5 * (pair_loss(d_positive, d_negative_frame) + pair_loss(d_positive, d_negative_swap))
+
+
+def masked_pair_loss(d_positive, d_candidates, mask):
+    """Mean pair loss of each positive against its masked negatives (in-batch negatives).
+
+    Args:
+      d_positive: `[batch]` d+ of each example's positive pair.
+      d_candidates: `[batch, k]` distances of the same anchor to k candidate negatives.
+      mask: `[batch, k]` 1 where the candidate is a valid negative (another clip).
+
+    Returns:
+      (`[batch]` mean over the valid negatives of `pair_loss(d+, d-)` (0 without any),
+      `[batch]` 1 where the example has at least one valid negative).
+    """
+    mask = keras.ops.cast(mask, d_positive.dtype)
+    positive = keras.ops.broadcast_to(keras.ops.expand_dims(d_positive, -1),
+                                      keras.ops.shape(d_candidates))
+    losses = pair_loss(positive, d_candidates)
+    count = keras.ops.sum(mask, axis=-1)
+    valid = keras.ops.cast(count > 0, d_positive.dtype)
+    return keras.ops.sum(losses * mask, axis=-1) / keras.ops.maximum(count, 1.0), valid
+
+
+def weighted_mean(values, weights=None):
+    """Mean of `[batch]` values, or their weighted mean (0 when all weights are 0)."""
+    if weights is None:
+        return keras.ops.mean(values)
+    weights = keras.ops.cast(weights, values.dtype)
+    return keras.ops.sum(values * weights) / keras.ops.maximum(keras.ops.sum(weights), 1.0)
+
+
+def l2_normalize(x, axis=-1):
+    """x / ||x||_2 along `axis` (the norm floored at 1e-6)."""
+    norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(x), axis=axis, keepdims=True))
+    return x / keras.ops.maximum(norm, 1e-6)
+
+
+def object_attention(visual, query, temperature: float):
+    """Object attention A (main-paper Eq. 5, our reading): softmax over the h*w cells.
+
+    Args:
+      visual: `[batch, h, w, c]` visual map V.
+      query: `[batch, c]` audio feature a.
+      temperature: tau > 0; the cosine similarities (in [-1, 1]) are divided by it.
+
+    Returns:
+      `[batch, h, w]`, non-negative, summing to 1 over (h, w) for each example.
+    """
+    logits = keras.ops.einsum("bhwc,bc->bhw", l2_normalize(visual), l2_normalize(query))
+    shape = keras.ops.shape(logits)
+    flat = keras.ops.reshape(logits / temperature, (shape[0], -1))
+    return keras.ops.reshape(keras.ops.softmax(flat, axis=-1), shape)
+
+
+def attention_pool(visual, attention):
+    """sum_ij A_ij V_ij: `[batch, h, w, c]`, `[batch, h, w]` -> `[batch, c]`."""
+    return keras.ops.einsum("bhwc,bhw->bc", visual, attention)
+
+
+def attention_centroid(attention):
+    """The attention's centre of mass (x, y), each in [-1, 1], `[batch, h, w]` -> `[batch, 2]`.
+
+    x runs from the image's left (-1) to its right (+1), y from top to bottom; cell centres are
+    at (2 j + 1) / w - 1.
+    """
+    shape = keras.ops.shape(attention)
+    height, width = shape[1], shape[2]
+    ys = (2.0 * keras.ops.cast(keras.ops.arange(height), attention.dtype) + 1.0) / (
+        keras.ops.cast(height, attention.dtype)) - 1.0
+    xs = (2.0 * keras.ops.cast(keras.ops.arange(width), attention.dtype) + 1.0) / (
+        keras.ops.cast(width, attention.dtype)) - 1.0
+    x = keras.ops.sum(keras.ops.sum(attention, axis=1) * xs, axis=-1)
+    y = keras.ops.sum(keras.ops.sum(attention, axis=2) * ys, axis=-1)
+    return keras.ops.stack([x, y], axis=-1)
+
+
+def baseline_gate(visual_feature, audio_feature):
+    """The additional baseline's visual object feature f'_v = f_v sigma(f_v^T f_pa) (supp. Eq. 1).
+
+    Args:
+      visual_feature: `[..., c]` f_v.
+      audio_feature: `[..., c]` f_pa.
+
+    Returns:
+      `[..., c]` f'_v.
+    """
+    similarity = keras.ops.sum(visual_feature * audio_feature, axis=-1, keepdims=True)
+    return visual_feature * keras.ops.sigmoid(similarity)
+
+
+def upsample_map(cell_map, frame_hw: tuple[int, int], stride: int = VISUAL_STRIDE):
+    """A map over the stride-32 cells -> a map over the frame's pixels (bilinear).
+
+    ResNet-18 pads the frame to a multiple of 32 (its ceil rounding), so cell (i, j) covers the
+    pixels [32 i, 32 i + 32) x [32 j, 32 j + 32) of the padded frame: the map is resized to
+    (32 h, 32 w), cell centres landing on pixel 32 i + 15.5, and cropped to the frame.
+
+    Args:
+      cell_map: `[batch, h, w]`.
+      frame_hw: the frame's (height, width) in pixels, Python ints.
+
+    Returns:
+      `[batch, height, width]`.
+    """
+    height, width = frame_hw
+    cells_h, cells_w = cell_map.shape[1], cell_map.shape[2]
+    if not all(isinstance(size, int) for size in (height, width, cells_h, cells_w)):
+        raise ValueError(
+            "The localization map needs frames with a static height and width (batches of a "
+            f"tf.data pipeline have them); got frame size {frame_hw} and map size "
+            f"{(cells_h, cells_w)}."
+        )
+    resized = keras.ops.image.resize(
+        keras.ops.expand_dims(cell_map, -1), (cells_h * stride, cells_w * stride),
+        interpolation="bilinear", data_format="channels_last",
+    )
+    return resized[:, :height, :width, 0]
+
+
+def pair_accuracy(true_positives, true_negatives, false_negatives):
+    """Supp. Eq. 11: (TP + TN) / (2 (TP + FN)); 0 when there are no positive pairs.
+
+    TP: positive pairs predicted paired (D+ <= 0.5); FN: positive pairs predicted unpaired;
+    TN: negative pairs predicted unpaired (D- > 0.5). With one negative per positive the
+    denominator is the number of pairs.
+    """
+    positives = keras.ops.convert_to_tensor(true_positives + false_negatives, "float32")
+    correct = keras.ops.convert_to_tensor(true_positives + true_negatives, "float32")
+    return keras.ops.where(positives > 0, correct / (2.0 * keras.ops.maximum(positives, 1.0)), 0.0)
+
+
+def negative_audio_indices(clip_ids=None, batch_size=None):
+    """For each example, the nearest other example of the batch from another clip.
+
+    Example i takes the audio of example (i + k) mod batch with the smallest k >= 1 whose clip id
+    differs from its own (the baseline's negative audio f_na). TensorFlow, as it runs in the
+    train step on string ids.
+
+    Args:
+      clip_ids: `[batch]` string (or int) clip ids, or None: then every example takes the next
+        one (k = 1) and all are valid when batch > 1.
+      batch_size: the batch size (a scalar tensor), needed when `clip_ids` is None.
+
+    Returns:
+      (indices `[batch]` int32, valid `[batch]` bool): valid is False for an example with no
+      other clip in its batch (its loss term is dropped).
+    """
+    if clip_ids is None:
+        batch = tf.convert_to_tensor(batch_size, tf.int32)
+        indices = (tf.range(batch) + 1) % batch
+        return indices, tf.fill([batch], batch > 1)
+    batch = tf.shape(clip_ids)[0]
+    # Shifts 1 .. batch - 1, then 0 (itself, never valid) so that the axis is never empty.
+    shifts = tf.concat([tf.range(1, batch), [0]], axis=0)
+    candidates = (tf.range(batch)[:, None] + shifts[None, :]) % batch
+    other = tf.not_equal(tf.gather(clip_ids, candidates), clip_ids[:, None])
+    first = tf.argmax(tf.cast(other, tf.int32), axis=1, output_type=tf.int32)
+    indices = tf.gather(candidates, first, batch_dims=1)
+    return indices, tf.reduce_any(other, axis=1)
+
+
+# === Metrics (supp. Eq. 10-11) ===
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class AudioVisualDistance(keras.metrics.Metric):
+    """Mean audio-visual distance ||(D+, D-) - (0, 1)||_2 over pairs (supp. Eq. 10).
+
+    Call arguments (`update_state`):
+      scaled_positive: `[batch]` D+ of the positive pairs (softmax-scaled, `softmax_scaled`).
+      scaled_negative: `[batch]` D- of their negative pairs.
+      sample_weight: optional `[batch]` weights (0 drops a pair).
+
+    Example:
+    >>> metric = AudioVisualDistance()
+    >>> metric.update_state(*softmax_scaled(d_positive, d_negative))  # doctest: +SKIP
+    """
+
+    def __init__(self, name: str = "distance", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", name="total")
+        self.count = self.add_variable((), initializer="zeros", name="count")
+
+    def update_state(self, scaled_positive, scaled_negative, sample_weight=None):
+        values = keras.ops.cast(scaled_pair_distance(scaled_positive, scaled_negative), "float32")
+        weights = keras.ops.ones_like(values) if sample_weight is None else keras.ops.cast(
+            sample_weight, "float32")
+        self.total.assign_add(keras.ops.sum(values * weights))
+        self.count.assign_add(keras.ops.sum(weights))
+
+    def result(self):
+        return self.total / keras.ops.maximum(self.count, 1e-12)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class PairAccuracy(keras.metrics.Metric):
+    """Audio-visual pair classification accuracy (supp. Eq. 11), from accumulated counts.
+
+    A pair is predicted "paired" when its scaled distance D <= `threshold` (0.5). Positive pairs
+    give TP (D+ <= 0.5) or FN; negative pairs give TN (D- > 0.5) or FP. Result:
+    (TP + TN) / (2 (TP + FN)). The four counts are kept (`counts()`).
+
+    Args:
+      threshold: the "paired" threshold on D.
+      name: metric name.
+
+    Call arguments (`update_state`):
+      scaled_positive: `[batch]` D+ of the positive pairs.
+      scaled_negative: `[batch]` D- of the negative pairs.
+      sample_weight: optional `[batch]` weights (0 drops a pair).
+    """
+
+    def __init__(self, threshold: float = 0.5, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.threshold = threshold
+        self.true_positives = self.add_variable((), initializer="zeros", name="true_positives")
+        self.false_negatives = self.add_variable((), initializer="zeros", name="false_negatives")
+        self.true_negatives = self.add_variable((), initializer="zeros", name="true_negatives")
+        self.false_positives = self.add_variable((), initializer="zeros", name="false_positives")
+
+    def update_state(self, scaled_positive, scaled_negative, sample_weight=None):
+        positive_paired = keras.ops.cast(scaled_positive <= self.threshold, "float32")
+        negative_paired = keras.ops.cast(scaled_negative <= self.threshold, "float32")
+        weights = keras.ops.ones_like(positive_paired) if sample_weight is None else (
+            keras.ops.cast(sample_weight, "float32"))
+        self.true_positives.assign_add(keras.ops.sum(positive_paired * weights))
+        self.false_negatives.assign_add(keras.ops.sum((1.0 - positive_paired) * weights))
+        self.true_negatives.assign_add(keras.ops.sum((1.0 - negative_paired) * weights))
+        self.false_positives.assign_add(keras.ops.sum(negative_paired * weights))
+
+    def result(self):
+        return pair_accuracy(self.true_positives, self.true_negatives, self.false_negatives)
+
+    def counts(self) -> dict[str, float]:
+        """The accumulated TP, FN, TN and FP."""
+        return {name: float(keras.ops.convert_to_numpy(variable)) for name, variable in (
+            ("true_positives", self.true_positives), ("false_negatives", self.false_negatives),
+            ("true_negatives", self.true_negatives), ("false_positives", self.false_positives))}
+
+    def reset_state(self):
+        for variable in (self.true_positives, self.false_negatives, self.true_negatives,
+                         self.false_positives):
+            variable.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+# === Layers ===
+
+
+def _head_shapes(input_shape) -> tuple[int, int]:
+    """(audio embedding size, visual channels) from a head's input shape dict."""
+    if not isinstance(input_shape, dict) or not {"audio_embedding", "visual"} <= set(input_shape):
+        raise ValueError(
+            "Localization heads are called on a dict {'audio_embedding': [batch, e], "
+            f"'visual': [batch, h, w, c]}}; got input shape {input_shape}."
+        )
+    return int(input_shape["audio_embedding"][-1]), int(input_shape["visual"][-1])
+
+
+def _dense(units: int, name: str, dtype, activation=None) -> keras.layers.Dense:
+    return keras.layers.Dense(units, activation=activation, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class OSAHead(keras.layers.Layer):
+    """Object-scene awareness head (supp. section 1; main-paper Eq. 5-6 as we read them).
+
+    a = LayerNorm(FC(ReLU(FC(e)))); s = LayerNorm(GlobalAvgPool(V));
+    A = softmax_ij(<V^_ij, a^> / tau); o = FC(ReLU(FC(sum_ij A_ij V_ij))). The pseudo object o- of
+    a negative frame is `object_feature(negative_visual, a)` with the same a.
+
+    Args:
+      feature_size: size of a, s and o; must equal the visual channels (512 for ResNet-18),
+        since s enters ||a - s|| without a projection.
+      temperature: tau of the attention softmax (cosine similarities / tau).
+      **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+      inputs: dict with `audio_embedding` `[batch, e]` (e = 128, an audio encoder's output) and
+        `visual` `[batch, h, w, feature_size]` (the ResNet-18 map V).
+
+    Returns:
+      dict: `audio_feature` a `[batch, feature_size]`, `scene_feature` s, `object_feature` o
+      (same shape) and `attention` A `[batch, h, w]`.
+
+    Example:
+    >>> head = OSAHead(temperature=0.07)
+    >>> out = head({"audio_embedding": np.zeros([2, 128], "float32"),
+    ...             "visual": np.ones([2, 3, 6, 512], "float32")})
+    >>> out["attention"].shape
+    TensorShape([2, 3, 6])
+
+    Reference: supp. section 1 ("Object-Scene Awareness Module"); SPEC section 4.
+    """
+
+    def __init__(self, feature_size: int = FEATURE_SIZE, temperature: float = 0.07, **kwargs):
+        super().__init__(**kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive; got {temperature}.")
+        # === Config ===
+        self.feature_size = feature_size
+        self.temperature = temperature
+
+        # === Layers ===
+        dtype = self.dtype_policy
+        self.audio_fc1 = _dense(feature_size, "audio_fc1", dtype, "relu")
+        self.audio_fc2 = _dense(feature_size, "audio_fc2", dtype)
+        self.audio_norm = keras.layers.LayerNormalization(name="audio_norm", dtype=dtype)
+        self.scene_norm = keras.layers.LayerNormalization(name="scene_norm", dtype=dtype)
+        self.object_fc1 = _dense(feature_size, "object_fc1", dtype, "relu")
+        self.object_fc2 = _dense(feature_size, "object_fc2", dtype)
+
+    def build(self, input_shape):
+        embedding_size, channels = _head_shapes(input_shape)
+        if channels != self.feature_size:
+            raise ValueError(
+                f"OSAHead(feature_size={self.feature_size}) needs visual maps with "
+                f"{self.feature_size} channels (s = LayerNorm(GlobalAvgPool(V)) is compared with "
+                f"a directly); got {channels}."
+            )
+        self.audio_fc1.build((None, embedding_size))
+        self.audio_fc2.build((None, self.feature_size))
+        self.audio_norm.build((None, self.feature_size))
+        self.scene_norm.build((None, channels))
+        self.object_fc1.build((None, channels))
+        self.object_fc2.build((None, self.feature_size))
+        self.built = True
+
+    def audio_feature(self, audio_embedding):
+        """a = LayerNorm(FC(ReLU(FC(e)))): `[batch, e]` -> `[batch, feature_size]`."""
+        return self.audio_norm(self.audio_fc2(self.audio_fc1(audio_embedding)))
+
+    def scene_feature(self, visual):
+        """s = LayerNorm(GlobalAvgPool(V)): `[batch, h, w, c]` -> `[batch, c]`."""
+        return self.scene_norm(keras.ops.mean(visual, axis=(1, 2)))
+
+    def object_feature(self, visual, audio_feature):
+        """(o `[batch, feature_size]`, A `[batch, h, w]`) for V and a (Eq. 5; Eq. 6 for V-)."""
+        attention = object_attention(visual, audio_feature, self.temperature)
+        pooled = attention_pool(visual, attention)
+        return self.object_fc2(self.object_fc1(pooled)), attention
+
+    def pair_distances(self, audio_feature, visual):
+        """(||a - s(V)||, ||a - o(V, a)||), each `[batch]`, for audio features and visual maps."""
+        obj, _ = self.object_feature(visual, audio_feature)
+        return (l2_distance(audio_feature, self.scene_feature(visual)),
+                l2_distance(audio_feature, obj))
+
+    def pairwise_distances(self, audio_feature, visual):
+        """Scene and object distances of every audio with every map, each `[batch, k]`.
+
+        Args:
+          audio_feature: `[batch, feature_size]` a_i.
+          visual: `[k, h, w, c]` V_k.
+
+        Returns:
+          (||a_i - s(V_k)||, ||a_i - o(V_k, a_i)||), each `[batch, k]`.
+        """
+        scene = self.scene_feature(visual)  # [k, c]
+        logits = keras.ops.einsum("khwc,bc->bkhw", l2_normalize(visual),
+                                  l2_normalize(audio_feature)) / self.temperature
+        shape = keras.ops.shape(logits)
+        attention = keras.ops.reshape(keras.ops.softmax(
+            keras.ops.reshape(logits, (shape[0], shape[1], -1)), axis=-1), shape)
+        pooled = keras.ops.einsum("khwc,bkhw->bkc", visual, attention)
+        obj = self.object_fc2(self.object_fc1(pooled))  # [batch, k, feature_size]
+        anchor = keras.ops.expand_dims(audio_feature, 1)
+        return (l2_distance(anchor, keras.ops.expand_dims(scene, 0)), l2_distance(anchor, obj))
+
+    def call(self, inputs):
+        audio = self.audio_feature(inputs["audio_embedding"])
+        obj, attention = self.object_feature(inputs["visual"], audio)
+        return {"audio_feature": audio, "scene_feature": self.scene_feature(inputs["visual"]),
+                "object_feature": obj, "attention": attention}
+
+    def get_config(self):
+        return {**super().get_config(), "feature_size": self.feature_size,
+                "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class SSMHead(keras.layers.Layer):
+    """Semantic-spatial mining head: OSA's object branch on binaural audio (supp. section 1).
+
+    e = [e(L), e(R)] (256-d); a = LayerNorm(FC(ReLU(FC(e)))) of size 2 F = [a_L, a_R]; each half
+    attends over V (A_L, A_R, the left- and right-ear maps); o = FC(ReLU(FC([p_L, p_R]))) of size
+    2 F with p_k = [sum_ij A_k,ij V_ij, centroid(A_k)] (the centroid, x and y in [-1, 1], is our
+    addition: it tells the head where the attended object is). The loss (`ssm_loss`) takes the
+    negative frame and the channel-swapped audio e' = [e(R), e(L)] as negatives.
+
+    Args:
+      feature_size: F, the size per ear (output 2 F = 1024 for F = 512); must equal the visual
+        channels.
+      temperature: tau of the attention softmax.
+      **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+      inputs: dict with `audio_embedding` `[batch, 2 e]` ([e(L), e(R)], 256 for two 128-d
+        embeddings) and `visual` `[batch, h, w, F]`.
+
+    Returns:
+      dict: `audio_feature` `[batch, 2 F]`, `object_feature` `[batch, 2 F]`, `attention`
+      `[batch, 2, h, w]` (left-ear map, right-ear map).
+
+    Example:
+    >>> head = SSMHead()
+    >>> out = head({"audio_embedding": np.zeros([2, 256], "float32"),
+    ...             "visual": np.ones([2, 3, 6, 512], "float32")})
+    >>> out["object_feature"].shape, out["attention"].shape
+    (TensorShape([2, 1024]), TensorShape([2, 2, 3, 6]))
+
+    Reference: supp. section 1 ("Semantic-Spatial Mining Module"); SPEC section 4.
+    """
+
+    def __init__(self, feature_size: int = FEATURE_SIZE, temperature: float = 0.07, **kwargs):
+        super().__init__(**kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive; got {temperature}.")
+        # === Config ===
+        self.feature_size = feature_size
+        self.temperature = temperature
+
+        # === Layers ===
+        dtype = self.dtype_policy
+        width = 2 * feature_size
+        self.audio_fc1 = _dense(width, "audio_fc1", dtype, "relu")
+        self.audio_fc2 = _dense(width, "audio_fc2", dtype)
+        self.audio_norm = keras.layers.LayerNormalization(name="audio_norm", dtype=dtype)
+        self.object_fc1 = _dense(width, "object_fc1", dtype, "relu")
+        self.object_fc2 = _dense(width, "object_fc2", dtype)
+
+    def build(self, input_shape):
+        embedding_size, channels = _head_shapes(input_shape)
+        if channels != self.feature_size:
+            raise ValueError(
+                f"SSMHead(feature_size={self.feature_size}) needs visual maps with "
+                f"{self.feature_size} channels; got {channels}."
+            )
+        width = 2 * self.feature_size
+        self.audio_fc1.build((None, embedding_size))
+        self.audio_fc2.build((None, width))
+        self.audio_norm.build((None, width))
+        self.object_fc1.build((None, 2 * (channels + 2)))
+        self.object_fc2.build((None, width))
+        self.built = True
+
+    def audio_feature(self, audio_embedding):
+        """a = LayerNorm(FC(ReLU(FC([e(L), e(R)])))): `[batch, 2 e]` -> `[batch, 2 F]`."""
+        return self.audio_norm(self.audio_fc2(self.audio_fc1(audio_embedding)))
+
+    def object_feature(self, visual, audio_feature):
+        """(o `[batch, 2 F]`, A `[batch, 2, h, w]`): each half of a attends over V."""
+        pooled, maps = [], []
+        for half in (audio_feature[:, : self.feature_size], audio_feature[:, self.feature_size:]):
+            attention = object_attention(visual, half, self.temperature)
+            pooled += [attention_pool(visual, attention), attention_centroid(attention)]
+            maps.append(attention)
+        obj = self.object_fc2(self.object_fc1(keras.ops.concatenate(pooled, axis=-1)))
+        return obj, keras.ops.stack(maps, axis=1)
+
+    def pair_distance(self, audio_feature, visual):
+        """||a - o(V, a)||, `[batch]`."""
+        obj, _ = self.object_feature(visual, audio_feature)
+        return l2_distance(audio_feature, obj)
+
+    def pair_distances(self, binaural_embedding, visual, negative_visual):
+        """(d+, d-_frame, d-_swap), each `[batch]`, the inputs of `ssm_loss`.
+
+        Args:
+          binaural_embedding: `[batch, 2 e]` = [e(L), e(R)].
+          visual, negative_visual: `[batch, h, w, F]` V and V-.
+        """
+        half = binaural_embedding.shape[-1] // 2
+        swapped = keras.ops.concatenate(
+            [binaural_embedding[:, half:], binaural_embedding[:, :half]], axis=-1)
+        audio, audio_swapped = self.audio_feature(binaural_embedding), self.audio_feature(swapped)
+        return (self.pair_distance(audio, visual), self.pair_distance(audio, negative_visual),
+                self.pair_distance(audio_swapped, visual))
+
+    def call(self, inputs):
+        audio = self.audio_feature(inputs["audio_embedding"])
+        obj, attention = self.object_feature(inputs["visual"], audio)
+        return {"audio_feature": audio, "object_feature": obj, "attention": attention}
+
+    def get_config(self):
+        return {**super().get_config(), "feature_size": self.feature_size,
+                "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class BaselineHead(keras.layers.Layer):
+    """The additional baseline localizer (supp. Eq. 1-3).
+
+    f_v = GlobalAvgPool(V); f_a = FC(ReLU(FC(e))); f'_v = f_v sigma(f_v^T f_pa) (Eq. 1);
+    d+ = ||f'_v - f_pa||, d- = ||f'_v - f_na|| (Eq. 2) with f_na a negative (other clip's) audio.
+    Its map is the per-cell gate sigma(V_ij^T f_a).
+
+    Args:
+      feature_size: size of f_a; must equal the visual channels (512).
+      **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+      inputs: dict with `audio_embedding` `[batch, e]` and `visual` `[batch, h, w, feature_size]`.
+
+    Returns:
+      dict: `audio_feature` f_a `[batch, feature_size]`, `visual_feature` f_v, `object_feature`
+      f'_v (same shape), `attention` `[batch, h, w]` the per-cell gate in [0, 1].
+
+    Example:
+    >>> head = BaselineHead()
+    >>> out = head({"audio_embedding": np.zeros([2, 128], "float32"),
+    ...             "visual": np.ones([2, 3, 6, 512], "float32")})
+    >>> out["object_feature"].shape
+    TensorShape([2, 512])
+
+    Reference: supp. section 2 ("Additional Baseline"), Eq. 1-3.
+    """
+
+    def __init__(self, feature_size: int = FEATURE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        # === Config ===
+        self.feature_size = feature_size
+
+        # === Layers ===
+        dtype = self.dtype_policy
+        self.audio_fc1 = _dense(feature_size, "audio_fc1", dtype, "relu")
+        self.audio_fc2 = _dense(feature_size, "audio_fc2", dtype)
+
+    def build(self, input_shape):
+        embedding_size, channels = _head_shapes(input_shape)
+        if channels != self.feature_size:
+            raise ValueError(
+                f"BaselineHead(feature_size={self.feature_size}) needs visual maps with "
+                f"{self.feature_size} channels (f_v^T f_pa); got {channels}."
+            )
+        self.audio_fc1.build((None, embedding_size))
+        self.audio_fc2.build((None, self.feature_size))
+        self.built = True
+
+    def audio_feature(self, audio_embedding):
+        """f_a = FC(ReLU(FC(e))): `[batch, e]` -> `[batch, feature_size]`."""
+        return self.audio_fc2(self.audio_fc1(audio_embedding))
+
+    @staticmethod
+    def visual_feature(visual):
+        """f_v = GlobalAvgPool(V): `[batch, h, w, c]` -> `[batch, c]`."""
+        return keras.ops.mean(visual, axis=(1, 2))
+
+    @staticmethod
+    def gate_map(visual, audio_feature):
+        """sigma(V_ij^T f_a): `[batch, h, w]` in [0, 1]."""
+        return keras.ops.sigmoid(keras.ops.einsum("bhwc,bc->bhw", visual, audio_feature))
+
+    def pair_distance(self, audio_feature, visual):
+        """||f_v sigma(f_v^T f_a) - f_a|| for any (audio, frame) pair, `[batch]`."""
+        gated = baseline_gate(self.visual_feature(visual), audio_feature)
+        return l2_distance(gated, audio_feature)
+
+    def call(self, inputs):
+        audio = self.audio_feature(inputs["audio_embedding"])
+        visual = self.visual_feature(inputs["visual"])
+        return {"audio_feature": audio, "visual_feature": visual,
+                "object_feature": baseline_gate(visual, audio),
+                "attention": self.gate_map(inputs["visual"], audio)}
+
+    def get_config(self):
+        return {**super().get_config(), "feature_size": self.feature_size}
+
+
+# === Model ===
+
+
+def check_frames(frames, key: str = "frame") -> None:
+    """Raises ValueError unless `frames` is `[batch, height, width, 3]` floating."""
+    shape, dtype = tuple(frames.shape), keras.backend.standardize_dtype(frames.dtype)
+    if len(shape) != 4 or shape[-1] != 3 or "float" not in dtype:
+        raise ValueError(
+            f"LocalizationModel expects {key!r} frames of shape [batch, height, width, 3] "
+            f"float32 RGB in [0, 1]; got shape {shape} and dtype {dtype}. Convert uint8 frames "
+            "with frames / 255 and add a batch axis to a single frame."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class LocalizationModel(keras.Model):
+    """The visual sounding-object localization model, trained with `model.fit` (SPEC section 4).
+
+    Holds its own ResNet-18 (trainable, separate from the generation model's), an audio encoder
+    chosen by name, the localizer head ("osa" or "baseline") and, optionally, the SSM head.
+
+    **Audio encoder choice.** "vggish" is the paper's (our Keras VGGish; frozen with
+    `audio_encoder_trainable=False`, as the paper). Without pre-trained weights (none can be
+    downloaded here) and at 72 M parameters and about 1.7 GFLOP per patch, training it on a
+    2-core CPU is slow and a frozen random one is a fixed random projection. "compact" (the
+    default) is `LogMelCNN`, VGGish's shape at `audio_width_multiplier` of its widths with
+    BatchNorm, trained from scratch with the rest (see `keras_binaural.models.audio_encoders`).
+
+    **Training** (`train_step`, the Keras "customizing fit() with TensorFlow" pattern): on the
+    dicts of `keras_binaural.data.fairplay.training_dataset(...).batch(B)` (other keys are
+    ignored). Uses `frame` and `negative_frame` `[B, H, W, 3]` float in [0, 1], `mono_patch`
+    `[B, 96, 64]`, `binaural_patch` `[B, 2, 96, 64]` (SSM only) and `clip_id` `[B]` (baseline's
+    negative audio; optional). Loss:
+      "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
+      "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
+    A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
+    pair loss over an example's negatives (`negatives`). Reported metrics: `loss`,
+    each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`), `distance` (supp. Eq. 10)
+    and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
+    (negative frames for OSA, negative audio for the baseline); in `evaluate` (`test_step`) both
+    localizers are scored on (audio, frame) vs (audio, negative frame), as supp. Table 1.
+
+    Args:
+      audio_encoder: "compact" (`LogMelCNN`) or "vggish" (our Keras VGGish).
+      audio_encoder_trainable: whether the audio encoder trains.
+      audio_width_multiplier: `LogMelCNN`'s width multiplier (ignored for "vggish").
+      localizer: "osa" or "baseline".
+      use_ssm: add the SSM head and its loss (needs `binaural_patch` in the data).
+      temperature: tau of the object attention (OSA and SSM).
+      lambda_sce, lambda_obj: OSA's loss weights.
+      lambda_ssm: SSM's loss weight.
+      distance_feature: OSA's pair distance for the metrics, `pair_distance` and evaluation:
+        "sum" (||a - s|| + ||a - o||), "scene" or "object". Ignored by the baseline.
+      negatives: "batch" (the own negative plus every example of the batch from another clip,
+        by `clip_id`) or "pair" (the own negative only: OSA's negative frame, the baseline's
+        nearest other-clip audio). See the module docstring.
+      **kwargs: `keras.Model` arguments.
+
+    Call arguments:
+      inputs: dict with `frame` `[batch, H, W, 3]` float32 RGB in [0, 1] (static H, W) and
+        `mono_patch` `[batch, 96, 64]` float32 VGGish log-mel patch of the mono chunk; other keys
+        are ignored.
+      training: BatchNorm mode.
+
+    Returns:
+      dict: `map` `[batch, H, W]` localization map (A upsampled; the baseline's gate map),
+      `attention` `[batch, h, w]`, `audio_feature` `[batch, 512]`, `object_feature`
+      `[batch, 512]` (o; the baseline's f'_v), `scene_feature` `[batch, 512]` (s; the baseline's
+      f_v), with h, w = ceil(H / 32), ceil(W / 32).
+
+    Example:
+    >>> model = LocalizationModel(localizer="osa", use_ssm=True)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    >>> clips = fairplay.list_clips(root, "train")  # doctest: +SKIP
+    >>> model.fit(fairplay.training_dataset(clips, crop_hw=(96, 192), resize_hw=(104, 208))
+    ...           .batch(16), steps_per_epoch=100, epochs=5)  # doctest: +SKIP
+    >>> maps = model.localize(frames, mono_patches)  # [batch, 96, 192]  # doctest: +SKIP
+
+    Reference: supp. section 1 (OSA, SSM), section 2 (additional baseline, Eq. 1-3, 10-11).
+    """
+
+    def __init__(
+        self,
+        audio_encoder: str = "compact",
+        audio_encoder_trainable: bool = True,
+        audio_width_multiplier: float = 0.125,
+        localizer: str = "osa",
+        use_ssm: bool = False,
+        temperature: float = 0.07,
+        lambda_sce: float = 1.0,
+        lambda_obj: float = 1.0,
+        lambda_ssm: float = 1.0,
+        distance_feature: str = "sum",
+        negatives: str = "batch",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if audio_encoder not in AUDIO_ENCODERS:
+            raise ValueError(f"audio_encoder must be one of {AUDIO_ENCODERS}; got {audio_encoder!r}.")
+        if localizer not in LOCALIZERS:
+            raise ValueError(f"localizer must be one of {LOCALIZERS}; got {localizer!r}.")
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}; got {negatives!r}.")
+        if distance_feature not in DISTANCE_FEATURES:
+            raise ValueError(
+                f"distance_feature must be one of {DISTANCE_FEATURES}; got {distance_feature!r}.")
+        # === Config ===
+        self.audio_encoder_name = audio_encoder
+        self.audio_encoder_trainable = audio_encoder_trainable
+        self.audio_width_multiplier = audio_width_multiplier
+        self.localizer = localizer
+        self.use_ssm = use_ssm
+        self.temperature = temperature
+        self.lambda_sce = lambda_sce
+        self.lambda_obj = lambda_obj
+        self.lambda_ssm = lambda_ssm
+        self.distance_feature = distance_feature
+        self.negatives = negatives
+
+        # === Layers ===
+        dtype = self.dtype_policy
+        self.visual_encoder = ResNet18(name="visual_encoder", dtype=dtype)
+        self.audio_encoder = make_audio_encoder(
+            audio_encoder, trainable=audio_encoder_trainable,
+            width_multiplier=audio_width_multiplier, layer_name="audio_encoder", dtype=dtype)
+        if localizer == "osa":
+            self.head = OSAHead(temperature=temperature, name="osa_head", dtype=dtype)
+        else:
+            self.head = BaselineHead(name="baseline_head", dtype=dtype)
+        self.ssm_head = SSMHead(temperature=temperature, name="ssm_head", dtype=dtype) if (
+            use_ssm) else None
+
+        # === Metrics ===
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        term_names = ["sce_loss", "obj_loss"] if localizer == "osa" else ["baseline_loss"]
+        term_names += ["ssm_loss"] if use_ssm else []
+        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
+        self.distance_metric = AudioVisualDistance(name="distance")
+        self.accuracy_metric = PairAccuracy(name="accuracy")
+
+        self.build(None)
+
+    def build(self, input_shape=None):
+        if self.built:  # built at construction: every size is known from the config
+            return
+        self.head.build({"audio_embedding": (None, EMBEDDING_SIZE),
+                         "visual": (None, None, None, FEATURE_SIZE)})
+        if self.ssm_head is not None:
+            self.ssm_head.build({"audio_embedding": (None, 2 * EMBEDDING_SIZE),
+                                 "visual": (None, None, None, FEATURE_SIZE)})
+        self.built = True
+
+    # --- Encoders ---
+
+    def encode_frames(self, frames, training=False):
+        """V: frames `[batch, H, W, 3]` in [0, 1] -> `[batch, ceil(H/32), ceil(W/32), 512]`."""
+        check_frames(frames)
+        return self.visual_encoder(frames, training=training)
+
+    def encode_audio(self, patches, training=False):
+        """e: log-mel patches `[batch, 96, 64]` -> `[batch, 128]`."""
+        check_patches(patches, "LocalizationModel")
+        return self.audio_encoder(patches, training=training)
+
+    # --- Distances on encoded inputs ---
+
+    def audio_feature(self, audio_embedding):
+        """The localizer's audio feature (OSA's a, the baseline's f_a), `[batch, 512]`."""
+        return self.head.audio_feature(audio_embedding)
+
+    def pair_distance(self, visual, audio_feature):
+        """The raw distance d of (audio, frame) pairs, `[batch]` (see `distance_feature`).
+
+        Args:
+          visual: `[batch, h, w, 512]` encoded frames (`encode_frames`).
+          audio_feature: `[batch, 512]` (`audio_feature(encode_audio(patches))`).
+        """
+        if self.localizer == "baseline":
+            return self.head.pair_distance(audio_feature, visual)
+        d_scene, d_object = self.head.pair_distances(audio_feature, visual)
+        if self.distance_feature == "scene":
+            return d_scene
+        if self.distance_feature == "object":
+            return d_object
+        return d_scene + d_object
+
+    def cell_map(self, visual, audio_feature):
+        """The localization map over the stride-32 cells, `[batch, h, w]` (before upsampling).
+
+        OSA: the object attention A (sums to 1); baseline: the per-cell gate sigma(V_ij^T f_a).
+        """
+        if self.localizer == "baseline":
+            return self.head.gate_map(visual, audio_feature)
+        return object_attention(visual, audio_feature, self.temperature)
+
+    def score_pairs(self, frames, negative_frames, mono_patch):
+        """(D+, D-) `[batch]` each: softmax-scaled distances of (audio, frame) vs (audio, other).
+
+        Args:
+          frames: `[batch, H, W, 3]` the audio's own frames; negative_frames: frames of other
+            clips (same shape); mono_patch: `[batch, 96, 64]`.
+        """
+        check_frames(negative_frames, "negative_frame")
+        audio = self.audio_feature(self.encode_audio(mono_patch))
+        return softmax_scaled(self.pair_distance(self.encode_frames(frames), audio),
+                              self.pair_distance(self.encode_frames(negative_frames), audio))
+
+    # --- Forward ---
+
+    def call(self, inputs, training=False):
+        if not isinstance(inputs, dict) or not {"frame", "mono_patch"} <= set(inputs):
+            raise ValueError(
+                "LocalizationModel is called on a dict with 'frame' [batch, H, W, 3] and "
+                f"'mono_patch' [batch, 96, 64]; got {type(inputs).__name__}"
+                + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "") + ".")
+        frames = inputs["frame"]
+        visual = self.encode_frames(frames, training=training)
+        outputs = self.head({"audio_embedding": self.encode_audio(inputs["mono_patch"], training),
+                             "visual": visual})
+        if self.localizer == "baseline":
+            outputs["scene_feature"] = outputs.pop("visual_feature")
+        outputs["map"] = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
+        return outputs
+
+    def localize(self, frames, mono_patch):
+        """The localization map `[batch, H, W]` (>= 0; OSA's sums to 1 over the cells).
+
+        Args:
+          frames: `[batch, H, W, 3]` float32 RGB in [0, 1]; mono_patch: `[batch, 96, 64]`.
+        """
+        return self(
+            {"frame": keras.ops.convert_to_tensor(frames),
+             "mono_patch": keras.ops.convert_to_tensor(mono_patch)}, training=False)["map"]
+
+    # --- Training ---
+
+    def compute_losses(self, data, training=False):
+        """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
+
+        Returns:
+          dict: `loss` (scalar), each term (scalars), `scaled_positive`, `scaled_negative`
+          `[batch]` (D+, D-) and `pair_weight` `[batch]` for the metrics.
+        """
+        for key in ("frame", "negative_frame", "mono_patch") + (
+                ("binaural_patch",) if self.use_ssm else ()):
+            if key not in data:
+                raise ValueError(
+                    f"LocalizationModel training data needs the key {key!r} (the dicts of "
+                    f"keras_binaural.data.fairplay.training_dataset); got keys {sorted(data)}.")
+        frames, negative_frames = data["frame"], data["negative_frame"]
+        check_frames(frames)
+        check_frames(negative_frames, "negative_frame")
+        check_patches(data["mono_patch"], "LocalizationModel (mono_patch)")
+        batch = tf.shape(frames)[0]
+        needs_negative_frames = self.localizer == "osa" or self.use_ssm or not training
+
+        # One pass of each encoder over everything it sees keeps BatchNorm's statistics whole.
+        if needs_negative_frames:
+            both = self.visual_encoder(tf.concat([frames, negative_frames], 0), training=training)
+            visual, negative_visual = both[:batch], both[batch:]
+        else:
+            visual = self.visual_encoder(frames, training=training)
+        # The reader's patches have an unknown frame count until run: fix the static shape.
+        patches = tf.ensure_shape(data["mono_patch"], [None, NUM_FRAMES, NUM_BANDS])
+        if self.use_ssm:
+            binaural = tf.reshape(
+                tf.ensure_shape(data["binaural_patch"], [None, 2, NUM_FRAMES, NUM_BANDS]),
+                [-1, NUM_FRAMES, NUM_BANDS])
+            patches = tf.concat([patches, binaural], 0)
+        embeddings = self.audio_encoder(patches, training=training)
+        mono_embedding = embeddings[:batch]
+        audio = self.head.audio_feature(mono_embedding)
+
+        # Which examples of the batch are other clips (in-batch negatives need clip ids).
+        clip_ids = data.get("clip_id")
+        use_batch = self.negatives == "batch" and clip_ids is not None
+        if use_batch:
+            other_clip = tf.not_equal(clip_ids[:, None], clip_ids[None, :])
+
+        terms, weight = {}, None
+        if self.localizer == "osa":
+            # Candidates: the batch's frames, then its negative frames; the positive of example
+            # i is candidate i, its own negative frame candidate batch + i.
+            d_scene_all, d_object_all = self.head.pairwise_distances(
+                audio, tf.concat([visual, negative_visual], 0))
+            own_negative = tf.eye(batch, dtype=tf.bool)
+            mask = tf.concat([other_clip if use_batch else tf.zeros_like(own_negative),
+                              own_negative], axis=1)
+            d_scene, d_object = tf.linalg.diag_part(d_scene_all), tf.linalg.diag_part(d_object_all)
+            d_scene_negative = tf.linalg.diag_part(d_scene_all[:, batch:])
+            d_object_negative = tf.linalg.diag_part(d_object_all[:, batch:])
+            terms["sce_loss"] = weighted_mean(masked_pair_loss(d_scene, d_scene_all, mask)[0])
+            terms["obj_loss"] = weighted_mean(masked_pair_loss(d_object, d_object_all, mask)[0])
+            loss = self.lambda_sce * terms["sce_loss"] + self.lambda_obj * terms["obj_loss"]
+            d_positive, d_negative = {"scene": (d_scene, d_scene_negative),
+                                      "object": (d_object, d_object_negative),
+                                      "sum": (d_scene + d_object,
+                                              d_scene_negative + d_object_negative),
+                                      }[self.distance_feature]
+        else:
+            # f'_v is gated by the positive audio (supp. Eq. 1); candidates are every audio.
+            gated = baseline_gate(self.head.visual_feature(visual), audio)
+            d_all = l2_distance(gated[:, None], audio[None, :])  # [batch, batch]
+            indices, valid = negative_audio_indices(clip_ids, batch)
+            mask = other_clip if use_batch else tf.logical_and(
+                tf.one_hot(indices, batch, on_value=True, off_value=False), valid[:, None])
+            d_train_positive = tf.linalg.diag_part(d_all)
+            d_train_negative = tf.gather(d_all, indices, batch_dims=1)
+            losses, has_negative = masked_pair_loss(d_train_positive, d_all, mask)
+            terms["baseline_loss"] = weighted_mean(losses, has_negative)
+            loss = terms["baseline_loss"]
+            if training:
+                d_positive, d_negative = d_train_positive, d_train_negative
+                weight = tf.cast(valid, audio.dtype)
+            else:  # evaluate as supp. Table 1: the negative is another clip's frame
+                d_positive = d_train_positive
+                d_negative = self.head.pair_distance(audio, negative_visual)
+
+        if self.use_ssm:
+            binaural_embedding = tf.reshape(embeddings[batch:], [batch, 2 * EMBEDDING_SIZE])
+            terms["ssm_loss"] = weighted_mean(ssm_loss(
+                *self.ssm_head.pair_distances(binaural_embedding, visual, negative_visual)))
+            loss = loss + self.lambda_ssm * terms["ssm_loss"]
+
+        scaled_positive, scaled_negative = softmax_scaled(d_positive, d_negative)
+        return {"loss": loss, **terms, "scaled_positive": scaled_positive,
+                "scaled_negative": scaled_negative, "pair_weight": weight}
+
+    def _update_metrics(self, results):
+        self.loss_tracker.update_state(results["loss"])
+        for name, tracker in self.term_trackers.items():
+            tracker.update_state(results[name])
+        for metric in (self.distance_metric, self.accuracy_metric):
+            metric.update_state(results["scaled_positive"], results["scaled_negative"],
+                                sample_weight=results["pair_weight"])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            results = self.compute_losses(data, training=True)
+        trainable_variables = self.trainable_variables
+        gradients = tape.gradient(results["loss"], trainable_variables)
+        self.optimizer.apply(gradients, trainable_variables)
+        return self._update_metrics(results)
+
+    def test_step(self, data):
+        return self._update_metrics(self.compute_losses(data, training=False))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.term_trackers.values(), self.distance_metric,
+                self.accuracy_metric]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "audio_encoder": self.audio_encoder_name,
+            "audio_encoder_trainable": self.audio_encoder_trainable,
+            "audio_width_multiplier": self.audio_width_multiplier,
+            "localizer": self.localizer,
+            "use_ssm": self.use_ssm,
+            "temperature": self.temperature,
+            "lambda_sce": self.lambda_sce,
+            "lambda_obj": self.lambda_obj,
+            "lambda_ssm": self.lambda_ssm,
+            "distance_feature": self.distance_feature,
+            "negatives": self.negatives,
+        }

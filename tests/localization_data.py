@@ -1,0 +1,61 @@
+"""A tiny FAIR-Play-layout root with synthetic-style metadata, written by the localization tests.
+
+Clip c (0-based) shows one sounding square of colour COLOURS[c % 4] (left for even c, right for
+odd c) and plays a tone of TONES_HZ[c % 4] Hz, louder in the ear on the square's side; odd clips
+also show a silent grey distractor on the left. Each box covers the centre of one 32-pixel cell of
+the stride-32 map. `metadata/<id>.json` follows `keras_binaural.data.synthetic.clip_metadata`'s
+schema for what the evaluation reads (frame_size [width, height]; objects with class, sounding
+and boxes_xyxy per frame, x1/y1 exclusive).
+"""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from keras_binaural.audio import write_wav
+
+COLOURS = ((230, 30, 30), (30, 200, 40), (40, 60, 230), (230, 210, 30))
+TONES_HZ = (330.0, 660.0, 1320.0, 2640.0)
+SAMPLE_RATE_HZ = 16000
+
+
+def write_tiny_root(root, num_clips: int = 4, seconds: float = 2.0, size: int = 64,
+                    test_ids: int = 2) -> list[str]:
+    """Writes the clips and splits/split1/{train,test}.txt; returns the clip ids."""
+    ids = [f"{c + 1:06d}" for c in range(num_clips)]
+    num_samples, num_frames = int(seconds * SAMPLE_RATE_HZ), round(seconds * 10)
+    time_s = np.arange(num_samples) / SAMPLE_RATE_HZ
+    box = size // 4
+    for c, clip_id in enumerate(ids):
+        left_side = c % 2 == 0
+        x0 = size // 8 if left_side else size - size // 8 - box
+        y0 = size // 2 + size // 8  # a 16-pixel box at 64: it covers the centre of a 32-px cell
+        tone = 0.3 * np.sin(2 * np.pi * TONES_HZ[c % 4] * time_s)
+        gains = (1.0, 0.4) if left_side else (0.4, 1.0)
+        audio = np.stack([gains[0] * tone, gains[1] * tone], axis=1).astype(np.float32)
+        write_wav(root / "binaural_audios" / f"{clip_id}.wav", audio, subtype="FLOAT")
+
+        objects = [{"class": f"class{c % 4}", "sounding": True,
+                    "boxes_xyxy": [[x0, y0, x0 + box, y0 + box]] * num_frames}]
+        if c % 2 == 1:
+            dx = size // 8
+            objects.append({"class": "grey", "sounding": False,
+                            "boxes_xyxy": [[dx, y0, dx + box, y0 + box]] * num_frames})
+        frames = root / "frames" / f"{clip_id}.mp4"
+        frames.mkdir(parents=True)
+        for k in range(1, num_frames + 1):
+            pixels = np.full((size, size, 3), 90, np.uint8)
+            for item, colour in zip(objects, (COLOURS[c % 4], (160, 160, 160))):
+                bx0, by0, bx1, by1 = item["boxes_xyxy"][k - 1]
+                pixels[by0:by1, bx0:bx1] = colour
+            Image.fromarray(pixels).save(frames / f"{k:06d}.png")
+        (root / "metadata").mkdir(exist_ok=True)
+        (root / "metadata" / f"{clip_id}.json").write_text(json.dumps(
+            {"id": clip_id, "frame_size": [size, size], "num_frames": num_frames,
+             "objects": objects}))
+    split = root / "splits" / "split1"
+    split.mkdir(parents=True)
+    (split / "train.txt").write_text("\n".join(ids) + "\n")
+    (split / "test.txt").write_text("\n".join(ids[:test_ids] if test_ids else ids) + "\n")
+    return ids

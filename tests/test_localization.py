@@ -1,0 +1,390 @@
+"""Localization heads, losses, metrics and LocalizationModel: values, round trips, fit, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from localization_data import write_tiny_root
+from roundtrip import assert_round_trip
+
+from keras_binaural.data import fairplay
+from keras_binaural.models import localization as loc
+from keras_binaural.models.audio_encoders import LogMelCNN, make_audio_encoder
+
+RNG = np.random.default_rng(0)
+SIZE = 64  # frames 64 x 64 -> 2 x 2 visual cells
+
+
+# === numpy references ===
+
+
+def _np_dense(layer, x, relu=False):
+    y = x @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias)
+    return np.maximum(y, 0.0) if relu else y
+
+
+def _np_layer_norm(layer, x):
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    gamma, beta = (keras.ops.convert_to_numpy(w) for w in (layer.gamma, layer.beta))
+    return (x - mean) / np.sqrt(var + layer.epsilon) * gamma + beta
+
+
+def _np_attention(visual, query, temperature):
+    v = visual / np.linalg.norm(visual, axis=-1, keepdims=True)
+    q = query / np.linalg.norm(query, axis=-1, keepdims=True)
+    logits = np.einsum("bhwc,bc->bhw", v, q) / temperature
+    flat = logits.reshape(len(logits), -1)
+    flat = np.exp(flat - flat.max(1, keepdims=True))
+    return (flat / flat.sum(1, keepdims=True)).reshape(logits.shape)
+
+
+def _np_pair_loss(d_positive, d_negative):
+    e = np.exp(np.stack([d_positive, d_negative], -1))
+    scaled = e / e.sum(-1, keepdims=True)
+    return np.sqrt(scaled[:, 0] ** 2 + (scaled[:, 1] - 1.0) ** 2)
+
+
+def _np_osa(head, embedding, visual):
+    a = _np_layer_norm(head.audio_norm, _np_dense(head.audio_fc2,
+                                                  _np_dense(head.audio_fc1, embedding, True)))
+    s = _np_layer_norm(head.scene_norm, visual.mean((1, 2)))
+    attention = _np_attention(visual, a, head.temperature)
+    pooled = np.einsum("bhwc,bhw->bc", visual, attention)
+    o = _np_dense(head.object_fc2, _np_dense(head.object_fc1, pooled, True))
+    return a, s, o, attention
+
+
+def _np_ssm_distance(head, embedding, visual):
+    a = _np_layer_norm(head.audio_norm, _np_dense(head.audio_fc2,
+                                                  _np_dense(head.audio_fc1, embedding, True)))
+    f = head.feature_size
+    h, w = visual.shape[1:3]
+    xs, ys = (2 * np.arange(w) + 1) / w - 1, (2 * np.arange(h) + 1) / h - 1
+    parts = []
+    for half in (a[:, :f], a[:, f:]):
+        attention = _np_attention(visual, half, head.temperature)
+        parts += [np.einsum("bhwc,bhw->bc", visual, attention),
+                  (attention.sum(1) * xs).sum(-1, keepdims=True),
+                  (attention.sum(2) * ys).sum(-1, keepdims=True)]
+    o = _np_dense(head.object_fc2, _np_dense(head.object_fc1, np.concatenate(parts, -1), True))
+    return np.linalg.norm(a - o, axis=-1)
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+# === fixtures ===
+
+
+@pytest.fixture(scope="module")
+def osa_model():
+    return loc.LocalizationModel(localizer="osa", use_ssm=True, audio_width_multiplier=0.0625)
+
+
+@pytest.fixture(scope="module")
+def baseline_model():
+    return loc.LocalizationModel(localizer="baseline", audio_width_multiplier=0.0625)
+
+
+def _batch(batch=4, size=SIZE, clip_ids=(b"a", b"a", b"b", b"c")):
+    return {
+        "frame": RNG.uniform(size=(batch, size, size, 3)).astype("float32"),
+        "negative_frame": RNG.uniform(size=(batch, size, size, 3)).astype("float32"),
+        "mono_patch": RNG.normal(size=(batch, 96, 64)).astype("float32"),
+        "binaural_patch": RNG.normal(size=(batch, 2, 96, 64)).astype("float32"),
+        "clip_id": np.array(clip_ids[:batch]),
+    }
+
+
+# === math ===
+
+
+def test_masked_pair_loss_averages_the_valid_negatives():
+    d_pos = np.array([1.0, 2.0])
+    d_all = np.array([[1.0, 3.0, 0.5], [0.0, 2.5, 4.0]])
+    mask = np.array([[0, 1, 1], [0, 0, 0]])
+    losses, valid = (_np(v) for v in loc.masked_pair_loss(
+        tf.constant(d_pos, tf.float32), tf.constant(d_all, tf.float32), mask))
+    expected = _np_pair_loss(np.array([1.0, 1.0]), np.array([3.0, 0.5])).mean()
+    np.testing.assert_allclose(losses, [expected, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(valid, [1.0, 0.0])
+
+
+def test_pair_loss_against_hand_computed_values():
+    # d+ = 1, d- = 3: D+ = 1 / (1 + e^2) = 0.119203, D- = 0.880797, l = sqrt(2) D+ = 0.168578.
+    loss = _np(loc.pair_loss(tf.constant([1.0, 3.0]), tf.constant([3.0, 1.0])))
+    np.testing.assert_allclose(loss, [0.168578, 1.245635], atol=1e-5)
+    scaled = [_np(v) for v in loc.softmax_scaled(tf.constant([1.0]), tf.constant([3.0]))]
+    np.testing.assert_allclose(np.concatenate(scaled), [0.119203, 0.880797], atol=1e-6)
+    d = _np(loc.l2_distance(tf.constant([[0.0, 0.0], [1.0, 1.0]]),
+                            tf.constant([[3.0, 4.0], [1.0, 1.0]])))
+    np.testing.assert_allclose(d, [5.0, 1e-6], atol=1e-6)
+
+
+def test_ssm_loss_is_the_mean_of_both_pair_losses():
+    d_pos, d_frame, d_swap = np.array([1.0, 2.0]), np.array([3.0, 0.5]), np.array([1.5, 4.0])
+    expected = 0.5 * (_np_pair_loss(d_pos, d_frame) + _np_pair_loss(d_pos, d_swap))
+    actual = _np(loc.ssm_loss(*(tf.constant(v, tf.float32) for v in (d_pos, d_frame, d_swap))))
+    np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
+def test_baseline_gate_is_supp_eq_1():
+    f_v, f_a = np.array([[1.0, 2.0]]), np.array([[0.5, -1.0]])  # f_v . f_a = -1.5
+    expected = f_v / (1.0 + np.exp(1.5))
+    np.testing.assert_allclose(_np(loc.baseline_gate(f_v, f_a)), expected, atol=1e-6)
+
+
+def test_attention_sums_to_one_and_peaks_where_the_feature_matches_the_audio():
+    query = RNG.normal(size=(2, 16)).astype("float32")
+    visual = RNG.normal(size=(2, 3, 5, 16)).astype("float32")
+    visual[0, 1, 3] = 2.0 * query[0]  # example 0: cell (1, 3) holds the audio's feature
+    visual[1, 2, 0] = 0.5 * query[1]  # example 1: cell (2, 0)
+    attention = _np(loc.object_attention(visual, query, temperature=0.07))
+    np.testing.assert_allclose(attention.sum((1, 2)), 1.0, atol=1e-5)
+    assert (attention >= 0).all()
+    assert np.unravel_index(attention[0].argmax(), (3, 5)) == (1, 3)
+    assert np.unravel_index(attention[1].argmax(), (3, 5)) == (2, 0)
+    np.testing.assert_allclose(attention, _np_attention(visual, query, 0.07), atol=1e-5)
+    # The map over a 96 x 160 frame peaks in cell (1, 3)'s 32 x 32 pixel square.
+    full = _np(loc.upsample_map(attention, (96, 160)))
+    assert full.shape == (2, 96, 160)
+    row, column = np.unravel_index(full[0].argmax(), (96, 160))
+    assert 32 <= row < 64 and 96 <= column < 128
+    centroid = _np(loc.attention_centroid(attention))
+    assert centroid[0, 0] > 0.2 and centroid[1, 0] < -0.2  # right of centre; left of centre
+
+
+def test_negative_audio_indices_skip_the_same_clip():
+    ids = tf.constant([b"a", b"a", b"b", b"c", b"c"])
+    indices, valid = (_np(v) for v in loc.negative_audio_indices(ids))
+    np.testing.assert_array_equal(indices, [2, 2, 3, 0, 0])
+    assert valid.all()
+    indices, valid = (_np(v) for v in loc.negative_audio_indices(tf.constant([b"a", b"a"])))
+    assert not valid.any()
+    indices, valid = (_np(v) for v in loc.negative_audio_indices(None, batch_size=3))
+    np.testing.assert_array_equal(indices, [1, 2, 0])
+    assert valid.all()
+
+
+# === metrics ===
+
+
+def test_pair_accuracy_on_constructed_counts():
+    metric = loc.PairAccuracy()
+    # Positives: D+ <= 0.5 for 3 of 4 (TP = 3, FN = 1); negatives: D- > 0.5 for 2 (TN = 2, FP = 2).
+    metric.update_state(np.array([0.1, 0.2, 0.45, 0.7]), np.array([0.9, 0.6, 0.3, 0.5]))
+    assert metric.counts() == {"true_positives": 3.0, "false_negatives": 1.0,
+                               "true_negatives": 2.0, "false_positives": 2.0}
+    assert float(metric.result()) == pytest.approx((3 + 2) / (2 * (3 + 1)))
+    metric.update_state(np.array([0.9, 0.1]), np.array([0.8, 0.9]), sample_weight=[1.0, 0.0])
+    assert metric.counts()["false_negatives"] == 2.0 and metric.counts()["true_positives"] == 3.0
+    assert float(metric.result()) == pytest.approx((3 + 3) / (2 * 5))
+    assert float(loc.pair_accuracy(90.0, 85.0, 10.0)) == pytest.approx(0.875)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    clone = loc.PairAccuracy.from_config(loc.PairAccuracy(threshold=0.4).get_config())
+    assert clone.threshold == 0.4
+
+
+def test_distance_metric_is_eq_10():
+    metric = loc.AudioVisualDistance()
+    metric.update_state(np.array([0.1, 0.6]), np.array([0.9, 0.4]))
+    expected = np.mean([np.hypot(0.1, 0.1), np.hypot(0.6, 0.6)])
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+
+# === layers ===
+
+
+def test_osa_head_matches_numpy_and_round_trips(tmp_path):
+    head = loc.OSAHead(feature_size=8, temperature=0.1)
+    inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
+              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
+    out = assert_round_trip(head, inputs, tmp_path)
+    a, s, o, attention = _np_osa(head, inputs["audio_embedding"], inputs["visual"])
+    for key, value in (("audio_feature", a), ("scene_feature", s), ("object_feature", o),
+                       ("attention", attention)):
+        np.testing.assert_allclose(_np(out[key]), value, atol=1e-4, err_msg=key)
+
+
+def test_ssm_head_matches_numpy_and_round_trips(tmp_path):
+    head = loc.SSMHead(feature_size=8, temperature=0.1)
+    inputs = {"audio_embedding": RNG.normal(size=(3, 10)).astype("float32"),
+              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
+    out = assert_round_trip(head, inputs, tmp_path)
+    assert out["audio_feature"].shape == (3, 16) and out["attention"].shape == (3, 2, 2, 3)
+    np.testing.assert_allclose(_np(loc.l2_distance(out["audio_feature"], out["object_feature"])),
+                               _np_ssm_distance(head, inputs["audio_embedding"], inputs["visual"]),
+                               atol=1e-4)
+    # The swapped negative is the same audio with its halves exchanged.
+    _, d_frame, d_swap = (_np(v) for v in head.pair_distances(
+        tf.constant(inputs["audio_embedding"]), inputs["visual"], inputs["visual"][::-1]))
+    swapped = np.concatenate([inputs["audio_embedding"][:, 5:], inputs["audio_embedding"][:, :5]], 1)
+    np.testing.assert_allclose(d_swap, _np_ssm_distance(head, swapped, inputs["visual"]), atol=1e-4)
+    np.testing.assert_allclose(d_frame, _np_ssm_distance(head, inputs["audio_embedding"],
+                                                         inputs["visual"][::-1]), atol=1e-4)
+
+
+def test_baseline_head_round_trips(tmp_path):
+    head = loc.BaselineHead(feature_size=8)
+    inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
+              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
+    out = assert_round_trip(head, inputs, tmp_path)
+    f_a = _np_dense(head.audio_fc2, _np_dense(head.audio_fc1, inputs["audio_embedding"], True))
+    np.testing.assert_allclose(_np(out["audio_feature"]), f_a, atol=1e-5)
+    assert ((_np(out["attention"]) >= 0) & (_np(out["attention"]) <= 1)).all()
+
+
+def test_heads_reject_visual_maps_of_another_width():
+    with pytest.raises(ValueError, match="512 channels"):
+        loc.OSAHead()({"audio_embedding": np.zeros([1, 128], "float32"),
+                       "visual": np.zeros([1, 2, 2, 64], "float32")})
+
+
+def test_compact_audio_encoder_round_trips(tmp_path):
+    encoder = LogMelCNN(width_multiplier=0.0625)
+    out = assert_round_trip(encoder, RNG.normal(size=(2, 96, 64)).astype("float32"), tmp_path)
+    assert out.shape == (2, 128)
+    with pytest.raises(ValueError, match=r"\[batch, 96, 64\]"):
+        encoder(np.zeros([2, 64, 96], "float32"))
+    with pytest.raises(ValueError, match="Unknown audio encoder"):
+        make_audio_encoder("wav2vec")
+
+
+# === model ===
+
+
+def test_model_round_trip_and_outputs(osa_model, baseline_model, tmp_path):
+    data = _batch()
+    inputs = {"frame": data["frame"], "mono_patch": data["mono_patch"]}
+    for model in (osa_model, baseline_model):
+        out = assert_round_trip(model, inputs, tmp_path)
+        assert out["map"].shape == (4, SIZE, SIZE) and out["attention"].shape == (4, 2, 2)
+        assert out["object_feature"].shape == out["scene_feature"].shape == (4, 512)
+    # OSA's map is A upsampled: the largest cell's 32 x 32 square holds the peak.
+    maps = _np(osa_model.localize(data["frame"], data["mono_patch"]))
+    attention = _np(osa_model(inputs)["attention"])
+    np.testing.assert_allclose(attention.sum((1, 2)), 1.0, atol=1e-5)
+    for one_map, cells in zip(maps, attention):
+        row, column = np.unravel_index(one_map.argmax(), one_map.shape)
+        assert (row // 32, column // 32) == np.unravel_index(cells.argmax(), cells.shape)
+    config = osa_model.get_config()
+    assert config["localizer"] == "osa" and config["use_ssm"] and config["lambda_obj"] == 1.0
+
+
+def _distance(x, y):
+    return np.linalg.norm(x - y, axis=-1)
+
+
+def _np_osa_terms(model, data):
+    """l_sce_loc and l_obj_loc in numpy, for both `negatives` settings, and the metric's D+."""
+    visual = _np(model.encode_frames(data["frame"]))
+    negative = _np(model.encode_frames(data["negative_frame"]))
+    embedding = _np(model.encode_audio(data["mono_patch"]))
+    candidates = np.concatenate([visual, negative])  # positives 0..3, own negatives 4..7
+    batch = len(visual)
+    ids = data["clip_id"]
+    d = {"scene": np.zeros([batch, 2 * batch]), "object": np.zeros([batch, 2 * batch])}
+    for k in range(2 * batch):
+        a, s, o, _ = _np_osa(model.head, embedding, np.repeat(candidates[k : k + 1], batch, 0))
+        d["scene"][:, k], d["object"][:, k] = _distance(a, s), _distance(a, o)
+    terms = {}
+    for mode in ("pair", "batch"):
+        mask = np.zeros([batch, 2 * batch])
+        mask[np.arange(batch), batch + np.arange(batch)] = 1.0
+        if mode == "batch":
+            mask[:, :batch] = ids[:, None] != ids[None, :]
+        for name in ("scene", "object"):
+            positive = np.diag(d[name])
+            losses = [np.mean([_np_pair_loss(positive[i : i + 1], d[name][i, k : k + 1])[0]
+                               for k in np.flatnonzero(mask[i])]) for i in range(batch)]
+            terms[mode, name] = np.mean(losses)
+    d_sum = d["scene"] + d["object"]
+    scaled_positive = 1.0 / (1.0 + np.exp(np.diag(d_sum[:, batch:]) - np.diag(d_sum)))
+    return terms, scaled_positive, visual, negative
+
+
+def test_osa_losses_match_numpy(osa_model):
+    data = _batch()  # clip ids a, a, b, c
+    terms, scaled_positive, visual, negative = _np_osa_terms(osa_model, data)
+    results = osa_model.compute_losses(data, training=False)  # negatives="batch" (default)
+    assert float(results["sce_loss"]) == pytest.approx(terms["batch", "scene"], abs=1e-4)
+    assert float(results["obj_loss"]) == pytest.approx(terms["batch", "object"], abs=1e-4)
+    # The metrics score the own negative frame: D+ of ||a - s|| + ||a - o|| (the default).
+    np.testing.assert_allclose(_np(results["scaled_positive"]), scaled_positive, atol=1e-4)
+
+    binaural = _np(osa_model.encode_audio(data["binaural_patch"].reshape(-1, 96, 64)))
+    binaural = binaural.reshape(4, 256)
+    swapped = np.concatenate([binaural[:, 128:], binaural[:, :128]], 1)
+    head = osa_model.ssm_head
+    d_positive = _np_ssm_distance(head, binaural, visual)
+    ssm = 0.5 * (_np_pair_loss(d_positive, _np_ssm_distance(head, binaural, negative))
+                 + _np_pair_loss(d_positive, _np_ssm_distance(head, swapped, visual))).mean()
+    assert float(results["ssm_loss"]) == pytest.approx(ssm, abs=1e-4)
+    expected = terms["batch", "scene"] + terms["batch", "object"] + ssm
+    assert float(results["loss"]) == pytest.approx(expected, abs=1e-4)
+
+    osa_model.negatives = "pair"  # the same model with one negative frame per example
+    try:
+        results = osa_model.compute_losses(data, training=False)
+    finally:
+        osa_model.negatives = "batch"
+    assert float(results["sce_loss"]) == pytest.approx(terms["pair", "scene"], abs=1e-4)
+    assert float(results["obj_loss"]) == pytest.approx(terms["pair", "object"], abs=1e-4)
+
+
+def test_baseline_loss_matches_numpy(baseline_model):
+    data = _batch()  # clip ids a, a, b, c
+    visual = _np(baseline_model.visual_encoder(data["frame"], training=True))
+    embedding = _np(baseline_model.audio_encoder(data["mono_patch"], training=True))
+    head = baseline_model.head
+    f_a = _np_dense(head.audio_fc2, _np_dense(head.audio_fc1, embedding, True))
+    f_v = visual.mean((1, 2))
+    gated = f_v / (1.0 + np.exp(-(f_v * f_a).sum(-1, keepdims=True)))  # supp. Eq. 1
+    d = _distance(gated[:, None], f_a[None, :])  # d[i, j] = ||f'_v,i - f_a,j||
+    ids = data["clip_id"]
+    batch_loss = np.mean([np.mean(_np_pair_loss(np.full(4, d[i, i]), d[i])[ids != ids[i]])
+                          for i in range(4)])
+    # "pair": the nearest other clip's audio: examples 2, 2, 3, 0.
+    pair_loss = _np_pair_loss(np.diag(d), d[np.arange(4), [2, 2, 3, 0]]).mean()
+    results = baseline_model.compute_losses(data, training=True)
+    # float32 features of norm ~100 after an untrained ResNet: compare relatively.
+    assert float(results["baseline_loss"]) == pytest.approx(batch_loss, rel=1e-3, abs=1e-4)
+    baseline_model.negatives = "pair"
+    try:
+        results = baseline_model.compute_losses(data, training=True)
+    finally:
+        baseline_model.negatives = "batch"
+    assert float(results["baseline_loss"]) == pytest.approx(pair_loss, rel=1e-3, abs=1e-4)
+
+
+def test_bad_inputs_raise_clear_errors(osa_model):
+    data = _batch()
+    with pytest.raises(ValueError, match=r"\[batch, height, width, 3\]"):
+        osa_model({"frame": data["frame"][0], "mono_patch": data["mono_patch"]})
+    with pytest.raises(ValueError, match=r"\[batch, height, width, 3\].*uint8"):
+        osa_model.localize((data["frame"] * 255).astype("uint8"), data["mono_patch"])
+    with pytest.raises(ValueError, match=r"\[batch, 96, 64\]"):
+        osa_model.localize(data["frame"], data["mono_patch"][:, :50])
+    with pytest.raises(ValueError, match="'frame'"):
+        osa_model(data["frame"])
+    with pytest.raises(ValueError, match="negative_frame"):
+        osa_model.compute_losses({k: v for k, v in data.items() if k != "negative_frame"})
+    with pytest.raises(ValueError, match="localizer"):
+        loc.LocalizationModel(localizer="attention")
+
+
+def test_short_fit_on_the_reader_lowers_the_loss(tmp_path):
+    write_tiny_root(tmp_path, num_clips=4)
+    clips = fairplay.list_clips(str(tmp_path), "train")
+    dataset = fairplay.training_dataset(clips, seed=0, chunks_per_clip=2, resize_hw=(SIZE, SIZE),
+                                        crop_hw=(SIZE, SIZE), augment=False).batch(8)
+    keras.utils.set_random_seed(0)
+    model = loc.LocalizationModel(localizer="osa", use_ssm=True, audio_width_multiplier=0.0625)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(dataset, steps_per_epoch=4, epochs=3, verbose=0).history
+    assert set(history) >= {"loss", "sce_loss", "obj_loss", "ssm_loss", "distance", "accuracy"}
+    assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
+    logs = model.evaluate(dataset, steps=1, verbose=0, return_dict=True)
+    assert 0.0 <= logs["accuracy"] <= 1.0 and np.isfinite(logs["distance"])
