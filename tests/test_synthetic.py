@@ -382,3 +382,17 @@ def test_distractors_are_seen_but_not_heard():
     moved_distractor = render([obj("violin", True, 20.0), obj("piano", False, 40.0)])
     np.testing.assert_array_equal(with_distractor, moved_distractor)
     assert ild_db(with_distractor) > 3  # only the violin, 20 deg to the left, is heard
+
+
+def test_video_holds_the_frames_and_the_mono_track(tmp_path):
+    import av
+
+    frames = np.zeros((5, 32, 48, 3), np.uint8)
+    frames[:, :, :16], frames[:, :, 16:32], frames[:, :, 32:] = [220, 30, 30], [30, 200, 40], [40, 60, 210]
+    mono = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)
+    synthetic.write_video(tmp_path / "v.mp4", frames, mono)
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 5
+    np.testing.assert_allclose(decoded[2][4:-4, 4:12], frames[2][4:-4, 4:12], atol=6)
+    np.testing.assert_allclose(decoded[2][4:-4, 36:44], frames[2][4:-4, 36:44], atol=6)

@@ -818,6 +818,26 @@ def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> Clip:
     return Clip(clip_id(index), binaural, frames, metadata)
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """RGB `[height, width, 3]` uint8 -> planar yuv420p `[height * 3 // 2, width]` uint8.
+
+    BT.601 limited range (what FFmpeg assumes for untagged H.264) in integer arithmetic, so the
+    bytes never depend on floating-point summation order; chroma averaged over 2x2 pixels.
+    Even height and width.
+    """
+    r, g, b = (frame[..., i].astype(np.int32) for i in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128
+    v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128
+    height, width = frame.shape[:2]
+
+    def subsample(plane):
+        return (plane.reshape(height // 2, 2, width // 2, 2).sum(axis=(1, 3)) + 2) >> 2
+
+    planes = [y.ravel(), subsample(u).ravel(), subsample(v).ravel()]
+    return np.concatenate(planes).astype(np.uint8).reshape(height * 3 // 2, width)
+
+
 def write_video(
     path: str | os.PathLike,
     frames: np.ndarray,
@@ -835,15 +855,19 @@ def write_video(
     with av.open(os.fspath(path), "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=frame_rate_hz)
         video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        video.options = {"crf": "18", "preset": "fast", "threads": "1"}
+        # No macroblock tree: its floating-point cost propagation reaches denormal numbers, so
+        # its decisions (and the bytes) changed with the process's flush-to-zero state, which
+        # other libraries leave set or cleared. One encoder thread: frame threads depend on timing.
+        video.options = {"crf": "18", "preset": "fast", "x264-params": "mbtree=0"}
+        video.codec_context.thread_count = 1
+        video.codec_context.thread_type = "NONE"
         audio = container.add_stream("aac", rate=sample_rate_hz)
         audio.layout = "mono"
         audio.bit_rate = 96000
         for index, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            # Convert to yuv420p here: PyAV's implicit conversion inside encode() is not
-            # reproducible (the same frames gave different bytes from run to run).
-            picture = picture.reformat(format="yuv420p")
+            # Converted to yuv420p in numpy: FFmpeg's own conversion (swscale, inside encode()
+            # or reformat()) gave different bytes from run to run now and then.
+            picture = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
             picture.pts = index
             for packet in video.encode(picture):
                 container.mux(packet)
