@@ -384,7 +384,7 @@ def test_distractors_are_seen_but_not_heard():
     assert ild_db(with_distractor) > 3  # only the violin, 20 deg to the left, is heard
 
 
-def test_video_holds_the_frames_and_the_mono_track(tmp_path):
+def test_video_holds_the_frames(tmp_path):
     import av
 
     frames = np.zeros((5, 32, 48, 3), np.uint8)
