@@ -121,6 +121,11 @@ def list_clips(
     return clips
 
 
+def context_offset(chunk_samples: int) -> int:
+    """Where a chunk starts inside its `binaural_context` (15,600 samples centred on it)."""
+    return frontend.PATCH_SAMPLES // 2 - chunk_samples // 2
+
+
 def frame_index(start_seconds, end_seconds, num_frames):
     """The 1-based frame shown at a chunk's centre: round((t_centre + 0.05) * 10), clamped.
 
@@ -240,6 +245,8 @@ def training_dataset(
           centre, and a random frame of another clip.
         mono_patch: `[96, 64]` VGGish log-mel patch of the mono centred on the chunk;
         binaural_patch: `[2, 96, 64]` the same for the left and the right channel.
+        binaural_context: `[15600, 2]` the binaural audio those patches are computed from; the
+          chunk is `binaural_context[context_offset(chunk) : context_offset(chunk) + chunk]`.
         clip_id: string; start_sample: int32.
     """
     if len(clips) < 2:
@@ -274,10 +281,14 @@ def training_dataset(
         other_frame = tf.random.stateless_uniform([], seeds[2], 1, frame_counts[other] + 1, tf.int32)
         negative = read_frame(_frame_path(frames_dirs[other], other_frame))
 
+        # The 0.96 s of binaural audio centred on the chunk (zero-padded at the clip's edges).
         centre = start + chunk_samples // 2
-        full_mono, _ = io.to_mono_diff(audio)
-        patches = frontend.centred_patch(
-            tf.stack([full_mono, audio[:, 0], audio[:, 1]]), centre
+        half = frontend.PATCH_SAMPLES // 2
+        context = tf.pad(audio, [[half, half], [0, 0]])[centre : centre + frontend.PATCH_SAMPLES]
+        context.set_shape([frontend.PATCH_SAMPLES, 2])
+        context_mono, _ = io.to_mono_diff(context)
+        patches = frontend.log_mel_spectrogram(
+            tf.stack([context_mono, context[:, 0], context[:, 1]])
         )
         return {
             "mono": mono,
@@ -287,6 +298,7 @@ def training_dataset(
             "negative_frame": prepare_frame(negative, seeds[4], resize_hw, crop_hw, augment),
             "mono_patch": patches[0],
             "binaural_patch": patches[1:],
+            "binaural_context": context,
             "clip_id": clip_ids[index],
             "start_sample": start,
         }
