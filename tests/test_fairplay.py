@@ -148,3 +148,32 @@ def test_corrupt_files_stop_the_pipeline_naming_the_file(root, broken):
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"corrupt or truncated.*{victim}"):
         for _ in fairplay.evaluation_dataset(clips, resize_hw=(24, 32), crop_hw=(24, 32)):
             pass
+
+
+def test_reader_on_a_synthetic_dataset_agrees_with_its_metadata(tmp_path):
+    """make_dataset -> reader: the frame shows the sounding object where the metadata puts it,
+    and the louder ear is on that side."""
+    import json
+
+    from keras_binaural.data import synthetic
+
+    settings = synthetic.SceneSettings(clip_seconds=2.0, frame_size=(96, 64), max_sources=1,
+                                       distractors=0, moving=0.0)
+    synthetic.make_dataset(tmp_path, settings, 10, seed=3)
+    clips = fairplay.list_clips(str(tmp_path), "train")
+    dataset = fairplay.training_dataset(clips, seed=0, resize_hw=(64, 96), crop_hw=(64, 96),
+                                        augment=False, chunks_per_clip=1)
+    for example in dataset.take(6):
+        clip_id = example["clip_id"].numpy().decode()
+        metadata = json.loads((tmp_path / "metadata" / f"{clip_id}.json").read_text())
+        (item,) = metadata["objects"]
+        start = int(example["start_sample"])
+        k = int(fairplay.frame_index(start / 16000, (start + 10080) / 16000, 20))
+        x0, y0, x1, y1 = item["boxes_xyxy"][k - 1]
+        colour = np.array(item["look"]["color"]) / 255
+        frame = example["frame"].numpy()
+        inside = np.abs(frame[y0:y1, x0:x1] - colour).sum(-1) < 0.1
+        assert inside.mean() > 0.1, clip_id  # the object's colour fills part of its box
+        energy = np.square(example["binaural"].numpy()).sum(0)
+        if abs(item["azimuth_deg"]) > 15:  # +azimuth = left: the left ear is louder
+            assert (energy[0] > energy[1]) == (item["azimuth_deg"] > 0), clip_id
