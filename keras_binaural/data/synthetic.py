@@ -818,26 +818,6 @@ def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> Clip:
     return Clip(clip_id(index), binaural, frames, metadata)
 
 
-def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
-    """RGB `[height, width, 3]` uint8 -> planar yuv420p `[height * 3 // 2, width]` uint8.
-
-    BT.601 limited range (what FFmpeg assumes for untagged H.264) in integer arithmetic, so the
-    bytes never depend on floating-point summation order; chroma averaged over 2x2 pixels.
-    Even height and width.
-    """
-    r, g, b = (frame[..., i].astype(np.int32) for i in range(3))
-    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
-    u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128
-    v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128
-    height, width = frame.shape[:2]
-
-    def subsample(plane):
-        return (plane.reshape(height // 2, 2, width // 2, 2).sum(axis=(1, 3)) + 2) >> 2
-
-    planes = [y.ravel(), subsample(u).ravel(), subsample(v).ravel()]
-    return np.concatenate(planes).astype(np.uint8).reshape(height * 3 // 2, width)
-
-
 def write_video(
     path: str | os.PathLike,
     frames: np.ndarray,
@@ -848,38 +828,14 @@ def write_video(
     """Writes an mp4: H.264 video (yuv420p, CRF 18, single-threaded x264) and AAC mono audio.
 
     Not atomic by itself (`write_clip` wraps it). Args: frames `[num_frames, height, width, 3]`
-    uint8 RGB; mono `[time]` float in [-1, 1] at `sample_rate_hz`.
+    uint8 RGB; mono `[time]` float in [-1, 1] at `sample_rate_hz`. The encoder settings, and why
+    they make the bytes deterministic, are in `keras_binaural.data.video`.
     """
-    import av  # PyAV; imported here so that the rest of the module needs no FFmpeg
+    # Imported here so that the rest of the module needs no FFmpeg (PyAV).
+    from keras_binaural.data import video
 
-    with av.open(os.fspath(path), "w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=frame_rate_hz)
-        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        # No macroblock tree: its floating-point cost propagation reaches denormal numbers, so
-        # its decisions (and the bytes) changed with the process's flush-to-zero state, which
-        # other libraries leave set or cleared. One encoder thread: frame threads depend on timing.
-        video.options = {"crf": "18", "preset": "fast", "x264-params": "mbtree=0"}
-        video.codec_context.thread_count = 1
-        video.codec_context.thread_type = "NONE"
-        audio = container.add_stream("aac", rate=sample_rate_hz)
-        audio.layout = "mono"
-        audio.bit_rate = 96000
-        for index, frame in enumerate(frames):
-            # Converted to yuv420p in numpy: FFmpeg's own conversion (swscale, inside encode()
-            # or reformat()) gave different bytes from run to run now and then.
-            picture = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
-            picture.pts = index
-            for packet in video.encode(picture):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        samples = np.ascontiguousarray(np.asarray(mono, dtype=np.float32)[None, :])
-        sound = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        sound.sample_rate, sound.pts = sample_rate_hz, 0
-        for packet in audio.encode(sound):
-            container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
+    mono = np.asarray(mono, dtype=np.float32)[:, None]
+    video.write_video(path, frames, mono, frame_rate_hz, sample_rate_hz, container_format="mp4")
 
 
 def clip_paths(output_dir: str | os.PathLike, identifier: str) -> dict[str, str]:
