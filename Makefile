@@ -5,16 +5,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: test lint clean
+.PHONY: test demo lint clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,serving]'
 	touch $@
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+demo: $(VENV)/.installed
+	$(PY) tools/demo.py --output_dir demo_output --data_dir data/demo
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff
