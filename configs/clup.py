@@ -1,0 +1,206 @@
+r"""CLUP experiments: the full model, its ablations, a CPU demo and the paper-sized run.
+
+The variant string is `SIZE[,ABLATION]`, given after the file name:
+
+  SIZE      demo   CPU, minutes: the synthetic set `make demo` writes (data/demo), 128 x 128
+                   frames, compact audio encoder, a small denoiser (C = 16).
+            paper  GPU: FAIR-Play (tools/prepare_fairplay.py output), 224 x 448 frames, frozen
+                   VGGish, ResNet-18, denoiser C = 64 with 3 x 10 layers, T = 200.
+            tiny   seconds: 64 x 64 frames, a few steps; what the tests and smoke checks run.
+  ABLATION  clup        (default) localizer + object-aware upmixer, every loss term.
+            audio_only  the upmixer without visual guidance (no localizer).
+            baseline    the upmixer guided by the additional-baseline localizer (supp. Eq. 1-3),
+                        trained jointly with the localizer's own loss (no cyclic term).
+            sce_only    l_sce_loc without l_obj_loc: lambda_obj = lambda_cyc = 0.
+            obj_only    l_obj_loc without l_sce_loc: lambda_sce = lambda_cyc = 0.
+            no_cyc      no cyclic term: lambda_cyc = 0.
+            localizer   the localization model alone (OSA, and SSM on real binaural audio).
+            (lambda_ssm, the SSM loss on real binaural audio, stays 1 in every ablation; see
+            keras_binaural/models/clup.py for why it exists.)
+
+Usage:
+  python tools/train.py --config configs/clup.py:demo --workdir runs/demo
+  python tools/train.py --config configs/clup.py:demo,audio_only --workdir runs/demo_audio_only
+  python tools/train.py --config configs/clup.py:paper,no_cyc --workdir runs/paper_no_cyc \
+      --config.data.root /data/fairplay16k --config.model.vggish_weights vggish.weights.h5 \
+      --config.model.resnet_weights resnet18.weights.h5 --strategy mirrored
+  python tools/evaluate.py --model runs/demo --baseline audio_only=runs/demo_audio_only --plots
+
+Any value can be overridden on the command line (`--config.train.epochs 20`); a key that does not
+exist is an error (the tools load this file with `lock_config=True`).
+
+Components are chosen by name: `model.kind` ("clup": `CLUP`; "upmixer": `Upmixer`; "localizer":
+`LocalizationModel`),
+`model.localizer.localizer` ("osa" | "baseline"), `model.localizer.audio_encoder` ("compact" |
+"vggish"), `model.upmixer.guidance` ("object" | "baseline" | "none"), `eval.sampler` ("fast" |
+"full"), `train.lr_schedule` ("constant" | "cosine").
+
+Paper-size choices. From the supplement: frozen pre-trained VGGish, ResNet-18 (not frozen, separate
+encoders for localization and generation), 3 residual blocks x 10 dilated layers, T = 200 with beta
+linear 1e-4 -> 0.02, the fast 6-step sampler at test time. Ours, where it is silent (as a GPU run
+would set them): C = 64 (SPEC: 64-128), global batch 64 chunks of 0.63 s, Adam 2e-4 with 1,000
+warm-up steps and cosine decay, gradient norm clipped to 1, 200 epochs of 500 steps (100 k steps,
+the order of BinauralGrad's), every lambda 1, FAIR-Play's frame preparation (resize 240 x 480,
+random crop 224 x 448, colour jitter), validation on 20 batches of the split's val set each epoch.
+No pre-trained weights can be downloaded here: convert them once (tools/convert_vggish_checkpoint.py,
+tools/convert_resnet18_weights.py) and name the files in model.vggish_weights / model.resnet_weights.
+
+Demo choices: sized so that `make demo` trains in a few minutes on 2 CPU cores (see README).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+SIZES = ("demo", "paper", "tiny")
+ABLATIONS = ("clup", "audio_only", "baseline", "sce_only", "obj_only", "no_cyc", "localizer")
+
+
+def parse_variant(variant: str) -> tuple[str, str]:
+    """"SIZE[,ABLATION]" -> (size, ablation); raises ValueError naming the valid choices."""
+    parts = [part.strip() for part in (variant or "").split(",")]
+    if len(parts) > 2 or parts[0] not in SIZES or (len(parts) == 2 and parts[1] not in ABLATIONS):
+        raise ValueError(
+            f"configs/clup.py: unknown variant {variant!r}; use SIZE[,ABLATION] with SIZE one of "
+            f"{', '.join(SIZES)} and ABLATION one of {', '.join(ABLATIONS)} "
+            "(e.g. --config configs/clup.py:demo,no_cyc)"
+        )
+    return parts[0], parts[1] if len(parts) == 2 else "clup"
+
+
+def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
+    """The experiment `variant` ("SIZE[,ABLATION]", see the module docstring)."""
+    size, ablation = parse_variant(variant)
+    config = ml_collections.ConfigDict()
+    config.variant = f"{size},{ablation}"
+    config.name = ablation  # the system's name in evaluation tables
+    config.seed = 0
+
+    # === Data (keras_binaural.data.fairplay) ===
+    config.data = ml_collections.ConfigDict()
+    config.data.root = "data/demo"  # a FAIR-Play-layout root (synthetic or prepared FAIR-Play)
+    config.data.split = "split1"
+    config.data.train_subset = "train"
+    config.data.val_subset = "val"
+    config.data.test_subset = "test"
+    config.data.resize_hw = (136, 136)  # frames are resized, then cropped (random in training)
+    config.data.crop_hw = (128, 128)
+    config.data.augment = True
+    config.data.chunks_per_clip = 4  # random 0.63 s chunks drawn per decoded clip
+
+    # === Model ===
+    config.model = ml_collections.ConfigDict()
+    config.model.kind = "clup"  # "clup" | "upmixer" | "localizer"
+    config.model.lambda_sce = 1.0  # l_sce_loc
+    config.model.lambda_obj = 1.0  # l_obj_loc
+    config.model.lambda_ssm = 1.0  # SSM on the real binaural audio
+    config.model.lambda_cyc = 1.0  # l_cyc (SSM on the generated binaural audio)
+    config.model.resnet_weights = ""  # ResNet-18 .weights.h5 for every visual encoder ("": random)
+    config.model.vggish_weights = ""  # VGGish .weights.h5 for audio_encoder "vggish" ("": random)
+    # The localizer (keras_binaural.models.localization.LocalizationModel's arguments).
+    config.model.localizer = ml_collections.ConfigDict()
+    config.model.localizer.localizer = "osa"  # "osa" | "baseline"
+    config.model.localizer.audio_encoder = "compact"  # "compact" | "vggish"
+    config.model.localizer.audio_encoder_trainable = True
+    config.model.localizer.audio_width_multiplier = 0.125
+    config.model.localizer.use_ssm = True
+    config.model.localizer.temperature = 0.07
+    config.model.localizer.distance_feature = "sum"
+    config.model.localizer.negatives = "batch"
+    # The object-aware diffusion upmixer (keras_binaural.models.upmixer.Upmixer's arguments).
+    config.model.upmixer = ml_collections.ConfigDict()
+    config.model.upmixer.guidance = "object"  # "object" (OSA) | "baseline" | "none" (audio only)
+    config.model.upmixer.residual_channels = 16  # C
+    config.model.upmixer.num_cycles = 3
+    config.model.upmixer.layers_per_cycle = 10
+    config.model.upmixer.conditioner_channels = 16
+    config.model.upmixer.conditioner_layers = 2
+    config.model.upmixer.step_hidden_channels = 512
+    config.model.upmixer.guidance_channels = 64
+    config.model.upmixer.guidance_hidden_channels = 256
+    config.model.upmixer.profile_bins = 16
+    config.model.upmixer.num_train_steps = 200  # T
+    config.model.upmixer.beta_start = 1e-4
+    config.model.upmixer.beta_end = 0.02
+    config.model.upmixer.min_scale = 1e-3
+
+    # === Training (keras_binaural.training) ===
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 16  # global: split over the replicas of a distribution strategy
+    config.train.epochs = 10
+    config.train.steps_per_epoch = 40
+    config.train.validation_steps = 4  # batches of the val split each epoch (0: no validation)
+    config.train.optimizer = "adam"  # "adam" | "adamw"
+    config.train.learning_rate = 3e-4
+    config.train.weight_decay = 0.0  # adamw only
+    config.train.lr_schedule = "cosine"  # "constant" | "cosine" (decay to 0 over all steps)
+    config.train.warmup_steps = 20
+    config.train.clipnorm = 1.0  # global gradient norm (0: no clipping)
+    config.train.keep_checkpoints = 3  # newest per-epoch checkpoints kept in workdir/checkpoints
+    config.train.jit_compile = False  # XLA for the train step
+
+    # === Evaluation (keras_binaural.evaluate_lib) ===
+    config.eval = ml_collections.ConfigDict()
+    config.eval.sampler = "fast"  # "fast" (BinauralGrad's 6 steps) | "full" (T steps)
+    config.eval.seed = 0
+    config.eval.max_clips = 0  # clips of the test split to score (0: all)
+    config.eval.negative_pool_size = 256  # supp. Table 1 negatives
+    config.eval.correlation_clips = 10  # supp. Fig. 1-2: n x n matrix
+    config.eval.plot_clips = 3  # clips drawn in the spectrogram / envelope / map figures
+    config.eval.normalize = False  # peak-normalise before the metrics
+
+    if size == "paper":
+        config.data.root = "/data/fairplay16k"
+        config.data.resize_hw = (240, 480)
+        config.data.crop_hw = (224, 448)
+        config.model.localizer.audio_encoder = "vggish"
+        config.model.localizer.audio_encoder_trainable = False
+        config.model.localizer.audio_width_multiplier = 1.0
+        config.model.upmixer.residual_channels = 64
+        config.model.upmixer.conditioner_channels = 64
+        config.train.batch_size = 64
+        config.train.epochs = 200
+        config.train.steps_per_epoch = 500
+        config.train.validation_steps = 20
+        config.train.learning_rate = 2e-4
+        config.train.warmup_steps = 1000
+        config.train.keep_checkpoints = 5
+        config.train.jit_compile = True
+    elif size == "tiny":
+        config.data.root = "data/tiny"
+        config.data.resize_hw = (72, 72)
+        config.data.crop_hw = (64, 64)
+        config.data.chunks_per_clip = 2
+        config.model.localizer.audio_width_multiplier = 0.0625
+        config.model.upmixer.residual_channels = 8
+        config.model.upmixer.num_cycles = 1
+        config.model.upmixer.conditioner_channels = 8
+        config.train.batch_size = 4
+        config.train.epochs = 2
+        config.train.steps_per_epoch = 2
+        config.train.validation_steps = 1
+        config.train.warmup_steps = 0
+        config.eval.negative_pool_size = 16
+        config.eval.correlation_clips = 2
+        config.eval.plot_clips = 2
+
+    if ablation == "audio_only":
+        config.model.kind = "upmixer"
+        config.model.upmixer.guidance = "none"
+        config.model.lambda_sce = config.model.lambda_obj = config.model.lambda_ssm = 0.0
+        config.model.lambda_cyc = 0.0
+    elif ablation == "baseline":
+        config.model.kind = "upmixer"
+        config.model.localizer.localizer = "baseline"
+        config.model.upmixer.guidance = "baseline"
+        config.model.lambda_cyc = 0.0
+    elif ablation == "sce_only":
+        config.model.lambda_obj = config.model.lambda_cyc = 0.0
+    elif ablation == "obj_only":
+        config.model.lambda_sce = config.model.lambda_cyc = 0.0
+    elif ablation == "no_cyc":
+        config.model.lambda_cyc = 0.0
+    elif ablation == "localizer":
+        config.model.kind = "localizer"
+        config.model.lambda_cyc = 0.0
+    return config

@@ -1,0 +1,590 @@
+"""Evaluation of trained models on a dataset split: supp. Table 1 and 2, and supp. Fig. 1-5 analogues.
+
+The library behind `tools/evaluate.py`. `run(...)` loads a trained model (a `.keras` file or a
+`tools/train.py` workdir) and any baseline models, checks everything, then scores the split:
+
+- **Table 1** (localization, supp. Eq. 10-11), for every model that holds a localizer (a
+  `LocalizationModel`, or a model with one as its `localizer` attribute):
+  `keras_binaural.localization_eval.evaluate_localization` over every 0.1 s window of every clip
+  (distance, accuracy, and on synthetic clips the pointing game).
+- **Table 2** (binaural quality, supp. Eq. 4-9), for every model that generates: whole clips,
+  generated with the fast sampler (or `sampler="full"`) from the clip's mono m = (L + R) / 2 and
+  its 10 fps frames, scored with the six metrics (numpy reference, `metrics.evaluate_clip_numpy`);
+  the mono-mono row (L = R = m) always comes first.
+
+Frames are prepared as each model was trained (resize and central crop from the `config.json`
+of its run, beside the `.keras` file); the dataset root, split and evaluation settings come from
+the main model's config.json unless given.
+
+Outputs (each written atomically) in `output_dir`:
+
+    results.json   {"model": {...}, "baselines": {...}, "dataset": {...}, "settings": {...},
+                    "table1": {name: {"distance", "accuracy", "num_windows", ...}},
+                    "table2": {"systems": [...], "clips": {clip_id: {system: scores}},
+                               "mean": {system: scores}},
+                    "plots": [relative paths]}      scores: stft, env, wav, amp, pha, snr
+    results.md     the two tables (and links to the plots)
+    plots/         with `plots=True` (supp. Fig. 1-5 analogues, PNG):
+      correlation_<model>.png    audio x frame correlation matrix (Fig. 1-2), per localizer
+      maps_<model>.png           localization maps over frames, object boxes (Fig. 5)
+      spectrograms.png           differential spectrograms |STFT(d)|, ground truth and each
+                                 generating system, a few clips (Fig. 3)
+      envelopes.png              Hilbert envelopes of the left and right channels, ground truth
+                                 and each system, a few clips (Fig. 4)
+
+Every problem found before scoring is an `EvaluationError` with a one-line message naming the flag
+or file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+
+import keras
+import ml_collections
+import numpy as np
+
+from keras_binaural import localization_eval, metrics
+from keras_binaural.data import atomic, fairplay
+from keras_binaural.models.localization import LocalizationModel
+
+MONO_MONO = "mono_mono"
+SAMPLERS = ("fast", "full")
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+PLOTS_DIR = "plots"
+# Frame preparation of a model without a config.json (the demo's).
+DEFAULT_RESIZE_HW = (136, 136)
+DEFAULT_CROP_HW = (128, 128)
+
+
+class EvaluationError(ValueError):
+    """Input that cannot be evaluated; the message names the flag or file and the problem."""
+
+
+@dataclasses.dataclass
+class System:
+    """A model to evaluate: its name, file, loaded model and how its frames are prepared."""
+
+    name: str
+    path: str
+    model: keras.Model
+    config: ml_collections.ConfigDict | None
+    resize_hw: tuple[int, int]
+    crop_hw: tuple[int, int]
+
+    @property
+    def localizer(self) -> LocalizationModel | None:
+        return localizer_of(self.model)
+
+    @property
+    def generates(self) -> bool:
+        return callable(getattr(self.model, "generate", None))
+
+
+# === Models ===
+
+
+def resolve_model_path(path: str, flag: str = "--model") -> str:
+    """A `.keras` file, or the `model.keras` of a workdir.
+
+    Raises:
+      EvaluationError: naming `flag`, when neither exists.
+    """
+    if os.path.isdir(path):
+        candidate = os.path.join(path, MODEL_FILE)
+        if not os.path.isfile(candidate):
+            raise EvaluationError(f"{flag}={path}: the folder holds no {MODEL_FILE} (train one with "
+                                  "tools/train.py, or give a .keras file)")
+        return candidate
+    if not os.path.isfile(path):
+        raise EvaluationError(f"{flag}={path}: no such file (a .keras model or a tools/train.py "
+                              "workdir)")
+    if not path.endswith(".keras"):
+        raise EvaluationError(f"{flag}={path}: not a .keras file (a .keras model or a workdir)")
+    return path
+
+
+def run_config(model_path: str) -> ml_collections.ConfigDict | None:
+    """The `config.json` beside a model file (its training run's config), or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as stream:
+            return ml_collections.ConfigDict(json.load(stream))
+    except (OSError, ValueError) as error:
+        raise EvaluationError(f"{path}: unreadable run config ({error})") from error
+
+
+def load_model(path: str, flag: str = "--model") -> keras.Model:
+    """Loads a `.keras` model of this package (its classes are registered on import).
+
+    Raises:
+      EvaluationError: the file is not a loadable Keras model.
+    """
+    import keras_binaural.models.localization  # noqa: F401 (registers the classes)
+
+    for module in ("upmixer", "clup"):  # land with issue 5; register their classes when present
+        try:
+            __import__(f"keras_binaural.models.{module}")
+        except ImportError:
+            pass
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:
+        message = " ".join(str(error).split())[:300]
+        raise EvaluationError(f"{flag}={path}: cannot be loaded as a Keras model ({message})") from (
+            error)
+
+
+def localizer_of(model: keras.Model) -> LocalizationModel | None:
+    """The model's localizer: the model itself or its `localizer` attribute, else None."""
+    if isinstance(model, LocalizationModel):
+        return model
+    inner = getattr(model, "localizer", None)
+    return inner if isinstance(inner, LocalizationModel) else None
+
+
+def make_system(name: str, path: str, flag: str) -> System:
+    """Resolves, loads and describes one model to evaluate."""
+    model_path = resolve_model_path(path, flag)
+    config = run_config(model_path)
+    model = load_model(model_path, flag)
+    resize_hw = tuple(config.data.resize_hw) if config is not None else DEFAULT_RESIZE_HW
+    crop_hw = tuple(config.data.crop_hw) if config is not None else DEFAULT_CROP_HW
+    system = System(name, model_path, model, config, resize_hw, crop_hw)
+    if system.localizer is None and not system.generates:
+        raise EvaluationError(f"{flag}={path}: the model neither localizes nor generates "
+                              f"({type(model).__name__})")
+    return system
+
+
+def parse_baselines(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """`NAME=PATH` strings -> [(name, path)], names unique and not "mono_mono".
+
+    Raises:
+      EvaluationError: a malformed or repeated spec.
+    """
+    parsed, names = [], set()
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise EvaluationError(f"--baseline={spec}: expected NAME=PATH, e.g. "
+                                  "audio_only=runs/demo_audio_only/model.keras")
+        if name == MONO_MONO or name in names:
+            raise EvaluationError(f"--baseline={spec}: the name {name!r} is "
+                                  f"{'reserved' if name == MONO_MONO else 'used twice'}")
+        names.add(name)
+        parsed.append((name, path))
+    return parsed
+
+
+# === Generation and scores ===
+
+
+def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, sampler: str,
+                  seed: int) -> np.ndarray:
+    """Binaural audio of one whole clip from its mono and frames.
+
+    Args:
+      model: a model with `generate(mono [batch, time], frames [batch, num_frames, H, W, 3],
+        sampler=, seed=)` returning binaural `[batch, time, 2]` (Eq. 3).
+      mono: `[time]` float32 at 16 kHz.
+      frames: `[num_frames, H, W, 3]` float32 in [0, 1], 10 fps.
+
+    Returns:
+      `[time, 2]` float32 (left, right).
+    """
+    output = model.generate(mono[None], frames[None], sampler=sampler, seed=seed)
+    if isinstance(output, dict):
+        output = output["binaural"]
+    binaural = np.asarray(keras.ops.convert_to_numpy(output), np.float32)[0]
+    if binaural.shape != (len(mono), 2):
+        raise EvaluationError(f"{type(model).__name__}.generate returned shape {binaural.shape} "
+                              f"for a clip of {len(mono)} samples; expected ({len(mono)}, 2)")
+    return binaural
+
+
+def mono_mono(binaural: np.ndarray) -> np.ndarray:
+    """The mono-mono baseline L = R = (L + R) / 2: `[time, 2]` -> `[time, 2]`."""
+    return np.repeat(binaural.mean(axis=-1, keepdims=True), 2, axis=-1)
+
+
+def _mean_scores(clips: dict, systems: Sequence[str]) -> dict:
+    return {system: {name: float(np.mean([scores[system][name] for scores in clips.values()]))
+                     for name in metrics.METRIC_NAMES} for system in systems}
+
+
+def _progress(iterable, total: int, description: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit="clip")
+
+
+def quality_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], sampler: str,
+                  seed: int, normalize: bool = False, keep_clips: int = 0,
+                  progress: bool = True) -> tuple[dict, dict]:
+    """Supp. Table 2: the six metrics per clip and system, and their means over clips.
+
+    Returns:
+      (table, kept): table = {"systems": [mono_mono, names...], "clips": {id: {system: scores}},
+      "mean": {system: scores}}; kept = {clip_id: {"binaural": gt, system: prediction}} `[time,
+      2]` for the first `keep_clips` clips (for the plots).
+    """
+    generating = [s for s in systems if s.generates]
+    table_clips: dict[str, dict] = {}
+    kept: dict[str, dict] = {}
+    by_frames: dict[tuple, list[System]] = {}
+    for system in generating:
+        by_frames.setdefault((system.resize_hw, system.crop_hw), []).append(system)
+    # The ground truth and mono-mono once, from the first frame preparation (frames unused).
+    frame_sets = list(by_frames) or [(DEFAULT_RESIZE_HW, DEFAULT_CROP_HW)]
+    for index, (resize_hw, crop_hw) in enumerate(frame_sets):
+        dataset = fairplay.evaluation_dataset(list(clips), resize_hw, crop_hw)
+        names = ", ".join(s.name for s in by_frames.get((resize_hw, crop_hw), [])) or MONO_MONO
+        for position, example in enumerate(_progress(dataset, len(clips), names, progress)):
+            clip_id = example["clip_id"].numpy().decode()
+            binaural = example["binaural"].numpy()
+            scores = table_clips.setdefault(clip_id, {})
+            keep = position < keep_clips
+            if keep:
+                kept.setdefault(clip_id, {}).update(binaural=binaural,
+                                                    **{MONO_MONO: mono_mono(binaural)})
+            if index == 0:
+                scores[MONO_MONO] = metrics.evaluate_clip_numpy(binaural, mono_mono(binaural),
+                                                               normalize)
+            for system in by_frames.get((resize_hw, crop_hw), []):
+                predicted = generate_clip(system.model, example["mono"].numpy(),
+                                          example["frames"].numpy(), sampler, seed)
+                scores[system.name] = metrics.evaluate_clip_numpy(binaural, predicted, normalize)
+                if keep:
+                    kept[clip_id][system.name] = predicted
+    names = [MONO_MONO] + [s.name for s in generating]
+    ordered = {clip.clip_id: {name: table_clips[clip.clip_id][name] for name in names}
+               for clip in clips}
+    return {"systems": names, "clips": ordered, "mean": _mean_scores(ordered, names)}, kept
+
+
+def localization_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], seed: int,
+                       negative_pool_size: int) -> dict:
+    """Supp. Table 1 for every system with a localizer: {name: evaluate_localization(...)}."""
+    return {system.name: localization_eval.evaluate_localization(
+        system.localizer, clips, system.resize_hw, system.crop_hw, seed=seed,
+        negative_pool_size=negative_pool_size) for system in systems if system.localizer}
+
+
+# === Plots (supp. Fig. 3-4; Fig. 1-2 and 5 through localization_eval) ===
+
+
+def _figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str) -> None:
+    with atomic.atomic_file(path) as temporary:
+        figure.savefig(temporary, format="png", bbox_inches="tight")
+
+
+def differential_db(binaural: np.ndarray) -> np.ndarray:
+    """|STFT(d)| in dB of d = (L - R) / 2: `[time, 2]` -> `[frames, 257]` (floor -100 dB)."""
+    diff = (binaural[:, 0] - binaural[:, 1]) / 2.0
+    return 20.0 * np.log10(np.abs(metrics.stft_numpy(diff)) + 1e-5)
+
+
+def plot_differential_spectrograms(kept: dict, systems: Sequence[str], path: str,
+                                   sample_rate_hz: int = 16000) -> None:
+    """Supp. Fig. 3 analogue: |STFT(d)| of the ground truth and each system, one row per clip.
+
+    Args:
+      kept: {clip_id: {"binaural": `[time, 2]`, system: `[time, 2]`}} (`quality_table`).
+      systems: the systems to draw (columns after the ground truth), mono-mono excluded (its d
+        is 0).
+      path: the PNG to write.
+    """
+    columns = ["ground truth", *systems]
+    figure = _figure(3.2 * len(columns), 2.4 * len(kept) + 0.4)
+    for row, (clip_id, signals) in enumerate(kept.items()):
+        images = [differential_db(signals["binaural"])] + [
+            differential_db(signals[name]) for name in systems]
+        top = max(float(np.max(image)) for image in images)
+        for column, (title, image) in enumerate(zip(columns, images)):
+            axes = figure.add_subplot(len(kept), len(columns), row * len(columns) + column + 1)
+            seconds = image.shape[0] * metrics.HOP_SAMPLES / sample_rate_hz
+            shown = axes.imshow(image.T, origin="lower", aspect="auto", cmap="magma",
+                                vmin=top - 80.0, vmax=top,
+                                extent=(0.0, seconds, 0.0, sample_rate_hz / 2000.0))
+            axes.set_title(f"{clip_id}: {title}", fontsize=8)
+            axes.tick_params(labelsize=7)
+            if column == 0:
+                axes.set_ylabel("kHz", fontsize=7)
+            if row == len(kept) - 1:
+                axes.set_xlabel("s", fontsize=7)
+        figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04, label="dB")
+    figure.suptitle("Differential d = (L - R) / 2: |STFT| (supp. Fig. 3)", fontsize=9)
+    _save(figure, path)
+
+
+def _block_max(envelope: np.ndarray, points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    block = max(1, len(envelope) // points)
+    usable = len(envelope) // block * block
+    return np.arange(0, usable, block), envelope[:usable].reshape(-1, block).max(axis=1)
+
+
+def plot_envelopes(kept: dict, systems: Sequence[str], path: str,
+                   sample_rate_hz: int = 16000) -> None:
+    """Supp. Fig. 4 analogue: Hilbert envelopes of the left and right channels, per clip.
+
+    Each panel shows the ground truth (black) and every system; curves are the maximum over
+    blocks of the envelope (about 1,000 points per clip).
+    """
+    figure = _figure(11.0, 2.2 * len(kept) + 0.4)
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    for row, (clip_id, signals) in enumerate(kept.items()):
+        for channel, side in enumerate(("left", "right")):
+            axes = figure.add_subplot(len(kept), 2, 2 * row + channel + 1)
+            for index, name in enumerate(["binaural", *systems]):
+                starts, values = _block_max(metrics.envelope_numpy(signals[name][:, channel]))
+                axes.plot(starts / sample_rate_hz, values, linewidth=0.8,
+                          color="black" if index == 0 else colours[(index - 1) % len(colours)],
+                          label="ground truth" if index == 0 else name)
+            axes.set_title(f"{clip_id}: {side}", fontsize=8)
+            axes.tick_params(labelsize=7)
+            if row == len(kept) - 1:
+                axes.set_xlabel("s", fontsize=7)
+            if row == 0 and channel == 1:
+                axes.legend(fontsize=7, loc="upper right")
+    figure.suptitle("Waveform envelopes (supp. Fig. 4)", fontsize=9)
+    _save(figure, path)
+
+
+def _map_times(clips: Sequence[fairplay.Clip], count: int = 4) -> list[float]:
+    """`count` evenly spread times (s) inside the shortest clip."""
+    seconds = min(clip.num_frames for clip in clips) / fairplay.FRAMES_PER_SECOND
+    return [round(seconds * (k + 0.5) / count, 2) for k in range(count)]
+
+
+def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: dict,
+               quality_systems: Sequence[str], output_dir: str, config: ml_collections.ConfigDict
+               ) -> list[str]:
+    """Writes the PNGs (module docstring) into `output_dir/plots`; returns their relative paths."""
+    folder = os.path.join(output_dir, PLOTS_DIR)
+    written = []
+    for system in systems:
+        if system.localizer is None:
+            continue
+        count = min(config.correlation_clips, len(clips))
+        windows = localization_eval.centre_windows(clips, system.resize_hw, system.crop_hw,
+                                                   num_clips=count, seed=config.seed)
+        matrix = localization_eval.correlation_matrix(system.localizer, windows["mono_patch"],
+                                                      windows["frame"])
+        name = f"correlation_{system.name}.png"
+        localization_eval.plot_correlation_matrix(
+            matrix["correlation"], os.path.join(folder, name),
+            title=f"{system.name}: audio-visual correlation (supp. Fig. 1-2)",
+            labels=windows["clip_id"])
+        written.append(name)
+        times = _map_times(clips)
+        panels = localization_eval.localization_panels(
+            system.localizer, clips, system.resize_hw, system.crop_hw,
+            num_clips=min(config.plot_clips, len(clips)), times_s=times, seed=config.seed)
+        name = f"maps_{system.name}.png"
+        localization_eval.plot_localization_maps(
+            panels["frames"], panels["maps"], os.path.join(folder, name), titles=panels["titles"],
+            boxes=panels["boxes"], peaks=panels["peaks"], columns=len(times))
+        written.append(name)
+    drawn = [name for name in quality_systems if name != MONO_MONO]
+    if kept and drawn:
+        plot_differential_spectrograms(kept, drawn, os.path.join(folder, "spectrograms.png"))
+        plot_envelopes(kept, [MONO_MONO, *drawn], os.path.join(folder, "envelopes.png"))
+        written += ["spectrograms.png", "envelopes.png"]
+    return [f"{PLOTS_DIR}/{name}" for name in written]
+
+
+# === Reports ===
+
+
+def _metric_title(name: str) -> str:
+    unit = " (dB)" if name == "snr" else ""
+    return f"{name.upper()}{unit} {'↑' if metrics.HIGHER_IS_BETTER[name] else '↓'}"
+
+
+def format_markdown(results: dict) -> str:
+    """The report: Table 1 and Table 2 as Markdown tables, then the plots."""
+    dataset, settings = results["dataset"], results["settings"]
+    lines = [
+        f"# Evaluation of {results['model']['name']}",
+        "",
+        (f"{dataset['root']} ({dataset['split']}/{dataset['subset']}, {len(dataset['clips'])} "
+         f"clips); sampler {settings['sampler']}, seed {settings['seed']}, peak normalisation "
+         f"{'on' if settings['normalize'] else 'off'}."),
+        "",
+        "## Table 1: sounding-object localization (supp. Eq. 10-11)",
+        "",
+    ]
+    table1 = results["table1"]
+    if table1:
+        pointing = any("pointing_clip_hit_rate" in row for row in table1.values())
+        header = ["model", "distance ↓", "accuracy (%) ↑"] + (
+            ["pointing, windows (%) ↑", "pointing, clips (%) ↑"] if pointing else []) + ["windows"]
+        lines += ["| " + " | ".join(header) + " |",
+                  "|---|" + "---:|" * (len(header) - 1)]
+        for name, row in table1.items():
+            cells = [name, f"{row['distance']:.4f}", f"{100 * row['accuracy']:.1f}"]
+            if pointing:
+                cells += [f"{100 * row.get('pointing_window_hit_rate', float('nan')):.1f}",
+                          f"{100 * row.get('pointing_clip_hit_rate', float('nan')):.1f}"]
+            lines.append("| " + " | ".join(cells + [str(row["num_windows"])]) + " |")
+    else:
+        lines.append("No model with a localizer.")
+    lines += ["", "## Table 2: binaural audio quality (supp. Eq. 4-9), whole clips", ""]
+    table2 = results["table2"]
+    header = ["system"] + [_metric_title(name) for name in metrics.METRIC_NAMES]
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(metrics.METRIC_NAMES)]
+    for name in table2["systems"]:
+        values = [f"{table2['mean'][name][metric]:.4f}" for metric in metrics.METRIC_NAMES]
+        lines.append("| " + " | ".join([name] + values) + " |")
+    lines += ["", (f"Means over {len(table2['clips'])} clips; mono_mono is L = R = (L + R) / 2 "
+                   "of the ground truth. Per-clip scores are in results.json.")]
+    if results["plots"]:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{os.path.basename(path)}]({path})" for path in results["plots"]]
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    model: str,
+    output_dir: str | None = None,
+    baselines: Sequence[str] = (),
+    root: str | None = None,
+    split: str | None = None,
+    subset: str = "test",
+    sampler: str | None = None,
+    seed: int | None = None,
+    max_clips: int | None = None,
+    normalize: bool | None = None,
+    plots: bool = False,
+    name: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Evaluates `model` (and `baselines`) on a split; writes results.json, results.md, plots.
+
+    Args:
+      model: a `.keras` file or a tools/train.py workdir.
+      output_dir: where to write (default: `<model's folder>/eval_<subset>`).
+      baselines: "NAME=PATH" strings, each a model evaluated beside it.
+      root, split: the dataset (default: the model's run config, `data.root`, `data.split`).
+      subset: "test", "val" or "train".
+      sampler, seed, max_clips, normalize: default from the run config's `eval` section
+        ("fast", 0, all clips, off).
+      plots: draw the PNGs.
+      name: the model's name in the tables (default: the run config's `name`, else "model").
+      progress: show progress bars.
+      log: called with one line per stage (e.g. `print`).
+
+    Returns:
+      The results dict written to results.json.
+
+    Raises:
+      EvaluationError: a bad flag, model file, dataset or output path (checked before scoring).
+    """
+    say = log or (lambda line: None)
+    main = make_system(name or "model", model, "--model")
+    config = main.config
+    evaluation = config.eval if config is not None and "eval" in config else None
+
+    def setting(value, key, default):
+        if value is not None:
+            return value
+        return evaluation[key] if evaluation is not None and key in evaluation else default
+
+    if name is None:
+        main.name = str(config.name) if config is not None and "name" in config else "model"
+    sampler = setting(sampler, "sampler", "fast")
+    seed = int(setting(seed, "seed", 0))
+    max_clips = int(setting(max_clips, "max_clips", 0))
+    normalize = bool(setting(normalize, "normalize", False))
+    if sampler not in SAMPLERS:
+        raise EvaluationError(f"--sampler={sampler}: must be one of {', '.join(SAMPLERS)}")
+    if root is None:
+        if config is None:
+            raise EvaluationError(f"--root: not given, and {main.path} has no {CONFIG_FILE} "
+                                  "beside it to take the dataset from")
+        root = config.data.root
+    split = split or (config.data.split if config is not None else "split1")
+    output_dir = output_dir or os.path.join(os.path.dirname(main.path), f"eval_{subset}")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise EvaluationError(f"--output_dir={output_dir}: is a file; give a folder")
+
+    systems = [main]
+    for baseline_name, path in parse_baselines(baselines):
+        if baseline_name == main.name:
+            raise EvaluationError(f"--baseline={baseline_name}={path}: the name is the model's "
+                                  "(--name); choose another")
+        systems.append(make_system(baseline_name, path, "--baseline"))
+
+    if not os.path.isdir(root):
+        raise EvaluationError(f"--root={root}: no such directory (a FAIR-Play-layout dataset)")
+    try:
+        clips = fairplay.list_clips(root, subset, split)
+    except fairplay.DatasetError as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise EvaluationError(f"--root={root}: {message[:400]}") from error
+    if max_clips > 0:
+        clips = clips[:max_clips]
+    if any(s.localizer is not None for s in systems) and len(clips) < 2:
+        raise EvaluationError(f"--root={root}: {split}/{subset} has {len(clips)} clip(s); the "
+                              "localization table needs at least 2 (negatives from other clips)")
+
+    plot_settings = ml_collections.ConfigDict({
+        "correlation_clips": int(setting(None, "correlation_clips", 10)),
+        "plot_clips": int(setting(None, "plot_clips", 3)), "seed": seed})
+    say(f"evaluating {', '.join(s.name for s in systems)} on {len(clips)} clips of {root} "
+        f"({split}/{subset})")
+    table1 = {}
+    if any(s.localizer is not None for s in systems):
+        say("table 1: localization over every 0.1 s window")
+        table1 = localization_table(systems, clips, seed,
+                                    int(setting(None, "negative_pool_size", 256)))
+    say(f"table 2: binaural quality, {sampler} sampler")
+    table2, kept = quality_table(systems, clips, sampler, seed, normalize,
+                                 keep_clips=plot_settings.plot_clips if plots else 0,
+                                 progress=progress)
+    written = []
+    if plots:
+        say("plots")
+        written = draw_plots(systems, clips, kept, table2["systems"], output_dir, plot_settings)
+
+    results = {
+        "model": _describe(main),
+        "baselines": {s.name: _describe(s) for s in systems[1:]},
+        "dataset": {"root": root, "split": split, "subset": subset,
+                    "clips": [clip.clip_id for clip in clips]},
+        "settings": {"sampler": sampler, "seed": seed, "normalize": normalize},
+        "table1": table1,
+        "table2": table2,
+        "plots": written,
+    }
+    atomic.write_text(os.path.join(output_dir, "results.json"),
+                      json.dumps(results, indent=1, allow_nan=False) + "\n")
+    atomic.write_text(os.path.join(output_dir, "results.md"), format_markdown(results))
+    return results
+
+
+def _describe(system: System) -> dict:
+    config = system.config
+    return {"name": system.name, "path": system.path, "class": type(system.model).__name__,
+            "variant": str(config.variant) if config is not None and "variant" in config else None,
+            "localizes": system.localizer is not None, "generates": system.generates}

@@ -1,0 +1,688 @@
+"""Training from a config: models and datasets by name, checkpoints, resume, strategies.
+
+The library behind `tools/train.py` (configs in `configs/clup.py`). `train(config, workdir)` checks
+everything first (config values, the dataset's splits, the workdir), then builds the model named by
+`config.model.kind` inside the distribution strategy's scope and runs `model.fit` on random 0.63 s
+chunks of the train split, with validation on the val split after each epoch.
+
+Workdir layout:
+
+    WORKDIR/config.json                  the run's config (written at the first start)
+    WORKDIR/checkpoints/epoch_NNNN.weights.h5   model + optimizer state after epoch N (newest
+                                         `config.train.keep_checkpoints` kept)
+    WORKDIR/checkpoints/state.json       the commit point: last finished epoch, its checkpoint,
+                                         the per-epoch metrics
+    WORKDIR/history.csv                  one row per finished epoch (epoch, loss, val_loss, ...)
+    WORKDIR/logs/{train,validation}/     TensorBoard event files (`tensorboard --logdir WORKDIR`)
+    WORKDIR/model.keras                  the trained model, written when training ends
+
+Resume: `EpochCheckpoints` is a `keras.callbacks.BackupAndRestore` whose backup is the per-epoch
+checkpoint above, written atomically (weights to a temporary file renamed into place, then
+`state.json` rewritten atomically: an interrupted save leaves the previous epoch's state intact).
+Killing the process at any moment and rerunning the same command restores the last finished epoch
+(weights, optimizer moments and step count, so the learning-rate schedule continues) and trains
+the remaining epochs: no epoch is lost or repeated. Only the epoch that was running when the
+process died is redone. The data stream of a resumed run is reseeded with the epoch it starts
+at (`config.seed + 1000 * epoch`): deterministic, and not a replay of the first epochs' chunks.
+A checkpoint that cannot be read falls back to the one before it.
+
+Reruns of a workdir (decided here; the tool's docstring repeats it):
+- the same config: resume (or, when every epoch is done and model.keras exists, do nothing);
+- a config that differs only in `train.epochs`, `data.root` or `eval.*`: allowed (train longer or
+  shorter, a moved dataset, other evaluation settings); config.json is updated;
+- any other difference: refused, naming the keys that differ.
+
+Strategies (`make_strategy`): "default" (one device), "mirrored" (`tf.distribute.MirroredStrategy`
+over the GPUs, or without GPUs over the logical CPU devices made by `split_cpu`), "multi_worker"
+(`tf.distribute.MultiWorkerMirroredStrategy`, cluster from the TF_CONFIG environment variable;
+without it, one local worker). `config.train.batch_size` is the global batch, split over replicas.
+With several workers, only the chief writes WORKDIR; the others keep their checkpoints and logs in
+WORKDIR/workers/<task>_<id>/ (each restores from its own on a rerun).
+
+Every problem found before training is a `TrainingError` with a one-line message naming the flag,
+config key or file, what is wrong and what would be right.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import ml_collections
+import tensorflow as tf
+from absl import flags as absl_flags
+from absl import logging
+
+from keras_binaural.data import atomic, fairplay
+from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
+from keras_binaural.models.localization import LOCALIZERS, LocalizationModel
+from keras_binaural.models.resnet import ResNet18
+from keras_binaural.models.vggish import VGGish
+
+KINDS = ("clup", "upmixer", "localizer")
+GUIDANCES = ("object", "baseline", "none")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
+SAMPLERS = ("fast", "full")
+# Config keys a rerun of a workdir may change (see the module docstring).
+RESUMABLE_CHANGES = ("train.epochs", "data.root", "eval.")
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "state.json"
+HISTORY_FILE = "history.csv"
+LOG_DIR = "logs"
+MODEL_FILE = "model.keras"
+
+
+class TrainingError(ValueError):
+    """A config, flag, dataset or workdir that cannot be trained; the message says which and why."""
+
+
+# === Checks ===
+
+
+def _fail(key: str, value: Any, problem: str) -> TrainingError:
+    return TrainingError(f"--config.{key}={value!r}: {problem}")
+
+
+def _check_choice(config: ml_collections.ConfigDict, key: str, choices: Sequence[str]) -> None:
+    value = _get(config, key)
+    if value not in choices:
+        raise _fail(key, value, f"must be one of {', '.join(choices)}")
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Checks the values of a config (its keys are fixed by `lock_config`).
+
+    Raises:
+      TrainingError: naming the first bad key, its value and what would be right.
+    """
+    _check_choice(config, "model.kind", KINDS)
+    _check_choice(config, "model.localizer.localizer", LOCALIZERS)
+    _check_choice(config, "model.localizer.audio_encoder", AUDIO_ENCODERS)
+    _check_choice(config, "model.upmixer.guidance", GUIDANCES)
+    _check_choice(config, "train.optimizer", OPTIMIZERS)
+    _check_choice(config, "train.lr_schedule", LR_SCHEDULES)
+    _check_choice(config, "eval.sampler", SAMPLERS)
+    for key in ("model.lambda_sce", "model.lambda_obj", "model.lambda_ssm", "model.lambda_cyc",
+                "train.weight_decay",
+                "train.clipnorm"):
+        if _get(config, key) < 0:
+            raise _fail(key, _get(config, key), "must be >= 0")
+    for key, least in (("train.batch_size", 2), ("train.epochs", 1), ("train.steps_per_epoch", 1),
+                       ("train.validation_steps", 0), ("train.warmup_steps", 0),
+                       ("train.keep_checkpoints", 1), ("data.chunks_per_clip", 1)):
+        if _get(config, key) < least:
+            why = " (in-batch negatives need another example)" if key == "train.batch_size" else ""
+            raise _fail(key, _get(config, key), f"must be at least {least}{why}")
+    if not config.train.learning_rate > 0:
+        raise _fail("train.learning_rate", config.train.learning_rate, "must be > 0")
+    resize_hw, crop_hw = tuple(config.data.resize_hw), tuple(config.data.crop_hw)
+    for key, size in (("data.resize_hw", resize_hw), ("data.crop_hw", crop_hw)):
+        if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+            raise _fail(key, size, "must be (height, width), two positive integers")
+    if crop_hw[0] > resize_hw[0] or crop_hw[1] > resize_hw[1]:
+        raise _fail("data.crop_hw", crop_hw, f"must fit inside data.resize_hw={resize_hw}")
+    guidance, localizer = config.model.upmixer.guidance, config.model.localizer.localizer
+    if config.model.kind != "localizer" and guidance != "none" and localizer != (
+            "osa" if guidance == "object" else "baseline"):
+        raise _fail("model.localizer.localizer", localizer,
+                    f"model.upmixer.guidance={guidance!r} takes its guidance from the "
+                    f"{'OSA' if guidance == 'object' else 'baseline'} localizer: set "
+                    f"model.localizer.localizer={'osa' if guidance == 'object' else 'baseline'!r}")
+    if config.model.kind == "clup" and guidance != "object":
+        raise _fail("model.upmixer.guidance", guidance,
+                    "model.kind 'clup' is guided by its OSA localizer: use 'object' (or "
+                    "model.kind 'upmixer' for 'baseline' or 'none')")
+    if config.model.kind == "clup" and not config.model.localizer.use_ssm:
+        raise _fail("model.localizer.use_ssm", False, "model.kind 'clup' needs the SSM head (its "
+                    "cyclic loss is an SSM loss): use True, and model.lambda_ssm=0 to drop SSM "
+                    "on real audio")
+    for key in ("model.resnet_weights", "model.vggish_weights"):
+        path = _get(config, key)
+        if path and not os.path.isfile(path):
+            raise _fail(key, path, "no such file (a .weights.h5 written by "
+                        f"tools/convert_{'resnet18_weights' if 'resnet' in key else 'vggish_checkpoint'}"
+                        ".py, or '' for random initialisation)")
+        if path and not path.endswith(".weights.h5"):
+            raise _fail(key, path, "must be a .weights.h5 file")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def split_clips(config: ml_collections.ConfigDict, subset: str,
+                least: int = 1) -> list[fairplay.Clip]:
+    """The clips of `subset` ("train", "val", "test") of `config.data.split`, checked.
+
+    Raises:
+      TrainingError: a root that is not a FAIR-Play-layout folder, a missing split file,
+        incomplete clips, or fewer than `least` clips.
+    """
+    root = config.data.root
+    if not os.path.isdir(root):
+        raise TrainingError(
+            f"--config.data.root={root!r}: no such directory (make one with tools/make_dataset.py "
+            "or tools/prepare_fairplay.py, or point --config.data.root at one)")
+    try:
+        clips = fairplay.list_clips(root, subset, config.data.split)
+    except fairplay.DatasetError as error:
+        raise TrainingError(f"--config.data.root={root!r}: {_one_line(error)}") from error
+    if len(clips) < least:
+        raise TrainingError(
+            f"--config.data.root={root!r}: {config.data.split}/{subset} has {len(clips)} clip(s), "
+            f"at least {least} are needed (negatives come from other clips)")
+    return clips
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+    """A JSON-ready dict of the config (tuples become lists)."""
+    return json.loads(config.to_json_best_effort())
+
+
+def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
+    """Keys whose values differ between a saved config dict and `config`, sorted."""
+    old, new = _flatten(saved), _flatten(config_to_dict(config))
+    return sorted(key for key in set(old) | set(new) if old.get(key, "<missing>") != new.get(
+        key, "<missing>"))
+
+
+def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+    """Checks that `workdir` is new, or a run of the same config; returns its config.json or None.
+
+    Raises:
+      TrainingError: `workdir` is a file, holds a run of another config (the differing keys are
+        named), or holds checkpoints or a model without config.json.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise TrainingError(f"--workdir={workdir!r}: is a file; give a directory (new or a run)")
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        for name in (CHECKPOINT_DIR, MODEL_FILE):
+            if os.path.exists(os.path.join(workdir, name)):
+                raise TrainingError(
+                    f"--workdir={workdir!r}: holds {name} but no {CONFIG_FILE}, so it is not a run "
+                    "of tools/train.py; use a new --workdir")
+        return None
+    try:
+        with open(config_path) as stream:
+            saved = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{config_path}: unreadable ({error}); use a new --workdir") from error
+    changed = [key for key in config_differences(saved, config)
+               if not key.startswith(RESUMABLE_CHANGES)]
+    if changed:
+        shown = ", ".join(f"{key} ({_flatten(saved).get(key, '<missing>')!r} there)"
+                          for key in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise TrainingError(
+            f"--workdir={workdir!r}: holds a run of another config (differs in {shown}{more}); "
+            "use a new --workdir, or the same --config and overrides as that run")
+    return saved
+
+
+# === Command-line flags ===
+
+
+def explain_flag_error(error: Exception, argv: Sequence[str]) -> str:
+    """One line for a flag that absl or ml_collections refused while parsing `argv`.
+
+    A misspelt config override (`--config.train.epoch=3`) names the flag and the key it probably
+    meant; an error raised inside a config file (e.g. an unknown variant) gives that error's own
+    message; anything else its first line.
+    """
+    text = str(error)
+    if isinstance(error, (AttributeError, KeyError)):
+        guess = re.search(r'Did you mean "([^"]+)"', text)
+        bad = re.search(r"'([^'\\]+)\\?'", text)
+        key = bad.group(1) if bad else "?"
+        flag = next((arg.split("=")[0] for arg in argv
+                     if arg.startswith("--config.") and re.search(rf"\.{re.escape(key)}(=|$)",
+                                                                   arg.split("=")[0])), None)
+        hint = f"; did you mean {guess.group(1)!r}?" if guess else ""
+        return f"{flag or '--config.…'}: the config has no key {key!r}{hint}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "Traceback" in text and lines:  # an exception inside the config file: its last line
+        last = lines[-1]
+        return re.sub(r"^\w+(Error|Exception): ", "", last)
+    return lines[0] if lines else type(error).__name__
+
+
+def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
+    """An `app.run(..., flags_parser=...)` that turns a flag error into one line and exit 1."""
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return absl_flags.FLAGS(argv)
+        except (absl_flags.Error, AttributeError, KeyError, ValueError, TypeError) as error:
+            raise SystemExit(f"{program}: error: {explain_flag_error(error, argv)}") from None
+
+    return parse
+
+
+# === Strategies ===
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the CPU into `num_devices` logical devices (for MirroredStrategy without GPUs).
+
+    Must run before TensorFlow initialises its runtime (before any tensor is made).
+
+    Raises:
+      TrainingError: the runtime is already initialised with another device count.
+    """
+    if num_devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+    except RuntimeError as error:
+        if len(tf.config.list_logical_devices("CPU")) != num_devices:
+            raise TrainingError(
+                f"--cpu_devices={num_devices}: TensorFlow is already initialised ({error})"
+            ) from error
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name` (see the module docstring).
+
+    Raises:
+      TrainingError: an unknown name.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise TrainingError(f"--strategy={name!r}: must be one of {', '.join(STRATEGIES)}")
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, str]:
+    """(is_chief, a name for this worker) from the strategy's cluster resolver (TF_CONFIG)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if resolver is None or task_type is None:
+        return True, "chief"
+    task_id = int(resolver.task_id or 0)
+    cluster = resolver.cluster_spec().as_dict()
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return is_chief, f"{task_type}_{task_id}"
+
+
+# === Models by name ===
+
+
+def localizer_arguments(config: ml_collections.ConfigDict) -> dict:
+    """`LocalizationModel` arguments: `config.model.localizer` and the localization lambdas."""
+    return {**config.model.localizer.to_dict(), "lambda_sce": config.model.lambda_sce,
+            "lambda_obj": config.model.lambda_obj, "lambda_ssm": config.model.lambda_ssm}
+
+
+def upmixer_arguments(config: ml_collections.ConfigDict) -> dict:
+    """`Upmixer` arguments: `config.model.upmixer`, the localizer's as `localizer_config` (its
+    type comes from `guidance`), and `config.seed`."""
+    localizer = localizer_arguments(config)
+    del localizer["localizer"]
+    return {**config.model.upmixer.to_dict(), "localizer_config": localizer, "seed": config.seed}
+
+
+def clup_arguments(config: ml_collections.ConfigDict) -> dict:
+    """`CLUP` arguments: the upmixer's (but `guidance`, always OSA's object guidance) and the four
+    lambdas (its localizer always uses SSM)."""
+    arguments = upmixer_arguments(config)
+    del arguments["guidance"]
+    localizer = arguments["localizer_config"]
+    for key in ("use_ssm", "lambda_sce", "lambda_obj", "lambda_ssm"):
+        del localizer[key]
+    return {**arguments, "lambda_sce": config.model.lambda_sce,
+            "lambda_obj": config.model.lambda_obj, "lambda_ssm": config.model.lambda_ssm,
+            "lambda_cyc": config.model.lambda_cyc}
+
+
+def build_model(config: ml_collections.ConfigDict) -> keras.Model:
+    """The model named by `config.model.kind`, built, with pre-trained weights loaded if named.
+
+    - "localizer": `LocalizationModel` (OSA or baseline; lambda_sce, lambda_obj, lambda_ssm).
+    - "upmixer": `Upmixer` (audio-only with guidance "none"; else guided by a localizer trained
+      with its own loss, no cyclic term).
+    - "clup": `CLUP`, OSA + SSM localizer and the upmixer trained together (lambda_sce,
+      lambda_obj, lambda_ssm, lambda_cyc).
+
+    Call inside `strategy.scope()` to place the variables.
+    """
+    kind = config.model.kind
+    if kind == "localizer":
+        model = LocalizationModel(**localizer_arguments(config), name="localizer")
+    elif kind == "upmixer":
+        from keras_binaural.models.upmixer import Upmixer
+
+        model = Upmixer(**upmixer_arguments(config), name="upmixer")
+    elif kind == "clup":
+        from keras_binaural.models.clup import CLUP
+
+        model = CLUP(**clup_arguments(config), name="clup")
+    else:
+        raise _fail("model.kind", kind, f"must be one of {', '.join(KINDS)}")
+    load_pretrained(model, config)
+    return model
+
+
+def _layers_of_type(model: keras.Model, cls: type) -> list[keras.layers.Layer]:
+    found, stack = [], [model]
+    seen = set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, cls) and layer is not model:
+            found.append(layer)
+            continue
+        stack.extend(getattr(layer, "_layers", []))
+    return found
+
+
+def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> None:
+    """Loads `model.resnet_weights` into every ResNet-18 and `model.vggish_weights` into every
+    VGGish inside `model` (no-op for empty paths)."""
+    for key, cls in (("resnet_weights", ResNet18), ("vggish_weights", VGGish)):
+        path = config.model[key]
+        if not path:
+            continue
+        targets = _layers_of_type(model, cls)
+        if not targets:
+            raise _fail(f"model.{key}", path, f"the model has no {cls.__name__} to load it into")
+        for layer in targets:
+            layer.load_weights(path)
+        logging.info("loaded %s into %d %s layer(s)", path, len(targets), cls.__name__)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
+    """Adam/AdamW with the config's learning rate, schedule (over all steps) and clipping."""
+    train = config.train
+    rate: Any = train.learning_rate
+    if train.lr_schedule == "cosine":
+        total = train.epochs * train.steps_per_epoch
+        warmup = min(train.warmup_steps, max(total - 1, 0))
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else train.learning_rate,
+            decay_steps=max(total - warmup, 1),
+            warmup_target=train.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    clip = {"global_clipnorm": train.clipnorm} if train.clipnorm > 0 else {}
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay, **clip)
+    return keras.optimizers.Adam(rate, **clip)
+
+
+# === Datasets ===
+
+
+def training_batches(config: ml_collections.ConfigDict, clips: Sequence[fairplay.Clip],
+                     seed: int) -> tf.data.Dataset:
+    """Endless batches of random training chunks (`fairplay.training_dataset`), global batch."""
+    dataset = fairplay.training_dataset(
+        list(clips), seed=seed, chunks_per_clip=config.data.chunks_per_clip,
+        resize_hw=tuple(config.data.resize_hw), crop_hw=tuple(config.data.crop_hw),
+        augment=config.data.augment)
+    return dataset.batch(config.train.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_batches(config: ml_collections.ConfigDict,
+                       clips: Sequence[fairplay.Clip]) -> tf.data.Dataset:
+    """`config.train.validation_steps` batches of val chunks, the same ones every epoch.
+
+    Central crops, no jitter; cached in memory after the first epoch (the reader reshuffles on
+    every pass, so the cache is what keeps the validation set fixed).
+    """
+    dataset = fairplay.training_dataset(
+        list(clips), seed=config.seed + 7919, chunks_per_clip=config.data.chunks_per_clip,
+        resize_hw=tuple(config.data.resize_hw), crop_hw=tuple(config.data.crop_hw),
+        augment=False)
+    return dataset.batch(config.train.batch_size, drop_remainder=True).take(
+        config.train.validation_steps).cache()
+
+
+# === Checkpoints and resume ===
+
+
+def read_state(directory: str) -> dict | None:
+    """The checkpoint state (`state.json`) in `directory`, or None before the first epoch."""
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as stream:
+            return json.load(stream)
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{path}: unreadable ({error}); delete it to restart training from "
+                            "scratch") from error
+
+
+def history_csv(history: Sequence[dict]) -> str:
+    """One CSV row per epoch: `epoch` first, then every metric name (sorted)."""
+    names = sorted({key for row in history for key in row} - {"epoch"})
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["epoch", *names])
+    for row in history:
+        writer.writerow([row["epoch"], *(row.get(name, "") for name in names)])
+    return text.getvalue()
+
+
+class EpochCheckpoints(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` with one atomic checkpoint per epoch and the epoch history.
+
+    After epoch N (1-based): `epoch_NNNN.weights.h5` (model and optimizer variables) is written to
+    a temporary name and renamed into place; then `state.json` (the commit point) is rewritten
+    atomically with {"epoch": N, "checkpoints": [{"epoch", "weights"}...], "history": [...]}; then
+    `history_path` (CSV) is rewritten from the state; then checkpoints beyond the newest `keep` are
+    deleted. At `on_train_begin` the newest readable checkpoint is restored and fit continues at
+    the epoch after it. The checkpoints are kept when training ends (a rerun after the last epoch
+    trains nothing).
+
+    Args:
+      directory: where the checkpoints and state.json live (created when needed).
+      keep: how many of the newest checkpoints to keep (>= 1).
+      history_path: optional CSV path rewritten after each epoch.
+    """
+
+    def __init__(self, directory: str, keep: int = 3, history_path: str | None = None):
+        super().__init__(backup_dir=directory, save_freq="epoch", delete_checkpoint=False)
+        self.directory = directory
+        self.keep = max(1, keep)
+        self.history_path = history_path
+        state = read_state(directory) or {}
+        self.checkpoints = list(state.get("checkpoints", []))
+        self.history = list(state.get("history", []))
+        self.restored_epoch = 0
+
+    # --- restore (called by BackupAndRestore.on_train_begin) ---
+
+    def _load_model(self):
+        if not self.checkpoints:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its slots must exist
+        for entry in reversed(list(self.checkpoints)):
+            path = os.path.join(self.directory, entry["weights"])
+            try:
+                self.model.load_weights(path)
+            except (OSError, ValueError, KeyError) as error:
+                logging.warning("checkpoint %s unreadable (%s); trying the one before", path,
+                                _one_line(error, 200))
+                continue
+            epoch = int(entry["epoch"])
+            self.checkpoints = [c for c in self.checkpoints if c["epoch"] <= epoch]
+            self.history = [row for row in self.history if row["epoch"] <= epoch]
+            self.model._initial_epoch = epoch  # what BackupAndRestore sets to resume fit
+            self.restored_epoch = epoch
+            logging.info("resuming after epoch %d from %s", epoch, path)
+            return
+        raise TrainingError(f"{self.directory}: no readable checkpoint; delete it to restart "
+                            "training from scratch")
+
+    # --- save (called by BackupAndRestore.on_epoch_end) ---
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                pass  # not a scalar metric
+        self.history = [r for r in self.history if r["epoch"] < epoch + 1] + [row]
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        epoch = self._current_epoch
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"epoch_{epoch:04d}.weights.h5"
+        temporary = os.path.join(self.directory, f".{name}.{os.getpid()}.tmp.weights.h5")
+        try:
+            self.model.save_weights(temporary, overwrite=True)
+            os.replace(temporary, os.path.join(self.directory, name))
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        self.checkpoints = [c for c in self.checkpoints if c["epoch"] < epoch]
+        self.checkpoints.append({"epoch": epoch, "weights": name})
+        dropped, self.checkpoints = self.checkpoints[: -self.keep], self.checkpoints[-self.keep:]
+        atomic.write_json(os.path.join(self.directory, STATE_FILE), {
+            "epoch": epoch, "checkpoints": self.checkpoints, "history": self.history})
+        if self.history_path:
+            atomic.write_text(self.history_path, history_csv(self.history))
+        for entry in dropped:
+            path = os.path.join(self.directory, entry["weights"])
+            if os.path.exists(path):
+                os.remove(path)
+
+
+# === Training ===
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """`model.save(path)` (a .keras file) atomically."""
+    with atomic.atomic_file(path) as temporary:
+        model.save(temporary)
+
+
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    strategy: str | tf.distribute.Strategy = "default",
+    verbose: int | str = 1,
+) -> dict:
+    """Trains `config` in `workdir`, resuming a previous run there (module docstring).
+
+    Args:
+      config: a config of `configs/clup.py` (`get_config(...)`, with any overrides).
+      workdir: the run's folder (created if missing).
+      strategy: a name of `STRATEGIES` or a `tf.distribute.Strategy`.
+      verbose: Keras's fit verbosity (1: progress bar, 2: one line per epoch, 0: silent).
+
+    Returns:
+      {"workdir", "model_path", "initial_epoch" (epochs done before this call), "epochs" (done
+      now), "history" (one dict of metrics per finished epoch), "seconds" (of fit)}.
+
+    Raises:
+      TrainingError: a bad config value, dataset, workdir or strategy (checked before training).
+    """
+    check_config(config)
+    workdir = os.fspath(workdir)
+    saved = check_workdir(workdir, config)
+    train_clips = split_clips(config, config.data.train_subset, least=2)
+    val_clips = split_clips(config, config.data.val_subset, least=2) if (
+        config.train.validation_steps > 0) else []
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        raise _fail("train.batch_size", config.train.batch_size,
+                    f"must be a multiple of the {replicas} replicas of the strategy")
+
+    is_chief, worker = worker_role(strategy)
+    run_dir = workdir if is_chief else os.path.join(workdir, "workers", worker)
+    checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    model_path = os.path.join(workdir, MODEL_FILE)
+    os.makedirs(run_dir, exist_ok=True)
+    if is_chief and saved != config_to_dict(config):
+        atomic.write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
+
+    state = read_state(checkpoint_dir)
+    done = int(state["epoch"]) if state else 0
+    if done >= config.train.epochs and os.path.isfile(model_path):
+        logging.info("%s: all %d epochs done and %s written; nothing to do", workdir, done,
+                     MODEL_FILE)
+        return {"workdir": workdir, "model_path": model_path, "initial_epoch": done,
+                "epochs": done, "history": state["history"], "seconds": 0.0}
+
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config)
+        model.compile(optimizer=make_optimizer(config), jit_compile=config.train.jit_compile)
+    backup = EpochCheckpoints(checkpoint_dir, keep=config.train.keep_checkpoints,
+                              history_path=os.path.join(run_dir, HISTORY_FILE))
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, LOG_DIR), write_graph=False,
+                                    update_freq="epoch"),
+        backup,
+    ]
+    # The stream of a resumed run is reseeded with its first epoch (see the module docstring).
+    train_data = training_batches(config, train_clips, seed=config.seed + 1000 * done)
+    val_data = validation_batches(config, val_clips) if val_clips else None
+    logging.info("training %s (%s) in %s: epochs %d..%d of %d steps, batch %d on %d replica(s)",
+                 config.model.kind, config.variant, workdir, done + 1, config.train.epochs,
+                 config.train.steps_per_epoch, config.train.batch_size, replicas)
+    start = time.monotonic()
+    model.fit(train_data, epochs=config.train.epochs, steps_per_epoch=config.train.steps_per_epoch,
+              validation_data=val_data, callbacks=callbacks, verbose=verbose)
+    seconds = time.monotonic() - start
+    if is_chief:
+        save_model(model, model_path)
+    return {"workdir": workdir, "model_path": model_path, "initial_epoch": backup.restored_epoch,
+            "epochs": len(backup.history), "history": backup.history, "seconds": seconds}
+
+
+def load_config_json(path: str) -> ml_collections.ConfigDict:
+    """A run's config.json as a locked ConfigDict."""
+    with open(path) as stream:
+        config = ml_collections.ConfigDict(json.load(stream))
+    for key in ("resize_hw", "crop_hw"):
+        config.data[key] = tuple(config.data[key])
+    config.lock()
+    return config
+
