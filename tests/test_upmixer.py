@@ -1,0 +1,257 @@
+"""The upmixer and the generation helpers: math, guidance variants, Eq. 3, seeds, windows, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from localization_data import write_tiny_root
+from roundtrip import assert_round_trip
+
+from keras_binaural import diffusion, generation
+from keras_binaural.audio import frontend
+from keras_binaural.data import fairplay
+from keras_binaural.generation import GenerationInputError
+from keras_binaural.models.upmixer import (
+    GuidanceNetwork,
+    Upmixer,
+    binning_matrix,
+    horizontal_profile,
+    peak_scale,
+    predict_x0,
+)
+
+SIZE = 64  # frames of 64 x 64 pixels: a 2 x 2 map
+TINY = {
+    "residual_channels": 4,
+    "num_cycles": 1,
+    "layers_per_cycle": 3,
+    "conditioner_channels": 4,
+    "step_hidden_channels": 16,
+    "guidance_channels": 8,
+    "guidance_hidden_channels": 16,
+    "profile_bins": 4,
+    "localizer_config": {"audio_width_multiplier": 0.0625},
+    "seed": 1,
+}
+
+
+def tiny_upmixer(guidance: str, **kwargs) -> Upmixer:
+    keras.utils.set_random_seed(0)
+    model = Upmixer(guidance=guidance, **{**TINY, **kwargs})
+    randomise_output_layer(model)
+    return model
+
+
+def randomise_output_layer(model, seed: int = 0):
+    """The denoiser's output layer is zero at init (so is ε̂); a live one makes outputs differ."""
+    kernel = model.denoiser.output_projection.kernel
+    kernel.assign(np.random.default_rng(seed).normal(0, 0.5, kernel.shape).astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upmixer_root")
+    write_tiny_root(root, num_clips=4, seconds=2.0, size=SIZE)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_root):
+    clips = fairplay.list_clips(tiny_root, "train")
+    dataset = fairplay.training_dataset(clips, seed=0, resize_hw=(SIZE, SIZE), crop_hw=(SIZE, SIZE))
+    return next(iter(dataset.batch(4)))
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_root):
+    clips = fairplay.list_clips(tiny_root, "test")
+    return next(
+        iter(fairplay.evaluation_dataset(clips[:1], resize_hw=(SIZE, SIZE), crop_hw=(SIZE, SIZE)))
+    )
+
+
+# === Math ===
+
+
+def test_predict_x0_inverts_q_sample():
+    schedule = diffusion.linear_schedule()
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, (3, 50)).astype("float32")
+    noise = rng.standard_normal((3, 50)).astype("float32")
+    step = np.array([0, 100, 199])
+    noisy = diffusion.q_sample(x0, step, noise, schedule)
+    alpha_bar = tf.gather(schedule.alpha_bars, step)
+    np.testing.assert_allclose(predict_x0(noisy, noise, alpha_bar), x0, atol=2e-4)
+
+
+def test_peak_scale_has_a_floor():
+    mono = np.array([[0.0, -0.5, 0.25], [0.0, 0.0, 0.0]], "float32")
+    np.testing.assert_allclose(peak_scale(mono, 1e-3), [[0.5], [1e-3]])
+
+
+def test_binning_matrix_averages_columns():
+    matrix = binning_matrix(6, 4)  # bins of 1.5 columns
+    np.testing.assert_allclose(matrix.sum(axis=0), np.ones(4), atol=1e-6)
+    np.testing.assert_allclose(np.ones(6) @ matrix, np.ones(4), atol=1e-6)
+
+
+def test_horizontal_profile_points_at_the_object():
+    localization_map = np.zeros((2, 8, 16), "float32")
+    localization_map[0, 3:5, 1:3] = 1.0  # left
+    localization_map[1, :, 13:] = 1.0  # right
+    profile = keras.ops.convert_to_numpy(horizontal_profile(localization_map, 4))
+    np.testing.assert_allclose(profile.sum(axis=1), [4.0, 4.0], atol=1e-5)
+    assert profile[0].argmax() == 0 and profile[1].argmax() == 3
+    flat = horizontal_profile(np.ones((1, 4, 8), "float32"), 4)
+    np.testing.assert_allclose(flat, np.ones((1, 4)), atol=1e-6)
+
+
+def test_guidance_network_round_trip(tmp_path):
+    network = GuidanceNetwork(guidance_channels=8, hidden_channels=16)
+    rng = np.random.default_rng(0)
+    inputs = {
+        "object_feature": rng.normal(size=(2, 5, 512)).astype("float32"),
+        "profile": rng.uniform(size=(2, 5, 4)).astype("float32"),
+        "scene_feature": rng.normal(size=(2, 5, 512)).astype("float32"),
+    }
+    assert assert_round_trip(network, inputs, tmp_path).shape == (2, 5, 8)
+
+
+# === Generation helpers ===
+
+
+def test_frame_patches_are_centred_on_each_frame():
+    rng = np.random.default_rng(0)
+    mono = rng.uniform(-0.5, 0.5, (2, 7000)).astype("float32")
+    patches = generation.frame_patches(mono, num_frames=5).numpy()
+    assert patches.shape == (2, 5, 96, 64)
+    # Frame 4 (centre 7200) lies past the audio's end: its patch sees zeros there.
+    padded = np.pad(mono, [(0, 0), (0, 8000)])
+    for k in (0, 2, 4):
+        expected = frontend.centred_patch(padded, int((k + 0.5) * 1600)).numpy()
+        np.testing.assert_allclose(patches[:, k], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("num_samples", [1, 1600, 8000, 8001, 23_456])
+def test_windows_cover_the_clip_and_weights_sum_to_one(num_samples):
+    windows = generation.plan_windows(num_samples, window_samples=8000, overlap_samples=1600)
+    total = np.zeros(num_samples)
+    for (start, stop), weight in zip(windows, generation.crossfade_weights(windows, 1600)):
+        assert start % 1600 == 0 and stop - start <= 8000
+        total[start:stop] += weight
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    assert windows[0][0] == 0 and windows[-1][1] == num_samples
+
+
+def test_bad_window_settings_raise():
+    with pytest.raises(ValueError, match="multiple of 1600"):
+        generation.plan_windows(10_000, 5000, 0)
+    with pytest.raises(ValueError, match="overlap"):
+        generation.plan_windows(10_000, 3200, 3200)
+
+
+# === Bad input ===
+
+
+def test_bad_inputs_raise_clear_errors():
+    mono = np.zeros((1, 16000), "float32")
+    frames = np.zeros((1, 10, SIZE, SIZE, 3), "float32")
+    check = generation.check_generation_inputs
+    with pytest.raises(GenerationInputError, match="mono has 2 channels"):
+        check(np.zeros((1, 16000, 2), "float32"), frames)
+    with pytest.raises(GenerationInputError, match="empty"):
+        check(np.zeros((1, 0), "float32"), frames[:, :1])
+    with pytest.raises(GenerationInputError, match="batch axis"):
+        check(np.zeros(16000, "float32"), frames)
+    nan = mono.copy()
+    nan[0, 123] = np.nan
+    with pytest.raises(GenerationInputError, match="NaN.*sample 123"):
+        check(nan, frames)
+    bad_frames = frames.copy()
+    bad_frames[0, 3, 5, 5, 1] = np.inf
+    with pytest.raises(GenerationInputError, match="frames contain NaN"):
+        check(mono, bad_frames)
+    with pytest.raises(GenerationInputError, match="inconsistent durations: 13 frames"):
+        check(mono, np.zeros((1, 13, SIZE, SIZE, 3), "float32"))
+    with pytest.raises(GenerationInputError, match=r"\[0, 1\]"):
+        check(mono, frames + 255.0)
+    with pytest.raises(GenerationInputError, match="needs frames"):
+        check(mono, None)
+    with pytest.raises(GenerationInputError, match="batch sizes"):
+        check(np.zeros((2, 16000), "float32"), frames)
+    # Within one frame of time / 1600 is fine (videos end on a frame boundary or not); one frame
+    # stands for the whole clip; uint8 frames are scaled.
+    assert check(mono, frames[:, :9])[1].shape[1] == 9
+    assert check(mono, np.zeros((1, SIZE, SIZE, 3), "uint8") + 255)[1].max() == 1.0
+
+
+def test_generate_rejects_bad_input_and_keeps_silence_silent():
+    model = tiny_upmixer("none")
+    with pytest.raises(GenerationInputError, match="mono has 2 channels"):
+        model.generate(np.zeros((1, 3200, 2), "float32"))
+    with pytest.raises(GenerationInputError, match="NaN"):
+        model.generate(np.full((1, 3200), np.nan, "float32"))
+    with pytest.raises(ValueError, match="sampler"):
+        model.generate(np.zeros((1, 3200), "float32"), sampler="ddim")
+    silence = model.generate(np.zeros((1, 4000), "float32"), seed=0, jit_compile=False)
+    assert np.isfinite(silence).all()
+    assert np.abs(silence).max() <= model.min_scale * (1 + 1e-6)  # -60 dBFS
+
+
+# === Models ===
+
+
+def test_constructor_rejects_unknown_guidance():
+    with pytest.raises(ValueError, match="guidance must be one of"):
+        Upmixer(guidance="scene")
+
+
+@pytest.mark.parametrize("guidance", ["object", "baseline", "none"])
+def test_guidance_variants_train_and_generate(guidance, batch, clip):
+    model = tiny_upmixer(guidance)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+    logs = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
+    expected = (
+        {"loss", "diff_loss"}
+        | ({"sce_loss", "obj_loss"} if guidance == "object" else set())
+        | ({"baseline_loss"} if guidance == "baseline" else set())
+    )
+    assert set(logs) == expected and all(np.isfinite(v[-1]) for v in logs.values())
+    mono, frames = clip["mono"].numpy()[None, :20_000], clip["frames"].numpy()[None, :13]
+    binaural = model.generate(mono, frames, seed=3, jit_compile=False)
+    assert binaural.shape == (1, 20_000, 2) and np.isfinite(binaural).all()
+    # Eq. 3: L + R = 2 m exactly (up to float32 rounding), and d̂ is not zero.
+    np.testing.assert_allclose(binaural.sum(axis=-1), 2 * mono, atol=1e-6)
+    assert np.abs(binaural[..., 0] - binaural[..., 1]).max() > 1e-3
+
+
+def test_same_seed_same_audio_and_windows_for_any_length(clip, capsys):
+    model = tiny_upmixer("object")
+    num_samples = 26_789  # neither a multiple of the 1600-sample frame nor of the window
+    mono = clip["mono"].numpy()[None, :num_samples]
+    frames = clip["frames"].numpy()[None, : int(np.ceil(num_samples / 1600))]
+    kwargs = {"window_seconds": 1.0, "overlap_seconds": 0.2}
+    first = model.generate(mono, frames, seed=7, **kwargs)
+    assert "2/2" in capsys.readouterr().out  # the progress bar over the two windows
+    again = model.generate(mono, frames, seed=7, **kwargs)
+    other = model.generate(mono, frames, seed=8, **kwargs)
+    assert first.shape == (1, num_samples, 2) and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-3
+    np.testing.assert_allclose(first.sum(axis=-1), 2 * mono, atol=1e-6)
+    # XLA and graph mode run the same sampler.
+    graph = model.generate(mono, frames, seed=7, jit_compile=False, **kwargs)
+    np.testing.assert_allclose(graph, first, atol=1e-4)
+
+
+def test_upmixer_round_trip(batch, tmp_path):
+    model = tiny_upmixer("baseline")
+    inputs = {
+        "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
+        "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),
+        "mono": batch["mono"],
+        "frame": batch["frame"],
+        "mono_patch": batch["mono_patch"],
+    }
+    outputs = assert_round_trip(model, inputs, tmp_path)
+    assert outputs.shape == (4, 10080, 1)
