@@ -1,0 +1,201 @@
+"""Schedules, q_sample, fractional steps and the DDPM sampler against a numpy reference."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_binaural import diffusion
+
+FAST_BETAS = [1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5]
+
+
+# === numpy reference ===
+
+
+def np_schedule(betas):
+    betas = np.asarray(betas, np.float64)
+    alphas = 1.0 - betas
+    return betas, alphas, np.cumprod(alphas)
+
+
+def np_q_sample(x0, t, noise, alpha_bars):
+    a = alpha_bars[t].reshape((-1,) + (1,) * (x0.ndim - 1))
+    return np.sqrt(a) * x0 + np.sqrt(1.0 - a) * noise
+
+
+def np_fractional_steps(inference_alpha_bars, training_alpha_bars):
+    """Bracket search, one inference step at a time (the definition, written out)."""
+    steps = []
+    for target in np.sqrt(inference_alpha_bars):
+        roots = np.sqrt(training_alpha_bars)
+        for t in range(len(roots) - 1):
+            if roots[t + 1] <= target <= roots[t]:
+                steps.append(t + (roots[t] - target) / (roots[t] - roots[t + 1]))
+                break
+    return np.array(steps)
+
+
+def np_sample(eps_fn, betas, steps, x_T, step_noise, clip=(-1.0, 1.0)):
+    """DDPM ancestral sampling; step_noise[n] is the z of schedule index n."""
+    betas, alphas, alpha_bars = np_schedule(betas)
+    x = x_T.astype(np.float64)
+    for n in reversed(range(len(betas))):
+        eps = eps_fn(x, np.full(x.shape[0], steps[n]))
+        x = (x - betas[n] / np.sqrt(1.0 - alpha_bars[n]) * eps) / np.sqrt(alphas[n])
+        if n > 0:
+            variance = (1.0 - alpha_bars[n - 1]) / (1.0 - alpha_bars[n]) * betas[n]
+            x = x + np.sqrt(variance) * step_noise[n]
+        x = np.clip(x, *clip)
+    return x
+
+
+def documented_noise(shape, seed, num_steps):
+    """x_T and the per-step z exactly as `diffusion.sample` documents them."""
+    x_T = tf.random.stateless_normal(shape, seed=(seed, 0)).numpy()
+    z = [tf.random.stateless_normal(shape, seed=(seed, n + 1)).numpy() for n in range(num_steps)]
+    return x_T, z
+
+
+def toy_eps(x, step):
+    """A deterministic stand-in for the denoiser, the same in numpy and TF."""
+    return 0.4 * x + 0.002 * step[:, None]
+
+
+# === tests ===
+
+
+def test_linear_schedule_matches_numpy():
+    schedule = diffusion.linear_schedule()
+    betas, alphas, alpha_bars = np_schedule(np.linspace(1e-4, 0.02, 200))
+    assert schedule.num_steps == 200
+    np.testing.assert_allclose(schedule.betas.numpy(), betas, rtol=1e-12)
+    np.testing.assert_allclose(schedule.alphas.numpy(), alphas, rtol=1e-12)
+    np.testing.assert_allclose(schedule.alpha_bars.numpy(), alpha_bars, rtol=1e-12)
+    assert schedule.betas.numpy()[0] == pytest.approx(1e-4)
+    assert schedule.betas.numpy()[-1] == pytest.approx(0.02)
+
+
+def test_fast_schedule_matches_numpy():
+    schedule = diffusion.fast_schedule()
+    for got, want in zip(schedule, np_schedule(FAST_BETAS)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 50), (3, 50, 1)])
+def test_q_sample_matches_numpy(shape):
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, shape).astype(np.float32)
+    noise = rng.standard_normal(shape).astype(np.float32)
+    t = np.array([0, 57, 199])
+    schedule = diffusion.linear_schedule()
+    got = diffusion.q_sample(x0, t, noise, schedule).numpy()
+    want = np_q_sample(x0, t, noise, np_schedule(np.linspace(1e-4, 0.02, 200))[2])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_fractional_steps_match_sqrt_alpha_bar():
+    training, fast = diffusion.linear_schedule(), diffusion.fast_schedule()
+    steps = diffusion.fractional_steps(fast, training).numpy()
+    train_alpha_bars = np_schedule(np.linspace(1e-4, 0.02, 200))[2]
+    fast_alpha_bars = np_schedule(FAST_BETAS)[2]
+
+    np.testing.assert_allclose(
+        steps, np_fractional_steps(fast_alpha_bars, train_alpha_bars), atol=1e-4
+    )
+    # The training noise level at the fractional step (linear in √ᾱ) is the inference one.
+    root_at_step = np.interp(steps, np.arange(200), np.sqrt(train_alpha_bars))
+    np.testing.assert_allclose(root_at_step, np.sqrt(fast_alpha_bars), atol=1e-6)
+    assert np.all(np.diff(steps) > 0)
+    assert steps[0] == pytest.approx(0.0, abs=1e-6)  # β_0 = 1e-4 in both schedules
+    assert np.all((steps >= 0) & (steps <= 199))
+    assert np.any(steps != np.round(steps))  # genuinely fractional
+
+
+def test_fractional_steps_of_the_training_schedule_are_its_indices():
+    training = diffusion.linear_schedule()
+    steps = diffusion.fractional_steps(training, training).numpy()
+    np.testing.assert_allclose(steps, np.arange(200), atol=2e-3)
+
+
+def test_fractional_steps_clamp_noise_levels_outside_training():
+    training = diffusion.linear_schedule()
+    beyond = diffusion.schedule_from_betas([1e-6, 0.99])  # cleaner than step 0, noisier than T-1
+    steps = diffusion.fractional_steps(beyond, training).numpy()
+    np.testing.assert_allclose(steps, [0.0, 199.0])
+
+
+@pytest.mark.parametrize("schedule_name", ["fast", "full"])
+def test_sampler_matches_numpy(schedule_name):
+    training = diffusion.linear_schedule()
+    shape, seed = (2, 64), 7
+    if schedule_name == "fast":
+        betas = FAST_BETAS
+        got = diffusion.sample_fast(toy_eps, training, shape=shape, seed=seed).numpy()
+        steps = diffusion.fractional_steps(diffusion.fast_schedule(), training).numpy()
+    else:
+        betas = np.linspace(1e-4, 0.02, 200)
+        got = diffusion.sample_full(toy_eps, training, shape=shape, seed=seed).numpy()
+        steps = np.arange(200)
+    x_T, z = documented_noise(shape, seed, len(betas))
+    want = np_sample(toy_eps, betas, steps, x_T, z)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_sampler_feeds_steps_from_noisiest_to_cleanest():
+    seen = []
+
+    def recording_eps(x, step):
+        seen.append(float(step[0]))
+        return tf.zeros_like(x)
+
+    training = diffusion.linear_schedule()
+    diffusion.sample_fast(recording_eps, training, shape=(1, 8), seed=0)
+    expected = diffusion.fractional_steps(diffusion.fast_schedule(), training).numpy()[::-1]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def test_sampler_is_deterministic_given_a_seed():
+    training = diffusion.linear_schedule()
+    run = tf.function(
+        lambda seed: diffusion.sample_fast(toy_eps, training, shape=(2, 32), seed=seed)
+    )
+    a, b, c = run(tf.constant(3)), run(tf.constant(3)), run(tf.constant(4))
+    eager = diffusion.sample_fast(toy_eps, training, shape=(2, 32), seed=3)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(a.numpy(), eager.numpy(), atol=1e-6)
+    assert not np.allclose(a.numpy(), c.numpy())
+
+
+def test_sampler_uses_the_given_initial_noise():
+    training = diffusion.linear_schedule()
+    x_T = np.full((1, 16), 0.3, np.float32)
+    got = diffusion.sample_fast(toy_eps, training, x_T=x_T, seed=1).numpy()
+    _, z = documented_noise((1, 16), 1, 6)
+    want = np_sample(
+        toy_eps,
+        FAST_BETAS,
+        diffusion.fractional_steps(diffusion.fast_schedule(), training).numpy(),
+        x_T,
+        z,
+    )
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_sampler_clamps_after_every_step():
+    inputs = []
+
+    def wild_eps(x, step):
+        inputs.append(x.numpy())
+        return -1e3 * tf.sign(x) - 1e3
+
+    out = diffusion.sample_fast(wild_eps, diffusion.linear_schedule(), shape=(2, 100), seed=0)
+    assert np.abs(inputs[0]).max() > 1.0  # x_T ~ N(0, I) is not clamped
+    for x in inputs[1:] + [out.numpy()]:
+        assert np.all(np.abs(x) <= 1.0)
+    assert np.abs(out.numpy()).max() == pytest.approx(1.0)  # it did hit the bound
+
+
+def test_sampler_needs_shape_or_initial_noise():
+    with pytest.raises(ValueError, match="x_T or shape"):
+        diffusion.sample_fast(toy_eps, diffusion.linear_schedule())
