@@ -150,7 +150,7 @@ def localizer_of(model: keras.Model) -> LocalizationModel | None:
 
 
 def make_system(name: str, path: str, flag: str) -> System:
-    """Resolves, loads and describes one model to evaluate."""
+    """Loads and describes one model to evaluate (`path`: a .keras file or a workdir)."""
     model_path = resolve_model_path(path, flag)
     config = run_config(model_path)
     model = load_model(model_path, flag)
@@ -287,14 +287,14 @@ def _figure(width_in: float, height_in: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width_in, height_in), dpi=100)
+    figure = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
 def _save(figure, path: str) -> None:
     with atomic.atomic_file(path) as temporary:
-        figure.savefig(temporary, format="png", bbox_inches="tight")
+        figure.savefig(temporary, format="png")
 
 
 def differential_db(binaural: np.ndarray) -> np.ndarray:
@@ -501,8 +501,9 @@ def run(
       EvaluationError: a bad flag, model file, dataset or output path (checked before scoring).
     """
     say = log or (lambda line: None)
-    main = make_system(name or "model", model, "--model")
-    config = main.config
+    # Everything cheap is checked before any model is loaded.
+    main_path = resolve_model_path(model, "--model")
+    config = run_config(main_path)
     evaluation = config.eval if config is not None and "eval" in config else None
 
     def setting(value, key, default):
@@ -511,7 +512,7 @@ def run(
         return evaluation[key] if evaluation is not None and key in evaluation else default
 
     if name is None:
-        main.name = str(config.name) if config is not None and "name" in config else "model"
+        name = str(config.name) if config is not None and "name" in config else "model"
     sampler = setting(sampler, "sampler", "fast")
     seed = int(setting(seed, "seed", 0))
     max_clips = int(setting(max_clips, "max_clips", 0))
@@ -520,21 +521,19 @@ def run(
         raise EvaluationError(f"--sampler={sampler}: must be one of {', '.join(SAMPLERS)}")
     if root is None:
         if config is None:
-            raise EvaluationError(f"--root: not given, and {main.path} has no {CONFIG_FILE} "
+            raise EvaluationError(f"--root: not given, and {main_path} has no {CONFIG_FILE} "
                                   "beside it to take the dataset from")
         root = config.data.root
     split = split or (config.data.split if config is not None else "split1")
-    output_dir = output_dir or os.path.join(os.path.dirname(main.path), f"eval_{subset}")
+    output_dir = output_dir or os.path.join(os.path.dirname(main_path), f"eval_{subset}")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise EvaluationError(f"--output_dir={output_dir}: is a file; give a folder")
-
-    systems = [main]
-    for baseline_name, path in parse_baselines(baselines):
-        if baseline_name == main.name:
+    baseline_paths = parse_baselines(baselines)
+    for baseline_name, path in baseline_paths:
+        if baseline_name == name:
             raise EvaluationError(f"--baseline={baseline_name}={path}: the name is the model's "
                                   "(--name); choose another")
-        systems.append(make_system(baseline_name, path, "--baseline"))
-
+        resolve_model_path(path, "--baseline")
     if not os.path.isdir(root):
         raise EvaluationError(f"--root={root}: no such directory (a FAIR-Play-layout dataset)")
     try:
@@ -544,6 +543,11 @@ def run(
         raise EvaluationError(f"--root={root}: {message[:400]}") from error
     if max_clips > 0:
         clips = clips[:max_clips]
+
+    # The baselines, then the model (the supplement's row order).
+    systems = [make_system(n, path, "--baseline") for n, path in baseline_paths]
+    systems.append(make_system(name, main_path, "--model"))
+    main = systems[-1]
     if any(s.localizer is not None for s in systems) and len(clips) < 2:
         raise EvaluationError(f"--root={root}: {split}/{subset} has {len(clips)} clip(s); the "
                               "localization table needs at least 2 (negatives from other clips)")
@@ -569,7 +573,7 @@ def run(
 
     results = {
         "model": _describe(main),
-        "baselines": {s.name: _describe(s) for s in systems[1:]},
+        "baselines": {s.name: _describe(s) for s in systems[:-1]},
         "dataset": {"root": root, "split": split, "subset": subset,
                     "clips": [clip.clip_id for clip in clips]},
         "settings": {"sampler": sampler, "seed": seed, "normalize": normalize},

@@ -451,13 +451,34 @@ def make_optimizer(config: ml_collections.ConfigDict) -> keras.optimizers.Optimi
 # === Datasets ===
 
 
+def with_clip_indices(dataset: tf.data.Dataset,
+                      clips: Sequence[fairplay.Clip]) -> tf.data.Dataset:
+    """Replaces each example's string `clip_id` by the clip's int32 index in `clips`.
+
+    The models only compare clip ids (in-batch negatives), and `tf.distribute` cannot handle
+    string tensors (Keras reduces a first batch across replicas to build the model).
+    """
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant([clip.clip_id for clip in clips]),
+            tf.range(len(clips), dtype=tf.int32)),
+        default_value=-1)
+    return dataset.map(lambda example: {**example, "clip_id": table.lookup(example["clip_id"])},
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def training_batches(config: ml_collections.ConfigDict, clips: Sequence[fairplay.Clip],
                      seed: int) -> tf.data.Dataset:
-    """Endless batches of random training chunks (`fairplay.training_dataset`), global batch."""
+    """Endless batches of random training chunks (`fairplay.training_dataset`), global batch.
+
+    Each is a dict of `fairplay.training_dataset`'s tensors with a leading batch axis; `clip_id`
+    is the clip's int32 index (`with_clip_indices`).
+    """
     dataset = fairplay.training_dataset(
         list(clips), seed=seed, chunks_per_clip=config.data.chunks_per_clip,
         resize_hw=tuple(config.data.resize_hw), crop_hw=tuple(config.data.crop_hw),
         augment=config.data.augment)
+    dataset = with_clip_indices(dataset, clips)
     return dataset.batch(config.train.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -472,8 +493,8 @@ def validation_batches(config: ml_collections.ConfigDict,
         list(clips), seed=config.seed + 7919, chunks_per_clip=config.data.chunks_per_clip,
         resize_hw=tuple(config.data.resize_hw), crop_hw=tuple(config.data.crop_hw),
         augment=False)
-    return dataset.batch(config.train.batch_size, drop_remainder=True).take(
-        config.train.validation_steps).cache()
+    return with_clip_indices(dataset, clips).batch(config.train.batch_size, drop_remainder=True
+                                                   ).take(config.train.validation_steps).cache()
 
 
 # === Checkpoints and resume ===
@@ -669,7 +690,7 @@ def train(
                  config.train.steps_per_epoch, config.train.batch_size, replicas)
     start = time.monotonic()
     model.fit(train_data, epochs=config.train.epochs, steps_per_epoch=config.train.steps_per_epoch,
-              validation_data=val_data, callbacks=callbacks, verbose=verbose)
+              validation_data=val_data, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.monotonic() - start
     if is_chief:
         save_model(model, model_path)

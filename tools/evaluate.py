@@ -26,8 +26,11 @@ the flag or file, exits with status 1 and writes nothing. The work is done by
 """
 
 import os
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# tensorflow_hub (imported by keras_binaural.models) warns about pkg_resources on every start.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from absl import app, flags
 

@@ -32,8 +32,11 @@ with status 1. The work is done by `keras_binaural.training.train`.
 """
 
 import os
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# tensorflow_hub (imported by keras_binaural.models) warns about pkg_resources on every start.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from absl import app, flags, logging
 from ml_collections import config_flags

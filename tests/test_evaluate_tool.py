@@ -1,0 +1,127 @@
+"""tools/evaluate.py and keras_binaural.evaluate_lib: the tables, the JSON layout, the PNGs and
+checked inputs, on a tiny synthetic split with tiny untrained CLUP and audio-only models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from training_data import EVALUATE_TOOL, tiny_config, tiny_root
+
+from keras_binaural import evaluate_lib, metrics, training
+from keras_binaural.data import atomic, fairplay
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _save_run(config, workdir) -> None:
+    """What tools/train.py leaves in a workdir, without the training: config.json, model.keras."""
+    model = training.build_model(config)
+    atomic.write_json(workdir / "config.json", training.config_to_dict(config))
+    training.save_model(model, str(workdir / "model.keras"))
+    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tiny_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def runs(root, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    for name, variant in (("clup", "tiny"), ("audio_only", "tiny,audio_only")):
+        (folder / name).mkdir()
+        _save_run(tiny_config(root, variant), folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def evaluated(runs, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("eval") / "out"
+    results = evaluate_lib.run(str(runs / "clup"), output_dir=str(output_dir),
+                               baselines=[f"audio_only={runs / 'audio_only' / 'model.keras'}"],
+                               plots=True, progress=False)
+    return results, output_dir
+
+
+def test_results_json_holds_both_tables(evaluated, root):
+    results, output_dir = evaluated
+    assert json.loads((output_dir / "results.json").read_text()) == results
+    assert list(results) == ["model", "baselines", "dataset", "settings", "table1", "table2",
+                             "plots"]
+    test_ids = [clip.clip_id for clip in fairplay.list_clips(str(root), "test")]
+    assert results["dataset"] == {"root": str(root), "split": "split1", "subset": "test",
+                                  "clips": test_ids}
+    assert results["settings"] == {"sampler": "fast", "seed": 0, "normalize": False}
+    assert results["model"]["name"] == "clup" and results["model"]["class"] == "CLUP"
+    assert results["baselines"]["audio_only"]["localizes"] is False
+
+    # Table 1: only models with a localizer; every 0.1 s window of the 1 s clips (4 each).
+    assert list(results["table1"]) == ["clup"]
+    row = results["table1"]["clup"]
+    assert 0.0 <= row["distance"] <= np.sqrt(2.0) and 0.0 <= row["accuracy"] <= 1.0
+    assert row["num_windows"] == 4 * len(test_ids) and row["num_clips"] == len(test_ids)
+
+    # Table 2: mono-mono first, then the baselines, then the model; six metrics each.
+    table2 = results["table2"]
+    assert table2["systems"] == ["mono_mono", "audio_only", "clup"]
+    assert list(table2["clips"]) == test_ids
+    for system in table2["systems"]:
+        for name in metrics.METRIC_NAMES:
+            values = [table2["clips"][clip][system][name] for clip in test_ids]
+            assert table2["mean"][system][name] == pytest.approx(np.mean(values))
+
+
+def test_mono_mono_row_matches_the_metrics(evaluated, root):
+    results, _ = evaluated
+    clip = fairplay.list_clips(str(root), "test")[0]
+    binaural = next(iter(fairplay.evaluation_dataset([clip], (72, 72), (64, 64))))["binaural"]
+    binaural = binaural.numpy()
+    expected = metrics.evaluate_clip_numpy(binaural, evaluate_lib.mono_mono(binaural))
+    assert results["table2"]["clips"][clip.clip_id]["mono_mono"] == pytest.approx(expected)
+
+
+def test_markdown_and_plots(evaluated):
+    results, output_dir = evaluated
+    markdown = (output_dir / "results.md").read_text()
+    assert "## Table 1: sounding-object localization" in markdown
+    assert "| model | distance ↓ | accuracy (%) ↑ |" in markdown
+    assert "| system | STFT ↓ | ENV ↓ | WAV ↓ | AMP ↓ | PHA ↓ | SNR (dB) ↑ |" in markdown
+    for system in ("mono_mono", "audio_only", "clup"):
+        assert f"\n| {system} | " in markdown
+    assert results["plots"] == ["plots/correlation_clup.png", "plots/maps_clup.png",
+                                "plots/spectrograms.png", "plots/envelopes.png"]
+    for path in results["plots"]:
+        assert (output_dir / path).read_bytes()[:8] == PNG_SIGNATURE
+        assert f"]({path})" in markdown
+    assert not [n for n in os.listdir(output_dir / "plots") if n.startswith(".")]
+
+
+def test_bad_inputs_name_the_flag(runs, tmp_path):
+    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--model=.*no such file"):
+        evaluate_lib.run(str(tmp_path / "missing.keras"))
+    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--model=.*holds no model.keras"):
+        evaluate_lib.run(str(tmp_path))
+    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--baseline=audio_only: expected"):
+        evaluate_lib.run(str(runs / "clup"), baselines=["audio_only"])
+    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--baseline=mono_mono=.*reserved"):
+        evaluate_lib.run(str(runs / "clup"), baselines=[f"mono_mono={runs / 'audio_only'}"])
+    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--root=.*no such directory"):
+        evaluate_lib.run(str(runs / "clup"), root=str(tmp_path / "nowhere"))
+    assert not (runs / "clup" / "eval_test").exists()  # nothing written
+
+
+def test_tool_reports_a_bad_flag_in_one_line(runs, tmp_path):
+    command = [sys.executable, str(EVALUATE_TOOL), f"--model={runs / 'clup'}",
+               "--baseline=audio_only"]
+    result = subprocess.run(command, check=False, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    expected = ("evaluate: error: --baseline=audio_only: expected NAME=PATH, e.g. "
+                "audio_only=runs/demo_audio_only/model.keras")
+    assert lines == [expected], result.stderr

@@ -1,0 +1,171 @@
+"""tools/train.py and keras_binaural.training: checkpoints, TensorBoard, resume after SIGKILL,
+MirroredStrategy on two logical CPUs, workdir and flag checks."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+import tensorflow as tf
+from training_data import CONFIG_FILE, TRAIN_TOOL, tiny_config, tiny_root
+
+from keras_binaural import training
+
+EPOCHS = 4
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _command(workdir, root, *extra):
+    return [sys.executable, str(TRAIN_TOOL), f"--config={CONFIG_FILE}:tiny,localizer",
+            f"--workdir={workdir}", f"--config.data.root={root}",
+            f"--config.train.epochs={EPOCHS}", "--config.train.steps_per_epoch=3", "--verbose=2",
+            *extra]
+
+
+def _history(workdir) -> list[dict]:
+    with open(workdir / "history.csv") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _event_steps(folder, tag: str = "epoch_loss") -> list[int]:
+    steps = []
+    for name in sorted(os.listdir(folder)):
+        for record in tf.data.TFRecordDataset(str(folder / name)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return steps
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tiny_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def resumed_run(root, tmp_path_factory):
+    """A run killed (SIGKILL) after its first checkpoint, then rerun with the same command."""
+    workdir = tmp_path_factory.mktemp("resume") / "run"
+    state_path = workdir / "checkpoints" / "state.json"
+    first = subprocess.Popen(_command(workdir, root), env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not state_path.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.kill()  # SIGKILL: no chance to clean up
+    first_stderr = first.communicate()[1]
+    assert first.returncode == -signal.SIGKILL, first_stderr[-2000:]
+    with open(state_path) as stream:
+        killed_state = json.load(stream)
+    assert 1 <= killed_state["epoch"] < EPOCHS, "the run finished before it could be killed"
+    second = subprocess.run(_command(workdir, root), check=False, env=ENV, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return workdir, killed_state, second
+
+
+def test_resume_after_sigkill_loses_and_repeats_no_epoch(resumed_run):
+    workdir, killed_state, second = resumed_run
+    done = killed_state["epoch"]
+    assert f"resuming after epoch {done} from" in second.stderr
+    history = _history(workdir)
+    assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
+    # The epochs finished before the kill are not trained again: their rows are kept as logged.
+    for before, after in zip(killed_state["history"], history[:done]):
+        assert float(after["loss"]) == pytest.approx(before["loss"], rel=1e-6)
+    assert f"trained {EPOCHS} epochs" in second.stdout
+    # TensorBoard saw every epoch once (the killed epoch may have been logged before the kill).
+    assert set(_event_steps(workdir / "logs" / "train")) == set(range(EPOCHS))
+
+
+def test_run_writes_checkpoints_history_events_and_model(resumed_run):
+    workdir, _, _ = resumed_run
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["variant"] == "tiny,localizer" and config["train"]["epochs"] == EPOCHS
+    keep = config["train"]["keep_checkpoints"]
+    names = sorted(os.listdir(workdir / "checkpoints"))
+    assert names == [f"epoch_{e:04d}.weights.h5" for e in range(EPOCHS - keep + 1, EPOCHS + 1)] + [
+        "state.json"]
+    state = json.loads((workdir / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == EPOCHS
+    assert [c["epoch"] for c in state["checkpoints"]] == list(range(EPOCHS - keep + 1, EPOCHS + 1))
+    history = _history(workdir)
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "val_distance"} <= set(history[0])
+    assert set(_event_steps(workdir / "logs" / "validation")) == set(range(EPOCHS))
+    model = keras.saving.load_model(workdir / "model.keras", compile=False)
+    assert type(model).__name__ == "LocalizationModel"
+    assert not [name for name in os.listdir(workdir) if name.startswith(".")]  # no temporaries
+
+
+def test_rerun_of_a_finished_run_does_nothing(resumed_run, root):
+    workdir, _, _ = resumed_run
+    config = tiny_config(root)
+    config.train.epochs, config.train.steps_per_epoch = EPOCHS, 3
+    before = os.path.getmtime(workdir / "model.keras")
+    summary = training.train(config, str(workdir))
+    assert summary["seconds"] == 0.0 and summary["epochs"] == EPOCHS
+    assert os.path.getmtime(workdir / "model.keras") == before
+
+
+def test_rerun_with_another_config_is_refused(resumed_run, root):
+    workdir, _, _ = resumed_run
+    config = tiny_config(root)
+    config.train.epochs, config.train.steps_per_epoch = EPOCHS, 3
+    config.model.lambda_obj = 0.5
+    with pytest.raises(training.TrainingError,
+                       match=r"^--workdir=.*another config \(differs in model.lambda_obj \(1.0"):
+        training.train(config, str(workdir))
+    config.model.lambda_obj = 1.0
+    config.train.epochs = EPOCHS + 2  # training longer is allowed
+    assert training.check_workdir(str(workdir), config)["train"]["epochs"] == EPOCHS
+
+
+def test_mirrored_strategy_on_two_logical_cpus(root, tmp_path):
+    workdir = tmp_path / "mirrored"
+    result = subprocess.run(
+        _command(workdir, root, "--strategy=mirrored", "--cpu_devices=2",
+                 "--config.train.epochs=1", "--config.train.steps_per_epoch=2"),
+        check=False, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "batch 4 on 2 replica(s)" in result.stderr
+    assert [int(row["epoch"]) for row in _history(workdir)] == [1]
+    assert (workdir / "model.keras").is_file()
+
+
+def test_inputs_are_checked_before_training(root, tmp_path):
+    config = tiny_config(root)
+    config.data.root = str(tmp_path / "missing")
+    with pytest.raises(training.TrainingError, match=r"^--config.data.root=.*no such directory"):
+        training.train(config, str(tmp_path / "run"))
+    config.data.root, config.data.split = str(root), "split9"
+    with pytest.raises(training.TrainingError, match=r"split 'split9' has no train.txt"):
+        training.train(config, str(tmp_path / "run"))
+    config.data.split, config.train.batch_size = "split1", 3
+    with pytest.raises(training.TrainingError, match=r"multiple of the 2 replicas"):
+        training.train(config, str(tmp_path / "run"), strategy=FakeStrategy())
+    (tmp_path / "file").write_text("x")
+    config.train.batch_size = 4
+    with pytest.raises(training.TrainingError, match=r"^--workdir=.*is a file"):
+        training.train(config, str(tmp_path / "file"))
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+class FakeStrategy:
+    num_replicas_in_sync = 2
+
+
+def test_tool_reports_a_bad_flag_in_one_line(root, tmp_path):
+    # Other bad inputs take the same path (TrainingError -> one line), tested in-process above.
+    expected = ("train: error: --config.train.epoch: the config has no key 'epoch'; did you mean "
+                "'epochs'?")
+    command = [sys.executable, str(TRAIN_TOOL), f"--config={CONFIG_FILE}:tiny",
+               f"--workdir={tmp_path / 'run'}", f"--config.data.root={root}",
+               "--config.train.epoch=3"]
+    result = subprocess.run(command, check=False, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [expected], result.stderr
+    assert not (tmp_path / "run").exists()
