@@ -1,0 +1,242 @@
+"""SavedModel export for TF Serving: tools/export.py, saved_model_cli, a fresh process, PredictRequest.
+
+TF Serving itself cannot run here (no container engine), so the serving path is checked as far as
+it goes without it: the signatures saved_model_cli lists, and a PredictRequest built with
+tensorflow-serving-api, serialized as it would cross the wire, decoded into the loaded signature's
+inputs (tf.make_ndarray) and answered with a PredictResponse in a fresh Python process.
+"""
+
+import io
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from keras_binaural import generation, serving
+from keras_binaural.audio import resample
+from keras_binaural.models.clup import CLUP
+from keras_binaural.models.upmixer import Upmixer
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FRAME_WH = (64, 64)
+SEED = 7
+# CLUP at the size of configs/clup.py:tiny (C = 8, one cycle of 10 layers).
+TINY = {"residual_channels": 8, "num_cycles": 1, "conditioner_channels": 8,
+        "localizer_config": {"audio_width_multiplier": 0.0625}}
+
+# Runs in a fresh process: loads the SavedModel and answers PredictRequests through its signatures.
+PREDICT_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+path, requests_path, outputs_path = sys.argv[1:]
+loaded = tf.saved_model.load(path)
+with np.load(requests_path, allow_pickle=True) as data:
+    arrays = {key: data[key] for key in data.files}
+results = {}
+for label, name, keys in json.loads(arrays.pop("plan").item()):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "clup"
+    request.model_spec.signature_name = name
+    for key in keys:
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(arrays[f"{label}/{key}"]))
+    request = predict_pb2.PredictRequest.FromString(request.SerializeToString())  # the wire
+
+    # What the model server does with it:
+    signature = loaded.signatures[request.model_spec.signature_name]
+    expected = set(signature.structured_input_signature[1])
+    if set(request.inputs) != expected:
+        raise SystemExit(f"request inputs {sorted(request.inputs)} != signature {sorted(expected)}")
+    inputs = {key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
+    response = predict_pb2.PredictResponse()
+    response.model_spec.CopyFrom(request.model_spec)
+    for key, value in signature(**inputs).items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+    response = predict_pb2.PredictResponse.FromString(response.SerializeToString())
+
+    for key, proto in response.outputs.items():
+        results[f"{label}/{key}"] = tf.make_ndarray(proto)
+np.savez(outputs_path, **results)
+"""
+
+
+def _on_16_bit_grid(audio):
+    """Audio that a 16-bit WAV holds exactly."""
+    return (np.round(np.asarray(audio) * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
+
+
+def _wav_bytes(audio, rate):
+    """A 16-bit PCM WAV file of `audio` (on the 16-bit grid: written as integers, exactly)."""
+    buffer = io.BytesIO()
+    samples = np.round(np.asarray(audio) * 32768).astype(np.int16)
+    soundfile.write(buffer, samples, rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def _run(args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, check=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny CLUP saved as .keras, exported with tools/export.py; (model, path, version dir)."""
+    root = tmp_path_factory.mktemp("serving")
+    model = CLUP(**TINY, name="clup")
+    model_path = str(root / "model.keras")
+    model.save(model_path)
+    result = _run(["tools/export.py", f"--model={model_path}", f"--export_dir={root / 'exports'}",
+                   "--model_name=clup", "--version=3", "--frame_size=64x64", f"--seed={SEED}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "exported to" in result.stdout
+    return model, model_path, root / "exports" / "clup" / "3"
+
+
+def _inputs(seconds=1.25, batch=1, seed=0):
+    rng = np.random.default_rng(seed)
+    num_samples = int(seconds * 16000)
+    mono = rng.uniform(-0.5, 0.5, (batch, num_samples)).astype(np.float32)
+    frames = rng.random((batch, -(-num_samples // 1600), FRAME_WH[1], FRAME_WH[0], 3))
+    return mono, frames.astype(np.float32)
+
+
+def test_export_writes_one_complete_version_folder(exported):
+    _, _, version_dir = exported
+    assert sorted(os.listdir(version_dir.parent)) == ["3"]  # no temporary folder left
+    assert (version_dir / "saved_model.pb").is_file()
+    assert (version_dir / "variables" / "variables.index").is_file()
+    metadata = json.loads((version_dir / "assets.extra" / "keras_binaural.json").read_text())
+    assert metadata["sampler"] == "fast" and metadata["seed"] == SEED
+    assert metadata["frame_size_wh"] == [64, 64] and metadata["sample_rate_hz"] == 16000
+    assert metadata["outputs"] == ["binaural", "map"]
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    _, _, version_dir = exported
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    result = subprocess.run([str(cli), "show", "--all", "--dir", str(version_dir)],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    blocks = {}
+    for block in result.stdout.split("signature_def['")[1:]:
+        name, _, body = block.partition("']:")
+        blocks[name] = body.split("Method name is:")[0]
+    assert set(blocks) == {"__saved_model_init_op", "serving_default", "binauralize_wav"}
+    del blocks["__saved_model_init_op"]  # TF's own, in every SavedModel
+
+    def tensors(block, kind):
+        found = re.findall(rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: \(([^)]*)\)",
+                           block)
+        return {name: (dtype, shape.replace(" ", "")) for name, dtype, shape in found}
+
+    outputs = {"binaural": ("DT_FLOAT", "-1,-1,2"), "map": ("DT_FLOAT", "-1,-1,64,64")}
+    frames = ("DT_FLOAT", "-1,-1,64,64,3")
+    assert tensors(blocks["serving_default"], "inputs") == {
+        "mono": ("DT_FLOAT", "-1,-1"), "frames": frames}
+    assert tensors(blocks["binauralize_wav"], "inputs") == {
+        "wav_bytes": ("DT_STRING", "-1"), "frames": frames}
+    for block in blocks.values():
+        assert tensors(block, "outputs") == outputs
+
+
+def test_predict_requests_in_a_fresh_process_match_the_in_memory_model(exported, tmp_path):
+    model, _, version_dir = exported
+    mono, frames = _inputs(seconds=1.25, batch=2)
+    mono = _on_16_bit_grid(mono)
+    stereo_44k = _on_16_bit_grid(np.random.default_rng(1).uniform(-0.4, 0.4, (22050, 2)))
+    # A stereo 44.1 kHz WAV: downmixed and resampled in the graph.
+    resampled = resample(stereo_44k.mean(axis=1), 44100, 16000).numpy()
+    frames_44k = _inputs(seconds=len(resampled) / 16000, seed=2)[1]
+    plan = [["mono", "serving_default", ["mono", "frames"]],
+            ["wav", "binauralize_wav", ["wav_bytes", "frames"]],
+            ["wav_44k", "binauralize_wav", ["wav_bytes", "frames"]]]
+    requests = {
+        "mono/mono": mono, "mono/frames": frames,
+        "wav/wav_bytes": np.array([_wav_bytes(m, 16000) for m in mono], object),
+        "wav/frames": frames,
+        "wav_44k/wav_bytes": np.array([_wav_bytes(stereo_44k, 44100)], object),
+        "wav_44k/frames": frames_44k,
+    }
+    np.savez(tmp_path / "requests.npz", plan=np.array(json.dumps(plan)), **requests)
+    result = _run(["-c", PREDICT_SCRIPT, str(version_dir), str(tmp_path / "requests.npz"),
+                   str(tmp_path / "outputs.npz")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = dict(np.load(tmp_path / "outputs.npz"))
+
+    expected = model.generate(mono, frames, seed=SEED)  # eager, XLA: the user's path
+    served = outputs["mono/binaural"]
+    assert served.shape == (2, mono.shape[1], 2) and served.dtype == np.float32
+    np.testing.assert_allclose(served, expected, atol=1e-4)
+    np.testing.assert_allclose(served.mean(axis=-1), mono, atol=1e-6)  # Eq. 3: (L + R) / 2 = m
+    assert outputs["mono/map"].shape == (2, frames.shape[1], 64, 64)
+    np.testing.assert_array_equal(outputs["wav/binaural"], served)
+    np.testing.assert_array_equal(outputs["wav/map"], outputs["mono/map"])
+    expected_44k = model.generate(resampled[None], frames_44k, seed=SEED)
+    np.testing.assert_allclose(outputs["wav_44k/binaural"], expected_44k, atol=1e-4)
+
+
+def test_graph_generation_equals_generate_over_windows(exported):
+    model, _, _ = exported
+    mono, frames = _inputs(seconds=0.9, batch=2, seed=3)  # two windows of 0.5 s, 0.1 s overlap
+    windows = {"window_seconds": 0.5, "overlap_seconds": 0.1}
+    expected = model.generate(mono, frames, seed=SEED, jit_compile=False, progress=False,
+                              **windows)
+    binaural, maps = tf.function(lambda m, f: serving.generate_in_graph(
+        model, m, f, seed=SEED, **windows))(tf.constant(mono), tf.constant(frames))
+    np.testing.assert_allclose(binaural.numpy(), expected, atol=1e-6)
+    patches = generation.frame_patches(mono, frames.shape[1])
+    np.testing.assert_allclose(maps.numpy()[:, 4],
+                               model.localizer.localize(frames[:, 4], patches[:, 4]), atol=1e-6)
+
+
+def test_audio_only_export_has_no_frames_and_refuses_an_existing_version(tmp_path):
+    model = Upmixer(guidance="none", residual_channels=8, num_cycles=1, conditioner_channels=8)
+    path = serving.export_saved_model(model, tmp_path, "audio_only", 1)
+    with pytest.raises(serving.ExportError, match="version 1 of audio_only already exists"):
+        serving.export_saved_model(model, tmp_path, "audio_only", 1)
+    assert serving.export_saved_model(model, tmp_path, "audio_only", 1, seed=2,
+                                      overwrite=True) == path
+    assert sorted(os.listdir(tmp_path / "audio_only")) == ["1"]
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == {"mono"}
+    mono = _inputs(seconds=0.5)[0]
+    served = signature(mono=tf.constant(mono))
+    assert set(served) == {"binaural"}
+    np.testing.assert_allclose(served["binaural"].numpy(), model.generate(mono, seed=2),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"model_name": "my model"}, "model_name 'my model': use letters"),
+    ({"version": 0}, "version 0: must be a positive integer"),
+    ({"sampler": "ddim"}, "sampler 'ddim': must be one of fast, full"),
+])
+def test_bad_export_arguments_are_refused_before_any_work(tmp_path, arguments, message):
+    settings = {"export_dir": tmp_path, "model_name": "clup", "version": 1, "sampler": "fast"}
+    settings.update(arguments)
+    with pytest.raises(serving.ExportError, match=re.escape(message)):
+        serving.check_export_arguments(**settings)
+    assert not os.listdir(tmp_path)
+
+
+def test_export_tool_names_the_flag_and_writes_nothing(exported, tmp_path):
+    _, model_path, _ = exported
+    result = _run(["tools/export.py", f"--model={model_path}", f"--export_dir={tmp_path}",
+                   "--model_name=clup", "--version=-2"])
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == ("export: error: --version -2: must be a positive integer (TF Serving serves "
+                    "the highest numeric version folder)")
+    assert not os.listdir(tmp_path)
