@@ -6,6 +6,7 @@ tensorflow-serving-api, serialized as it would cross the wire, decoded into the 
 inputs (tf.make_ndarray) and answered with a PredictResponse in a fresh Python process.
 """
 
+import base64
 import io
 import json
 import os
@@ -33,7 +34,7 @@ TINY = {"residual_channels": 8, "num_cycles": 1, "conditioner_channels": 8,
 
 # Runs in a fresh process: loads the SavedModel and answers PredictRequests through its signatures.
 PREDICT_SCRIPT = r"""
-import json, sys
+import base64, json, sys
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
@@ -65,6 +66,21 @@ for label, name, keys in json.loads(arrays.pop("plan").item()):
 
     for key, proto in response.outputs.items():
         results[f"{label}/{key}"] = tf.make_ndarray(proto)
+
+# A REST body in the columnar format ({"signature_name", "inputs"}), decoded as the model
+# server's JSON mapping does: {"b64": ...} to bytes, lists to tensors of the signature's dtype.
+body = json.loads(arrays.pop("rest_body").item())
+signature = loaded.signatures[body["signature_name"]]
+specs = signature.structured_input_signature[1]
+def decode(value):
+    if isinstance(value, dict):
+        return base64.b64decode(value["b64"])
+    return [decode(item) for item in value] if isinstance(value, list) else value
+inputs = {key: tf.constant(np.array(decode(value), dtype=specs[key].dtype.as_numpy_dtype))
+          for key, value in body["inputs"].items()}
+reply = json.dumps({"outputs": {k: v.numpy().tolist() for k, v in signature(**inputs).items()}})
+for key, value in json.loads(reply)["outputs"].items():
+    results[f"rest/{key}"] = np.array(value, np.float32)
 np.savez(outputs_path, **results)
 """
 
@@ -168,7 +184,11 @@ def test_predict_requests_in_a_fresh_process_match_the_in_memory_model(exported,
         "wav_44k/wav_bytes": np.array([_wav_bytes(stereo_44k, 44100)], object),
         "wav_44k/frames": frames_44k,
     }
-    np.savez(tmp_path / "requests.npz", plan=np.array(json.dumps(plan)), **requests)
+    rest_body = {"signature_name": "binauralize_wav", "inputs": {
+        "wav_bytes": [{"b64": base64.b64encode(_wav_bytes(mono[0], 16000)).decode("ascii")}],
+        "frames": frames[:1].tolist()}}
+    np.savez(tmp_path / "requests.npz", plan=np.array(json.dumps(plan)),
+             rest_body=np.array(json.dumps(rest_body)), **requests)
     result = _run(["-c", PREDICT_SCRIPT, str(version_dir), str(tmp_path / "requests.npz"),
                    str(tmp_path / "outputs.npz")])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -182,6 +202,10 @@ def test_predict_requests_in_a_fresh_process_match_the_in_memory_model(exported,
     assert outputs["mono/map"].shape == (2, frames.shape[1], 64, 64)
     np.testing.assert_array_equal(outputs["wav/binaural"], served)
     np.testing.assert_array_equal(outputs["wav/map"], outputs["mono/map"])
+    # The REST request (first clip alone): the same audio, and the map for each frame.
+    np.testing.assert_allclose(outputs["rest/binaural"], model.generate(mono[:1], frames[:1],
+                                                                          seed=SEED), atol=1e-4)
+    np.testing.assert_allclose(outputs["rest/map"], outputs["mono/map"][:1], atol=1e-6)
     expected_44k = model.generate(resampled[None], frames_44k, seed=SEED)
     np.testing.assert_allclose(outputs["wav_44k/binaural"], expected_44k, atol=1e-4)
 
