@@ -59,12 +59,12 @@ from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample, write_wav
 from keras_binaural.data import video as video_io
 from keras_binaural.data.atomic import atomic_file
 from keras_binaural.data.fairplay import prepare_frame
+from keras_binaural.models.upmixer import SAMPLERS
 
 FRAMES_PER_SECOND = video_io.FRAMES_PER_SECOND
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FRAMES_PER_SECOND  # 1600: one 10-fps frame of audio
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
-SAMPLERS = ("fast", "full")
 DEFAULT_RESIZE_HW = (136, 136)  # the demo config's frames, for a model without a run config
 DEFAULT_CROP_HW = (128, 128)
 RUN_CONFIG_FILE = "config.json"  # written by tools/train.py beside model.keras

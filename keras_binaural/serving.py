@@ -52,9 +52,9 @@ import tensorflow as tf
 
 from keras_binaural import generation
 from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample
-from keras_binaural.binauralize import SAMPLERS
 from keras_binaural.data.atomic import atomic_directory, write_json
 from keras_binaural.models.localization import upsample_map
+from keras_binaural.models.upmixer import SAMPLERS
 
 SERVING_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "binauralize_wav"
@@ -165,9 +165,9 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
             # As generate: one frame per 0.1 s of audio (within one frame), or one for the clip.
             tf.debugging.Assert(
                 tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
-                ["frames: need one frame per 0.1 s of audio (num_frames = ceil(time / 1600)) or "
-                 "one frame for the whole clip; got num_frames and audio samples", num_frames,
-                 num_samples]),
+                [("frames: need one frame per 0.1 s of audio (num_frames = ceil(time / 1600)) "
+                  "or one frame for the whole clip; got num_frames and audio samples"),
+                 num_frames, num_samples]),
         ]
         frames = tf.clip_by_value(frames, 0.0, 1.0)
         with tf.control_dependencies(checks):

@@ -81,6 +81,12 @@ inputs = {key: tf.constant(np.array(decode(value), dtype=specs[key].dtype.as_num
 reply = json.dumps({"outputs": {k: v.numpy().tolist() for k, v in signature(**inputs).items()}})
 for key, value in json.loads(reply)["outputs"].items():
     results[f"rest/{key}"] = np.array(value, np.float32)
+
+# A request whose frames do not cover its audio fails with a message that says so.
+try:
+    signature(wav_bytes=inputs["wav_bytes"], frames=inputs["frames"][:, :3])
+except tf.errors.InvalidArgumentError as error:
+    results["bad_request_error"] = np.array(error.message.splitlines()[0])
 np.savez(outputs_path, **results)
 """
 
@@ -206,6 +212,7 @@ def test_predict_requests_in_a_fresh_process_match_the_in_memory_model(exported,
     np.testing.assert_allclose(outputs["rest/binaural"], model.generate(mono[:1], frames[:1],
                                                                           seed=SEED), atol=1e-4)
     np.testing.assert_allclose(outputs["rest/map"], outputs["mono/map"][:1], atol=1e-6)
+    assert "frames: need one frame per 0.1 s of audio" in str(outputs["bad_request_error"])
     expected_44k = model.generate(resampled[None], frames_44k, seed=SEED)
     np.testing.assert_allclose(outputs["wav_44k/binaural"], expected_44k, atol=1e-4)
 
