@@ -513,8 +513,13 @@ def write_outputs(
                                    progress=bar.update if bar is not None else None)
         else:
             def pictures():
+                size_wh = None
                 for index, path in enumerate(inputs.frame_paths):
                     frame = _read_picture(path)
+                    if size_wh is None:
+                        size_wh = frame.shape[1], frame.shape[0]
+                    elif (frame.shape[1], frame.shape[0]) != size_wh:  # a video has one size
+                        frame = np.asarray(Image.fromarray(frame).resize(size_wh, Image.BILINEAR))
                     yield draw(frame, index / FRAMES_PER_SECOND) if draw else frame
 
             with _progress_bar(inputs.num_frames, "writing video", progress) as bar:
