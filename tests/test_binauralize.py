@@ -1,6 +1,5 @@
 """tools/binauralize.py and keras_binaural.binauralize: a user's clip -> binaural WAV and video."""
 
-import json
 import os
 import pathlib
 import subprocess
@@ -11,18 +10,18 @@ import numpy as np
 import pytest
 import soundfile
 from PIL import Image
+from training_data import config_module
 
 from keras_binaural import binauralize as lib
+from keras_binaural import training
 from keras_binaural.audio import resample
 from keras_binaural.data import video as video_io
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.upmixer import Upmixer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# CLUP at the size of configs/clup.py:tiny, with its run config's frame preparation.
-TINY = {"residual_channels": 8, "num_cycles": 1, "conditioner_channels": 8,
-        "localizer_config": {"audio_width_multiplier": 0.0625}}
-RUN_CONFIG = {"data": {"resize_hw": [72, 72], "crop_hw": [64, 64]}}
+TINY = config_module().get_config("tiny")  # CLUP as configs/clup.py:tiny builds it
+GEOMETRY = lib.FrameGeometry(tuple(TINY.data.resize_hw), tuple(TINY.data.crop_hw))  # 72 -> 64
 
 
 def _picture(index: int, height: int = 96, width: int = 128) -> np.ndarray:
@@ -36,8 +35,10 @@ def _picture(index: int, height: int = 96, width: int = 128) -> np.ndarray:
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("model")
-    CLUP(**TINY, name="clup").save(str(root / "model.keras"))
-    (root / "config.json").write_text(json.dumps(RUN_CONFIG))
+    model = training.build_model(TINY)
+    assert isinstance(model, CLUP)
+    model.save(str(root / "model.keras"))
+    (root / "config.json").write_text(TINY.to_json_best_effort())  # as tools/train.py writes it
     return str(root / "model.keras")
 
 
@@ -113,7 +114,7 @@ def test_frames_folder_and_recording_give_generate_s_audio(model, tmp_path):
     rng = np.random.default_rng(1)
     recording = 0.2 * rng.standard_normal(int(0.75 * 22050))  # 22.05 kHz, shorter than 0.8 s
     soundfile.write(tmp_path / "mono.wav", recording, 22050, subtype="FLOAT")
-    geometry = lib.FrameGeometry((72, 72), (64, 64))
+    geometry = GEOMETRY
     out_wav, out_video = tmp_path / "b.wav", tmp_path / "b.mkv"
 
     result = lib.binauralize(model, geometry, frames_dir=str(frames_dir),
@@ -135,11 +136,11 @@ def test_frames_folder_and_recording_give_generate_s_audio(model, tmp_path):
 
 def test_frame_geometry_follows_the_run_config(model_path):
     geometry = lib.frame_geometry(model_path)
-    assert geometry == lib.FrameGeometry((72, 72), (64, 64))
-    assert geometry.frame_size_wh == (64, 64)
+    assert geometry == GEOMETRY
+    assert geometry.frame_size_wh == (TINY.data.crop_hw[1], TINY.data.crop_hw[0])
     assert lib.frame_geometry(model_path, (96, 48)) == lib.FrameGeometry((48, 96), (48, 96))
     prepared = geometry.prepare(_picture(0))
-    assert prepared.shape == (64, 64, 3) and prepared.dtype == np.float32
+    assert prepared.shape == (*TINY.data.crop_hw, 3) and prepared.dtype == np.float32
     assert 0.0 <= prepared.min() and prepared.max() <= 1.0
 
 
@@ -174,7 +175,7 @@ def test_bad_files_and_models_are_refused_and_nothing_is_written(model, tmp_path
     silent = tmp_path / "silent.mp4"
     video_io.write_video(silent, [_picture(0)] * 5, None)
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
-    geometry = lib.FrameGeometry((72, 72), (64, 64))
+    geometry = GEOMETRY
     out = {"output_wav": str(tmp_path / "out.wav"), "output_video": str(tmp_path / "out.mp4")}
     with pytest.raises(lib.BinauralizeError, match="silent.mp4: the file holds no audio stream"):
         lib.binauralize(model, geometry, video=str(silent), **out)
@@ -198,7 +199,7 @@ def test_a_failure_while_writing_leaves_no_output(model, user_video, tmp_path, m
     monkeypatch.setattr(video_io, "write_video", fail)
     out_wav, out_video = tmp_path / "b.wav", tmp_path / "b.mp4"
     with pytest.raises(OSError, match="disk full"):
-        lib.binauralize(model, lib.FrameGeometry((72, 72), (64, 64)), video=user_video,
+        lib.binauralize(model, GEOMETRY, video=user_video,
                         output_wav=str(out_wav), output_video=str(out_video))
     assert os.listdir(tmp_path) == []  # the WAV, written first, is gone too
 

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import soundfile
 import tensorflow as tf
+from training_data import config_module
 
-from keras_binaural import generation, serving
+from keras_binaural import generation, serving, training
 from keras_binaural.audio import resample
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.upmixer import Upmixer
@@ -28,9 +29,7 @@ from keras_binaural.models.upmixer import Upmixer
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FRAME_WH = (64, 64)
 SEED = 7
-# CLUP at the size of configs/clup.py:tiny (C = 8, one cycle of 10 layers).
-TINY = {"residual_channels": 8, "num_cycles": 1, "conditioner_channels": 8,
-        "localizer_config": {"audio_width_multiplier": 0.0625}}
+TINY = config_module().get_config("tiny")  # CLUP as configs/clup.py:tiny builds it
 
 # Runs in a fresh process: loads the SavedModel and answers PredictRequests through its signatures.
 PREDICT_SCRIPT = r"""
@@ -114,7 +113,8 @@ def _run(args, **kwargs):
 def exported(tmp_path_factory):
     """A tiny CLUP saved as .keras, exported with tools/export.py; (model, path, version dir)."""
     root = tmp_path_factory.mktemp("serving")
-    model = CLUP(**TINY, name="clup")
+    model = training.build_model(TINY)
+    assert isinstance(model, CLUP)
     model_path = str(root / "model.keras")
     model.save(model_path)
     result = _run(["tools/export.py", f"--model={model_path}", f"--export_dir={root / 'exports'}",
