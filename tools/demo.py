@@ -28,6 +28,8 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "demo_output", "Where the demo w
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/demo", "Where the synthetic dataset goes.")
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 160, "Synthetic clips (80 % train, 10 % val, 10 % test).")
 _CLIP_SECONDS = flags.DEFINE_float("clip_seconds", 4.0, "Length of each synthetic clip.")
+_SIZE = flags.DEFINE_enum("size", "demo", ["demo", "tiny"],
+                          "configs/clup.py size: demo, or tiny for a smoke test in seconds.")
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,9 +100,9 @@ def main(argv):
     started = time.perf_counter()
     run_step("synthetic dataset", [
         "tools/make_dataset.py", f"--output_dir={data_dir}", f"--num_clips={_NUM_CLIPS.value}",
-        f"--clip_seconds={_CLIP_SECONDS.value}", "--frame_size=136x136", "--workers=2",
+        f"--clip_seconds={_CLIP_SECONDS.value}", "--frame_size=136x136" if _SIZE.value == "demo" else "--frame_size=72x72", "--workers=2",
     ], log)
-    for name, variant in (("clup", "demo"), ("audio_only", "demo,audio_only")):
+    for name, variant in (("clup", _SIZE.value), ("audio_only", f"{_SIZE.value},audio_only")):
         run_step(f"train {name}", [
             "tools/train.py", f"--config=configs/clup.py:{variant}",
             f"--config.data.root={data_dir}", f"--workdir={os.path.join(runs, name)}",
