@@ -1,10 +1,28 @@
 """Models: encoders (VGGish, ResNet-18), the localizer, the diffusion upmixer and CLUP."""
 
+from keras_binaural.models.audio_encoders import LogMelCNN
+from keras_binaural.models.clup import CLUP
+from keras_binaural.models.denoiser import (
+    DiffusionStepEmbedding,
+    ResidualLayer,
+    WaveNetDenoiser,
+    compiled_denoise_fn,
+    upsample_frames,
+)
 from keras_binaural.models.hub import HubVGGishEmbedder, vggish_embedder
+from keras_binaural.models.localization import (
+    AudioVisualDistance,
+    BaselineHead,
+    LocalizationModel,
+    OSAHead,
+    PairAccuracy,
+    SSMHead,
+)
 from keras_binaural.models.resnet import (
     BasicBlock,
     ResNet18,
     load_torchvision_resnet18_weights,
     normalize_imagenet,
 )
+from keras_binaural.models.upmixer import GuidanceNetwork, Upmixer
 from keras_binaural.models.vggish import VGGish, VGGishEmbedder, load_vggish_checkpoint
