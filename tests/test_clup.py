@@ -11,7 +11,6 @@ from keras_binaural import diffusion
 from keras_binaural.data import fairplay
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.localization import ssm_loss
-from keras_binaural.models.upmixer import peak_scale
 
 SIZE = 64
 TINY = {
@@ -67,7 +66,7 @@ def test_cycle_loss_of_the_exact_estimate_is_the_ssm_loss_of_the_real_audio(batc
     """With ε̂ = ε the one-step estimate is d itself: l_cyc must score the real binaural context."""
     model = tiny_clup()
     mono, diff = batch["mono"], batch["diff"]
-    scale = peak_scale(mono, model.min_scale)
+    scale = model.level_scale(mono)
     noise = tf.random.stateless_normal(tf.shape(diff), seed=(0, 1))
     step = tf.fill([4], 5)
     terms = {

@@ -87,6 +87,7 @@ def test_predict_x0_inverts_q_sample():
 def test_peak_scale_has_a_floor():
     mono = np.array([[0.0, -0.5, 0.25], [0.0, 0.0, 0.0]], "float32")
     np.testing.assert_allclose(peak_scale(mono, 1e-3), [[0.5], [1e-3]])
+    np.testing.assert_allclose(peak_scale(mono, 1e-3, normalized_peak=2.0), [[0.25], [5e-4]])
 
 
 def test_binning_matrix_averages_columns():
@@ -195,7 +196,8 @@ def test_generate_rejects_bad_input_and_keeps_silence_silent():
         model.generate(np.zeros((1, 3200), "float32"), sampler="ddim")
     silence = model.generate(np.zeros((1, 4000), "float32"), seed=0, jit_compile=False)
     assert np.isfinite(silence).all()
-    assert np.abs(silence).max() <= model.min_scale * (1 + 1e-6)  # -60 dBFS
+    bound = model.clip_value * model.min_scale / model.normalized_peak  # 2e-3: -54 dBFS
+    assert np.abs(silence).max() <= bound * (1 + 1e-6)
 
 
 # === Models ===

@@ -13,8 +13,8 @@ Cyclic learning, our reading of the paper: one `keras.Model` holds the localizat
   spatialised clip sounds like from real binaural audio before it can judge generated audio;
   λ_ssm = 0 gives SPEC's four terms literally.
 - l_cyc: the SSM loss on the binaural audio the upmixer generates from its one-step estimate of
-  d at the sampled noise level: d̂_0 = (x_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t (clamped to [-1, 1] in the
-  normalised units, times the chunk's level s), L̂ = m + d̂_0, R̂ = m - d̂_0 put in the chunk's
+  d at the sampled noise level: d̂_0 = (x_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t (clamped as the sampler
+  clamps, to ±`clip_value` in the normalised units, times the chunk's level s), L̂ = m + d̂_0, R̂ = m - d̂_0 put in the chunk's
   place inside its 0.96 s `binaural_context`, log-mel patches computed differentiably
   (`frontend.log_mel_spectrogram`), scored by the SSM head against the negative frame and the
   channel swap (`localization.ssm_loss`). Each example is weighted by ᾱ_t (our choice): at high
@@ -132,7 +132,7 @@ class CLUP(Upmixer):
         """
         alpha_bar = tf.cast(tf.gather(self.training_schedule.alpha_bars, terms["step"]), tf.float32)
         estimate = predict_x0(terms["noisy"], terms["noise_estimate"], alpha_bar)
-        diff = tf.clip_by_value(estimate, -1.0, 1.0) * terms["scale"]
+        diff = tf.clip_by_value(estimate, -self.clip_value, self.clip_value) * terms["scale"]
         mono = tf.convert_to_tensor(data["mono"], tf.float32)
         chunk = mono.shape[1] if mono.shape[1] is not None else tf.shape(mono)[1]
         offset = context_offset(chunk)
