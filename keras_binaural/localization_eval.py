@@ -12,11 +12,12 @@
 - **Pointing game** (synthetic clips, `metadata/<id>.json` of `keras_binaural.data.synthetic`): the
   localization map's peak (`map_peaks`: the centre of its largest cell, or with sub-cell
   refinement the centre of mass of the 3 x 3 cells around it; both are reported) of each
-  window's positive pair is a hit when it
-  falls inside the box of a *sounding* object in the window's frame (also when a silent object's
-  box overlaps there), "silent" when only inside silent distractors' boxes, "background"
-  otherwise. Window hit rate = hits / windows; a clip is hit when at least half of its windows
-  are (clip hit rate = hit clips / clips).
+  window's positive pair is a hit when it falls inside the box of a *sounding* object in the
+  window's frame (also when a silent object's box overlaps there), "silent" when only inside
+  silent distractors' boxes, "background" otherwise. Window hit rate = hits / windows; a clip is hit when at least half of its windows
+  are (clip hit rate = hit clips / clips). The column hit rate counts peaks whose x lies within
+  a sounding object's columns, whatever their height (the left-right position a binaural
+  upmixer needs).
 - **Ambiguous negatives** (synthetic clips): a negative pair is ambiguous when the negative
   frame shows an object of every class that sounds in the positive clip (silent objects may look
   exactly like sounding ones), so appearance alone cannot tell it from the positive. Their
@@ -205,6 +206,19 @@ def point_outcomes(points_xy, frame_numbers, metadata: dict) -> np.ndarray:
     return np.asarray(outcomes)
 
 
+def column_hits(points_xy, frame_numbers, metadata: dict) -> np.ndarray:
+    """Whether each point's x lies within the columns of a sounding object's box, `[n]` bool.
+
+    The horizontal half of the pointing game: what a binaural upmixer needs from the map is
+    where the source is left to right (its horizontal profile), not its height.
+    """
+    hits = []
+    for (x, _), frame in zip(points_xy, frame_numbers):
+        hits.append(any(item["sounding"] and item["boxes_xyxy"][int(frame) - 1][0] <= x
+                        < item["boxes_xyxy"][int(frame) - 1][2] for item in metadata["objects"]))
+    return np.asarray(hits)
+
+
 def _classes(metadata: dict, sounding_only: bool) -> frozenset[str]:
     return frozenset(o["class"] for o in metadata["objects"] if o["sounding"] or not sounding_only)
 
@@ -252,7 +266,8 @@ def evaluate_localization(
       true_negatives, false_positives}, num_windows, num_clips; with metadata also
       ambiguous_fraction, distance_unambiguous, accuracy_unambiguous; with the pointing game
       pointing_window_hit_rate, pointing_clip_hit_rate, pointing_silent_rate,
-      pointing_background_rate and per_clip {clip_id: window hit rate}, and the same with the
+      pointing_background_rate, pointing_column_hit_rate (`column_hits`: the peak within the
+      columns of a sounding object) and per_clip {clip_id: window hit rate}, and the same with the
       suffix `_refined` for peaks refined to sub-cell precision (`map_peaks(refine=True)`).
     """
     clips = list(clips)
@@ -276,7 +291,9 @@ def evaluate_localization(
     distance, accuracy = loc.AudioVisualDistance(), loc.PairAccuracy()
     distance_clear, accuracy_clear = loc.AudioVisualDistance(), loc.PairAccuracy()
     ambiguous_total = 0
-    outcomes_all, per_clip = {False: [], True: []}, {False: {}, True: {}}  # by `refine`
+    # Pointing-game records by `refine` (False: the largest cell's centre; True: refined).
+    outcomes_all, columns_all = {False: [], True: []}, {False: [], True: []}
+    per_clip = {False: {}, True: {}}
 
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
     for example in fairplay.evaluation_dataset(clips, resize_hw, crop_hw):
@@ -311,6 +328,8 @@ def evaluate_localization(
                                           metadata[clip_index]["frame_size"], resize_hw, crop_hw)
                 outcomes = point_outcomes(points, frame_numbers, metadata[clip_index])
                 outcomes_all[refine].append(outcomes)
+                columns_all[refine].append(column_hits(points, frame_numbers,
+                                                       metadata[clip_index]))
                 per_clip[refine][clips[clip_index].clip_id] = float(np.mean(outcomes == "hit"))
 
     counts = accuracy.counts()
@@ -337,6 +356,8 @@ def evaluate_localization(
                 f"pointing_clip_hit_rate{suffix}": float(np.mean([r >= 0.5 for r in rates])),
                 f"pointing_silent_rate{suffix}": float(np.mean(outcomes == "silent")),
                 f"pointing_background_rate{suffix}": float(np.mean(outcomes == "background")),
+                f"pointing_column_hit_rate{suffix}": float(np.mean(np.concatenate(
+                    columns_all[refine]))),
                 f"per_clip{suffix}": per_clip[refine],
             })
     return result

@@ -81,8 +81,10 @@ def test_crop_to_original_and_point_outcomes():
     metadata = {"objects": [
         {"sounding": True, "boxes_xyxy": [[0, 0, 10, 10], [20, 20, 30, 30]]},
         {"sounding": False, "boxes_xyxy": [[5, 5, 15, 15], [5, 5, 15, 15]]}]}
-    outcomes = le.point_outcomes([[7, 7], [12, 12], [40, 40], [25, 25]], [1, 1, 1, 2], metadata)
-    assert outcomes.tolist() == ["hit", "silent", "background", "hit"]
+    points, frames = [[7, 7], [12, 12], [40, 40], [25, 25], [8, 40]], [1, 1, 1, 2, 1]
+    outcomes = le.point_outcomes(points, frames, metadata)
+    assert outcomes.tolist() == ["hit", "silent", "background", "hit", "background"]
+    assert le.column_hits(points, frames, metadata).tolist() == [True, False, False, True, True]
 
 
 def test_map_peaks_at_cell_centres_and_refined():
@@ -107,6 +109,7 @@ def test_protocol_with_an_oracle(root):
     assert result["counts"]["true_negatives"] == windows
     assert result["ambiguous_fraction"] == 0.0
     assert result["pointing_window_hit_rate"] == 1.0 and result["pointing_clip_hit_rate"] == 1.0
+    assert result["pointing_column_hit_rate"] == 1.0
 
     wrong = le.evaluate_localization(OracleModel(point_at_other_side=True), clips, (SIZE, SIZE),
                                      (SIZE, SIZE), negative_pool_size=16)
@@ -114,6 +117,7 @@ def test_protocol_with_an_oracle(root):
     assert wrong["pointing_window_hit_rate"] == 0.0
     assert wrong["pointing_silent_rate"] == pytest.approx(0.5)
     assert wrong["pointing_background_rate"] == pytest.approx(0.5)
+    assert wrong["pointing_column_hit_rate"] == 0.0
 
 
 def test_correlation_matrix_values_and_plot(root, tmp_path):

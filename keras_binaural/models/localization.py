@@ -725,8 +725,9 @@ class LocalizationModel(keras.Model):
     **Training** (`train_step`, the Keras "customizing fit() with TensorFlow" pattern): on the
     dicts of `keras_binaural.data.fairplay.training_dataset(...).batch(B)` (other keys are
     ignored). Uses `frame` and `negative_frame` `[B, H, W, 3]` float in [0, 1], `mono_patch`
-    `[B, 96, 64]`, `binaural_patch` `[B, 2, 96, 64]` (SSM only) and `clip_id` `[B]` (baseline's
-    negative audio; optional). Loss:
+    `[B, 96, 64]`, `binaural_patch` `[B, 2, 96, 64]` (SSM only) and `clip_id` `[B]` (which
+    examples are other clips: in-batch negatives and the baseline's negative audio; without it,
+    only OSA's own negative frame, and the baseline's next example, are negatives). Loss:
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
     A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
