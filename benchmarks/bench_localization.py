@@ -60,6 +60,8 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam's initial learning rate (cosine 
 flags.DEFINE_float("temperature", 0.07, "OSA attention temperature.")
 flags.DEFINE_float("audio_width", 0.125, "Width multiplier of the compact audio encoder.")
 flags.DEFINE_string("models", "osa,baseline", "Which localizers to train and evaluate.")
+flags.DEFINE_float("lambda_sce", 1.0, "OSA's scene loss weight (0: the l_obj_loc-only ablation).")
+flags.DEFINE_float("lambda_obj", 1.0, "OSA's object loss weight.")
 flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of training.")
 flags.DEFINE_integer("seed", 0, "Seed of the data order and the weights.")
 FLAGS = flags.FLAGS
@@ -100,7 +102,8 @@ def train(name: str, train_clips, resize_hw, crop_hw, steps: int):
     keras.utils.set_random_seed(FLAGS.seed)
     model = LocalizationModel(
         audio_encoder="compact", audio_width_multiplier=FLAGS.audio_width, localizer=name,
-        temperature=FLAGS.temperature, name=f"{name}_localizer")
+        temperature=FLAGS.temperature, lambda_sce=FLAGS.lambda_sce, lambda_obj=FLAGS.lambda_obj,
+        name=f"{name}_localizer")
     schedule = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
     dataset = fairplay.training_dataset(train_clips, seed=FLAGS.seed, chunks_per_clip=4,

@@ -359,6 +359,18 @@ def test_baseline_loss_matches_numpy(baseline_model):
     assert float(results["baseline_loss"]) == pytest.approx(pair_loss, rel=1e-3, abs=1e-4)
 
 
+def test_auto_distance_leaves_out_a_switched_off_term():
+    model = loc.LocalizationModel(lambda_sce=0.0, audio_width_multiplier=0.0625)
+    visual = RNG.uniform(size=(2, 2, 2, 512)).astype("float32")
+    audio = model.audio_feature(RNG.normal(size=(2, 128)).astype("float32"))
+    d_scene, d_object = (_np(v) for v in model.head.pair_distances(audio, visual))
+    np.testing.assert_allclose(_np(model.pair_distance(visual, audio)), d_object, atol=1e-5)
+    summed = loc.LocalizationModel.from_config({**model.get_config(), "distance_feature": "sum"})
+    summed.set_weights(model.get_weights())
+    np.testing.assert_allclose(_np(summed.pair_distance(visual, audio)), d_scene + d_object,
+                               atol=1e-4)
+
+
 def test_frozen_vggish_encoder_in_the_model():
     model = loc.LocalizationModel(audio_encoder="vggish", audio_encoder_trainable=False)
     assert model.audio_encoder.count_params() == 72_141_184

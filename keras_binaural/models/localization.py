@@ -42,8 +42,8 @@ Design choices (ours, where the supplement is silent):
   negatives reached 71 % (86 % at 1e-4). Without clip ids, only the own negative is used.
 - **Pair distance for any (audio, frame) pair** (`LocalizationModel.pair_distance`, used by the
   metrics and by `keras_binaural.localization_eval`): OSA: ||a - s(V)|| + ||a - o(V, a)||
-  (`distance_feature="sum"`, the default; "scene" or "object" pick one term); baseline:
-  ||f_v sigma(f_v^T f_a) - f_a||.
+  (`distance_feature="sum"`; "scene" or "object" pick one term; "auto", the default, sums the
+  terms that are trained, i.e. whose lambda is not 0); baseline: ||f_v sigma(f_v^T f_a) - f_a||.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
 VISUAL_STRIDE = 32  # ResNet-18's output stride: one map cell per 32 x 32 pixels
 LOCALIZERS = ("osa", "baseline")
-DISTANCE_FEATURES = ("sum", "scene", "object")
+DISTANCE_FEATURES = ("auto", "sum", "scene", "object")
 NEGATIVES = ("batch", "pair")
 _EPSILON = 1e-12
 
@@ -747,7 +747,8 @@ class LocalizationModel(keras.Model):
       lambda_sce, lambda_obj: OSA's loss weights.
       lambda_ssm: SSM's loss weight.
       distance_feature: OSA's pair distance for the metrics, `pair_distance` and evaluation:
-        "sum" (||a - s|| + ||a - o||), "scene" or "object". Ignored by the baseline.
+        "sum" (||a - s|| + ||a - o||), "scene", "object", or "auto" (the sum of the trained
+        terms: "sum" unless lambda_sce or lambda_obj is 0). Ignored by the baseline.
       negatives: "batch" (the own negative plus every example of the batch from another clip,
         by `clip_id`) or "pair" (the own negative only: OSA's negative frame, the baseline's
         nearest other-clip audio). See the module docstring.
@@ -787,7 +788,7 @@ class LocalizationModel(keras.Model):
         lambda_sce: float = 1.0,
         lambda_obj: float = 1.0,
         lambda_ssm: float = 1.0,
-        distance_feature: str = "sum",
+        distance_feature: str = "auto",
         negatives: str = "batch",
         **kwargs,
     ):
@@ -813,6 +814,11 @@ class LocalizationModel(keras.Model):
         self.lambda_ssm = lambda_ssm
         self.distance_feature = distance_feature
         self.negatives = negatives
+        # The distance actually used: "auto" leaves out a term that is switched off.
+        self._distance_terms = {"scene": ("scene",), "object": ("object",),
+                                "sum": ("scene", "object")}.get(distance_feature) or tuple(
+            name for name, weight in (("scene", lambda_sce), ("object", lambda_obj)) if weight
+        ) or ("scene", "object")
 
         # === Layers ===
         dtype = self.dtype_policy
@@ -875,11 +881,15 @@ class LocalizationModel(keras.Model):
         if self.localizer == "baseline":
             return self.head.pair_distance(audio_feature, visual)
         d_scene, d_object = self.head.pair_distances(audio_feature, visual)
-        if self.distance_feature == "scene":
-            return d_scene
-        if self.distance_feature == "object":
-            return d_object
-        return d_scene + d_object
+        return self._combine_distances(d_scene, d_object)
+
+    def _combine_distances(self, d_scene, d_object):
+        """The OSA pair distance from its scene and object distances (`distance_feature`)."""
+        terms = {"scene": d_scene, "object": d_object}
+        total = terms[self._distance_terms[0]]
+        for name in self._distance_terms[1:]:
+            total = total + terms[name]
+        return total
 
     def cell_map(self, visual, audio_feature):
         """The localization map over the stride-32 cells, `[batch, h, w]` (before upsampling).
@@ -989,11 +999,8 @@ class LocalizationModel(keras.Model):
             terms["sce_loss"] = weighted_mean(masked_pair_loss(d_scene, d_scene_all, mask)[0])
             terms["obj_loss"] = weighted_mean(masked_pair_loss(d_object, d_object_all, mask)[0])
             loss = self.lambda_sce * terms["sce_loss"] + self.lambda_obj * terms["obj_loss"]
-            d_positive, d_negative = {"scene": (d_scene, d_scene_negative),
-                                      "object": (d_object, d_object_negative),
-                                      "sum": (d_scene + d_object,
-                                              d_scene_negative + d_object_negative),
-                                      }[self.distance_feature]
+            d_positive = self._combine_distances(d_scene, d_object)
+            d_negative = self._combine_distances(d_scene_negative, d_object_negative)
         else:
             # f'_v is gated by the positive audio (supp. Eq. 1); candidates are every audio.
             gated = baseline_gate(self.head.visual_feature(visual), audio)
