@@ -46,7 +46,12 @@ random crop 224 x 448, colour jitter), validation on 10 batches of the split's v
 No pre-trained weights can be downloaded here: convert them once (tools/convert_vggish_checkpoint.py,
 tools/convert_resnet18_weights.py) and name the files in model.vggish_weights / model.resnet_weights.
 
-Demo choices: sized so that `make demo` trains in a few minutes on 2 CPU cores (see README).
+Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (4 x 4
+cells of the localization map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
+per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
+cosine decay, 8 epochs of 25 steps, 2 validation batches per epoch. Measured for CLUP on a 40-clip
+set: 12.6 min wall with the machine's load average at ~8 (4 x oversubscribed), 7.6 CPU-minutes,
+i.e. about 4-6 min on 2 idle cores; diff_loss 1.00 -> 0.49, the localization losses fall too.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.model.upmixer = ml_collections.ConfigDict()
     config.model.upmixer.guidance = "object"  # "object" (OSA) | "baseline" | "none" (audio only)
     config.model.upmixer.residual_channels = 16  # C
-    config.model.upmixer.num_cycles = 3
+    config.model.upmixer.num_cycles = 2  # 20 layers: a 2,047-sample receptive field each cycle
     config.model.upmixer.layers_per_cycle = 10
     config.model.upmixer.conditioner_channels = 16
     config.model.upmixer.conditioner_layers = 2
@@ -123,16 +128,18 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.model.upmixer.num_train_steps = 200  # T
     config.model.upmixer.beta_start = 1e-4
     config.model.upmixer.beta_end = 0.02
-    config.model.upmixer.min_scale = 1e-3
+    config.model.upmixer.min_scale = 1e-3  # level normalisation: floor of the mono's peak
+    config.model.upmixer.normalized_peak = 2.5  # peak of the normalised mono
+    config.model.upmixer.clip_value = 5.0  # the sampler's clamp, in normalised units
 
     # === Training (keras_binaural.training) ===
     config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 16  # global: split over the replicas of a distribution strategy
-    config.train.epochs = 10
-    config.train.steps_per_epoch = 40
-    config.train.validation_steps = 4  # batches of the val split each epoch (0: no validation)
+    config.train.batch_size = 8  # global: split over the replicas of a distribution strategy
+    config.train.epochs = 8
+    config.train.steps_per_epoch = 25
+    config.train.validation_steps = 2  # batches of the val split each epoch (0: no validation)
     config.train.optimizer = "adam"  # "adam" | "adamw"
-    config.train.learning_rate = 3e-4
+    config.train.learning_rate = 5e-4
     config.train.weight_decay = 0.0  # adamw only
     config.train.lr_schedule = "cosine"  # "constant" | "cosine" (decay to 0 over all steps)
     config.train.warmup_steps = 20
@@ -160,6 +167,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.model.localizer.audio_encoder_trainable = False
         config.model.localizer.audio_width_multiplier = 1.0
         config.model.upmixer.residual_channels = 64
+        config.model.upmixer.num_cycles = 3
         config.model.upmixer.conditioner_channels = 64
         config.train.batch_size = 64
         config.train.epochs = 200

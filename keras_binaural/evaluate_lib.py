@@ -39,6 +39,7 @@ or file.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -200,7 +201,10 @@ def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, samp
     Returns:
       `[time, 2]` float32 (left, right).
     """
-    output = model.generate(mono[None], frames[None], sampler=sampler, seed=seed)
+    options = {"sampler": sampler, "seed": seed}
+    if "progress" in inspect.signature(model.generate).parameters:
+        options["progress"] = False  # the caller shows progress over clips
+    output = model.generate(mono[None], frames[None], **options)
     if isinstance(output, dict):
         output = output["binaural"]
     binaural = np.asarray(keras.ops.convert_to_numpy(output), np.float32)[0]

@@ -324,7 +324,25 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # Two Keras 3 / TF 2.16 incompatibilities of this strategy's `reduce`, worked around here:
+        # fit reduces a first (dict) batch to build the model, and reduce takes one tensor
+        # (keras-team/keras#20329); fit reduces the scalar metrics with axis=0, which fails on
+        # scalars (tensorflow/tensorflow#72388). So: leaf by leaf, scalars across replicas only.
+        reduce = strategy.reduce
+
+        def reduce_leaf(reduce_op, leaf, axis):
+            local = strategy.experimental_local_results(leaf)[0] if isinstance(
+                leaf, tf.distribute.DistributedValues) else leaf
+            if axis is not None and len(getattr(local, "shape", ())) == 0:
+                axis = None
+            return reduce(reduce_op, leaf, axis=axis)
+
+        def reduce_each(reduce_op, value, axis=None):
+            return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
+
+        strategy.reduce = reduce_each
+        return strategy
     raise TrainingError(f"--strategy={name!r}: must be one of {', '.join(STRATEGIES)}")
 
 
