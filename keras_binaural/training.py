@@ -187,9 +187,12 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
     except fairplay.DatasetError as error:
         raise TrainingError(f"--config.data.root={root!r}: {_one_line(error)}") from error
     if len(clips) < least:
+        hint = (" or --config.train.validation_steps=0 to train without validation"
+                if subset == config.data.val_subset else "")
         raise TrainingError(
             f"--config.data.root={root!r}: {config.data.split}/{subset} has {len(clips)} clip(s), "
-            f"at least {least} are needed (negatives come from other clips)")
+            f"at least {least} are needed (negatives come from other clips); use a larger "
+            f"dataset{hint}")
     return clips
 
 
