@@ -111,7 +111,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.model.localizer.audio_width_multiplier = 0.125
     config.model.localizer.use_ssm = True
     config.model.localizer.temperature = 0.07
-    config.model.localizer.distance_feature = "sum"
+    config.model.localizer.distance_feature = "auto"  # the sum of the OSA terms whose lambda > 0
     config.model.localizer.negatives = "batch"
     # The object-aware diffusion upmixer (keras_binaural.models.upmixer.Upmixer's arguments).
     config.model.upmixer = ml_collections.ConfigDict()
