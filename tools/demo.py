@@ -58,7 +58,7 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
 
     with open(os.path.join(output_dir, "eval", "results.md")) as results:
         tables = results.read()
-    pictures = sorted(name for name in os.listdir(os.path.join(output_dir, "eval"))
+    pictures = sorted(name for name in os.listdir(os.path.join(output_dir, "eval", "plots"))
                       if name.endswith(".png"))
     lines = [
         "# keras-binaural demo",
@@ -72,7 +72,7 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
         "",
         "## Pictures",
         "",
-        *[f"![{name}](eval/{name})" for name in pictures],
+        *[f"![{name}](eval/plots/{name})" for name in pictures],
         "",
         f"## Binauralized held-out video (clip {clip_id})",
         "",
