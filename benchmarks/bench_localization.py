@@ -145,13 +145,16 @@ def main(argv):
         model_path = os.path.join(FLAGS.workdir, f"{name}.keras")
         steps = FLAGS.osa_steps if name == "osa" else FLAGS.baseline_steps
         if FLAGS.reuse:
-            model, stats = keras.saving.load_model(model_path), results.get(name, {}).get("training")
+            model = keras.saving.load_model(model_path)
+            stats = results.get(name, {}).get("training")
         else:
             model, stats = train(name, train_clips, resize_hw, hw, steps)
             model.save(model_path)
         start = time.time()
         scores = localization_eval.evaluate_localization(model, test_clips, resize_hw, hw, seed=0)
         scores["eval_seconds"] = time.time() - start
+        audio_scores = localization_eval.evaluate_localization(
+            model, test_clips, resize_hw, hw, seed=0, negatives="audio", pointing_game=False)
         correlation = localization_eval.correlation_matrix(
             model, correlation_inputs["mono_patch"], correlation_inputs["frame"])
         localization_eval.plot_correlation_matrix(
@@ -164,26 +167,35 @@ def main(argv):
             panels["frames"], panels["maps"], os.path.join(FLAGS.workdir, f"maps_{name}.png"),
             titles=panels["titles"], boxes=panels["boxes"], peaks=panels["peaks"])
         scores["correlation_diagonal_mean"] = float(correlation["correlation"].diagonal().mean())
-        results[name] = {"training": stats, "scores": scores}
+        results[name] = {"training": stats, "scores": scores, "scores_audio": audio_scores}
         atomic.write_json(results_path, results)
-        print(json.dumps({k: v for k, v in scores.items() if k != "per_clip"}, indent=1),
-              flush=True)
+        for shown in (scores, audio_scores):
+            print(json.dumps({k: v for k, v in shown.items() if not k.startswith("per_clip")},
+                             indent=1), flush=True)
 
-    print("\n| localizer | distance (Eq. 10) | accuracy (Eq. 11) | accuracy w/o ambiguous | "
-          "pointing: clips | pointing: windows | pointing: columns | examples seen | examples/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    def percent(entry, key):
+        return f"{100 * entry[key]:.1f} %" if key in entry else "-"
+
+    print("\n| localizer | negatives | distance (Eq. 10) | accuracy (Eq. 11) | accuracy w/o "
+          "ambiguous | pointing: clips | pointing: windows | pointing: columns | examples seen "
+          "| examples/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in results.items():
-        s, t = entry["scores"], entry.get("training") or {}
-        print(f"| {name} | {s['distance']:.4f} | {100 * s['accuracy']:.1f} % | "
-              f"{100 * s.get('accuracy_unambiguous', float('nan')):.1f} % | "
-              f"{100 * s.get('pointing_clip_hit_rate', float('nan')):.1f} % | "
-              f"{100 * s.get('pointing_window_hit_rate', float('nan')):.1f} % | "
-              f"{100 * s.get('pointing_column_hit_rate', float('nan')):.1f} % | "
-              f"{t.get('examples', 'n/a')} | {t.get('examples_per_second', float('nan')):.1f} |")
+        t = entry.get("training") or {}
+        for s in (entry["scores"], entry.get("scores_audio")):
+            if s is None:
+                continue
+            print(f"| {name} | {s.get('negatives', 'frame')} | {s['distance']:.4f} | "
+                  f"{percent(s, 'accuracy')} | {percent(s, 'accuracy_unambiguous')} | "
+                  f"{percent(s, 'pointing_clip_hit_rate')} | "
+                  f"{percent(s, 'pointing_window_hit_rate')} | "
+                  f"{percent(s, 'pointing_column_hit_rate')} | {t.get('examples', '-')} | "
+                  f"{t.get('examples_per_second', float('nan')):.1f} |")
     print("paper (FAIR-Play): baseline 0.083 / 92.8 %, CLUP 0.028 / 96.1 %")
-    first = next(iter(results.values()))["scores"]
-    print(f"test windows: {first['num_windows']} of {first['num_clips']} clips; ambiguous "
-          f"negatives: {100 * first.get('ambiguous_fraction', float('nan')):.1f} %")
+    first = next(iter(results.values()))
+    print(f"test windows: {first['scores']['num_windows']} of {first['scores']['num_clips']} "
+          f"clips; ambiguous negatives: {percent(first['scores'], 'ambiguous_fraction')} "
+          f"(frames), {percent(first.get('scores_audio') or {}, 'ambiguous_fraction')} (audio)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
   every test clip (0.63 s windows, hop 0.1 s, starts 0, 0.1 s, ... while the window fits; a clip
   shorter than one window gives one zero-padded window, as the training reader). Each window
   gives one positive pair (its mono patch with its own centre frame, `fairplay.frame_index`) and
-  one negative pair (the same audio with a frame of another clip). Distance = mean
+  one negative pair: the same audio with a frame of another clip (`negatives="frame"`, what OSA
+  trains on), or the same frame with the audio of another clip (`negatives="audio"`, the
+  additional baseline's training pairs, supp. section 2; the supplement does not say which kind
+  Table 1 used, so the benchmark reports both). Distance = mean
   ||(D+, D-) - (0, 1)||_2, accuracy = (TP + TN) / (2 (TP + FN)) with "paired" when D <= 0.5.
   Negative frames come from a pool of `negative_pool_size` frames drawn (seeded) from random
   clips of the split, never from the window's own clip; the pool is encoded once, so memory does
@@ -14,10 +17,10 @@
   refinement the centre of mass of the 3 x 3 cells around it; both are reported) of each
   window's positive pair is a hit when it falls inside the box of a *sounding* object in the
   window's frame (also when a silent object's box overlaps there), "silent" when only inside
-  silent distractors' boxes, "background" otherwise. Window hit rate = hits / windows; a clip is hit when at least half of its windows
-  are (clip hit rate = hit clips / clips). The column hit rate counts peaks whose x lies within
-  a sounding object's columns, whatever their height (the left-right position a binaural
-  upmixer needs).
+  silent distractors' boxes, "background" otherwise. Window hit rate = hits / windows; a clip
+  is hit when at least half of its windows are (clip hit rate = hit clips / clips). The column
+  hit rate counts peaks whose x lies within a sounding object's columns, whatever their height
+  (the left-right position a binaural upmixer needs).
 - **Ambiguous negatives** (synthetic clips): a negative pair is ambiguous when the negative
   frame shows an object of every class that sounds in the positive clip (silent objects may look
   exactly like sounding ones), so appearance alone cannot tell it from the positive. Their
@@ -94,6 +97,18 @@ def window_frames(starts, num_frames: int, chunk_samples: int = CHUNK_SAMPLES) -
 
 
 # === Encoding helpers ===
+
+
+def _whole_clips(clips, resize_hw, crop_hw) -> tf.data.Dataset:
+    """`fairplay.evaluation_dataset`, decoded on one thread.
+
+    With its parallel map, the reader occasionally returned one clip's audio with another
+    clip's id and frames (8 of 1,200 examples in a stress test on four clips, none on one
+    thread), which would score a wrong positive pair.
+    """
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    return fairplay.evaluation_dataset(clips, resize_hw, crop_hw).with_options(options)
 
 
 def encode_frames(model, frames, batch_size: int = 32) -> np.ndarray:
@@ -237,6 +252,17 @@ def _negative_pool(model, clips, size, resize_hw, crop_hw, rng, batch_size):
     return clip_index, frame_number, encode_frames(model, frames, batch_size)
 
 
+def _negative_audio_pool(model, clips, size, rng, batch_size):
+    """(clip index `[size]`, audio features `[size, 512]`) of random windows of random clips."""
+    clip_index = rng.integers(0, len(clips), size)
+    patches = []
+    for c in clip_index:
+        mono = tf.reduce_mean(fairplay.read_binaural(clips[c].audio_path), axis=-1).numpy()
+        starts = window_starts(len(mono))
+        patches.append(window_patches(mono, starts[rng.integers(0, len(starts), 1)])[0])
+    return clip_index, audio_features(model, np.stack(patches), batch_size)
+
+
 def evaluate_localization(
     model,
     clips: Sequence[fairplay.Clip],
@@ -247,6 +273,7 @@ def evaluate_localization(
     hop_samples: int = HOP_SAMPLES,
     batch_size: int = 32,
     pointing_game: bool | None = None,
+    negatives: str = "frame",
 ) -> dict:
     """Supp. Table 1's protocol on whole clips, plus the pointing game on synthetic clips.
 
@@ -260,10 +287,15 @@ def evaluate_localization(
       batch_size: frames / windows per model call.
       pointing_game: score the pointing game (needs `metadata/<id>.json` for every clip); None:
         when the metadata exist.
+      negatives: "frame" (default): the negative pair is the window's audio with a frame of
+        another clip (what OSA is trained on); "audio": the window's frame with the audio of a
+        random window of another clip (what the additional baseline is trained on, supp.
+        section 2). The audio pool holds `negative_pool_size` windows. Ambiguous then means
+        that the window's frame shows every class that sounds in the negative clip.
 
     Returns:
-      dict: distance, accuracy (supp. Eq. 10, 11), counts {true_positives, false_negatives,
-      true_negatives, false_positives}, num_windows, num_clips; with metadata also
+      dict: negatives, distance, accuracy (supp. Eq. 10, 11), counts {true_positives,
+      false_negatives, true_negatives, false_positives}, num_windows, num_clips; with metadata also
       ambiguous_fraction, distance_unambiguous, accuracy_unambiguous; with the pointing game
       pointing_window_hit_rate, pointing_clip_hit_rate, pointing_silent_rate,
       pointing_background_rate, pointing_column_hit_rate (`column_hits`: the peak within the
@@ -282,9 +314,15 @@ def evaluate_localization(
         missing = [c.clip_id for c, m in zip(clips, metadata) if m is None]
         raise ValueError(f"The pointing game needs metadata/<id>.json; missing for {missing[:5]}.")
 
+    if negatives not in ("frame", "audio"):
+        raise ValueError(f"negatives must be 'frame' or 'audio'; got {negatives!r}.")
     rng = np.random.default_rng(seed)
-    pool_clip, _, pool_visual = _negative_pool(model, clips, negative_pool_size, resize_hw,
-                                               crop_hw, rng, batch_size)
+    if negatives == "frame":
+        pool_clip, _, pool_visual = _negative_pool(model, clips, negative_pool_size, resize_hw,
+                                                   crop_hw, rng, batch_size)
+    else:
+        pool_clip, pool_audio = _negative_audio_pool(model, clips, negative_pool_size, rng,
+                                                     batch_size)
     if len(set(pool_clip.tolist())) < 2:
         raise ValueError("The negative pool holds frames of one clip only; raise "
                          "negative_pool_size.")
@@ -296,7 +334,7 @@ def evaluate_localization(
     per_clip = {False: {}, True: {}}
 
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
-    for example in fairplay.evaluation_dataset(clips, resize_hw, crop_hw):
+    for example in _whole_clips(clips, resize_hw, crop_hw):
         clip_index = position[example["clip_id"].numpy().decode()]
         frames = example["frames"].numpy()
         starts = window_starts(int(example["mono"].shape[0]), hop_samples=hop_samples)
@@ -307,14 +345,22 @@ def evaluate_localization(
         negative = others[rng.integers(0, len(others), len(starts))]
 
         d_positive = pair_distances(model, visual, audio, batch_size)
-        d_negative = pair_distances(model, pool_visual[negative], audio, batch_size)
+        if negatives == "frame":
+            d_negative = pair_distances(model, pool_visual[negative], audio, batch_size)
+        else:
+            d_negative = pair_distances(model, visual, pool_audio[negative], batch_size)
         scaled = loc.softmax_scaled(tf.constant(d_positive), tf.constant(d_negative))
         distance.update_state(*scaled)
         accuracy.update_state(*scaled)
         if have_metadata:
-            sounding = _classes(metadata[clip_index], sounding_only=True)
-            clear = np.array([not sounding <= _classes(metadata[pool_clip[n]], False)
-                              for n in negative], np.float32)
+            if negatives == "frame":  # the other frame shows all the classes that sound here
+                sounding = _classes(metadata[clip_index], sounding_only=True)
+                clear = np.array([not sounding <= _classes(metadata[pool_clip[n]], False)
+                                  for n in negative], np.float32)
+            else:  # this frame shows all the classes that sound in the other clip
+                visible = _classes(metadata[clip_index], sounding_only=False)
+                clear = np.array([not _classes(metadata[pool_clip[n]], True) <= visible
+                                  for n in negative], np.float32)
             ambiguous_total += int(len(clear) - clear.sum())
             distance_clear.update_state(*scaled, sample_weight=clear)
             accuracy_clear.update_state(*scaled, sample_weight=clear)
@@ -335,6 +381,7 @@ def evaluate_localization(
     counts = accuracy.counts()
     num_windows = int(counts["true_positives"] + counts["false_negatives"])
     result = {
+        "negatives": negatives,
         "distance": float(distance.result()),
         "accuracy": float(accuracy.result()),
         "counts": counts,
@@ -379,7 +426,7 @@ def centre_windows(clips: Sequence[fairplay.Clip], resize_hw, crop_hw, num_clips
     chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
     subset = [clips[i] for i in chosen]
     patches, frames, numbers = [], [], []
-    for example in fairplay.evaluation_dataset(subset, resize_hw, crop_hw):
+    for example in _whole_clips(subset, resize_hw, crop_hw):
         length = int(example["mono"].shape[0])
         start = max(0, (length - CHUNK_SAMPLES) // 2)
         number = int(window_frames([start], int(example["frames"].shape[0]))[0])
@@ -517,7 +564,7 @@ def localization_panels(model, clips: Sequence[fairplay.Clip], resize_hw, crop_h
     chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
     subset = [clips[i] for i in chosen]
     frames, patches, titles, boxes = [], [], [], []
-    for clip, example in zip(subset, fairplay.evaluation_dataset(subset, resize_hw, crop_hw)):
+    for clip, example in zip(subset, _whole_clips(subset, resize_hw, crop_hw)):
         length = int(example["mono"].shape[0])
         metadata = load_metadata(clip)
         for time_s in times_s:

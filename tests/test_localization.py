@@ -220,7 +220,8 @@ def test_ssm_head_matches_numpy_and_round_trips(tmp_path):
     # The swapped negative is the same audio with its halves exchanged.
     _, d_frame, d_swap = (_np(v) for v in head.pair_distances(
         tf.constant(inputs["audio_embedding"]), inputs["visual"], inputs["visual"][::-1]))
-    swapped = np.concatenate([inputs["audio_embedding"][:, 5:], inputs["audio_embedding"][:, :5]], 1)
+    embedding = inputs["audio_embedding"]
+    swapped = np.concatenate([embedding[:, 5:], embedding[:, :5]], 1)
     np.testing.assert_allclose(d_swap, _np_ssm_distance(head, swapped, inputs["visual"]), atol=1e-4)
     np.testing.assert_allclose(d_frame, _np_ssm_distance(head, inputs["audio_embedding"],
                                                          inputs["visual"][::-1]), atol=1e-4)

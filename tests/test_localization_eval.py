@@ -111,6 +111,18 @@ def test_protocol_with_an_oracle(root):
     assert result["pointing_window_hit_rate"] == 1.0 and result["pointing_clip_hit_rate"] == 1.0
     assert result["pointing_column_hit_rate"] == 1.0
 
+    # The same with the frame's own audio against another clip's audio.
+    swapped = le.evaluate_localization(OracleModel(), clips, (SIZE, SIZE), (SIZE, SIZE),
+                                       negative_pool_size=16, negatives="audio",
+                                       pointing_game=False)
+    assert swapped["negatives"] == "audio" and swapped["num_windows"] == windows
+    assert swapped["accuracy"] == 1.0
+    assert swapped["distance"] == pytest.approx(np.sqrt(2.0) * scaled_positive, abs=1e-5)
+    assert "pointing_window_hit_rate" not in swapped
+    with pytest.raises(ValueError, match="negatives"):
+        le.evaluate_localization(OracleModel(), clips, (SIZE, SIZE), (SIZE, SIZE),
+                                 negatives="both")
+
     wrong = le.evaluate_localization(OracleModel(point_at_other_side=True), clips, (SIZE, SIZE),
                                      (SIZE, SIZE), negative_pool_size=16)
     # Odd clips have a silent distractor where the wrong peak lands; even clips have nothing.

@@ -33,8 +33,9 @@ def check_patches(patches, who: str) -> None:
     Unknown (None) sizes pass: tf.data's patches have an unknown number of frames until run.
     """
     shape, dtype = tuple(patches.shape), keras.backend.standardize_dtype(patches.dtype)
+    expected_sizes = (NUM_FRAMES, NUM_BANDS)
     sizes_ok = len(shape) == 3 and all(
-        size is None or size == expected for size, expected in zip(shape[1:], (NUM_FRAMES, NUM_BANDS)))
+        size is None or size == expected for size, expected in zip(shape[1:], expected_sizes))
     if not sizes_ok or "float" not in dtype:
         raise ValueError(
             f"{who} expects VGGish log-mel patches of shape [batch, {NUM_FRAMES}, {NUM_BANDS}] "

@@ -794,7 +794,8 @@ class LocalizationModel(keras.Model):
     ):
         super().__init__(**kwargs)
         if audio_encoder not in AUDIO_ENCODERS:
-            raise ValueError(f"audio_encoder must be one of {AUDIO_ENCODERS}; got {audio_encoder!r}.")
+            raise ValueError(
+                f"audio_encoder must be one of {AUDIO_ENCODERS}; got {audio_encoder!r}.")
         if localizer not in LOCALIZERS:
             raise ValueError(f"localizer must be one of {LOCALIZERS}; got {localizer!r}.")
         if negatives not in NEGATIVES:
