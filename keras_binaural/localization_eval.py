@@ -99,18 +99,6 @@ def window_frames(starts, num_frames: int, chunk_samples: int = CHUNK_SAMPLES) -
 # === Encoding helpers ===
 
 
-def _whole_clips(clips, resize_hw, crop_hw) -> tf.data.Dataset:
-    """`fairplay.evaluation_dataset`, decoded on one thread.
-
-    With its parallel map, the reader occasionally returned one clip's audio with another
-    clip's id and frames (8 of 1,200 examples in a stress test on four clips, none on one
-    thread), which would score a wrong positive pair.
-    """
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = 1
-    return fairplay.evaluation_dataset(clips, resize_hw, crop_hw).with_options(options)
-
-
 def encode_frames(model, frames, batch_size: int = 32) -> np.ndarray:
     """V of `[n, H, W, 3]` frames in batches -> `[n, h, w, 512]` (inference mode)."""
     parts = [keras.ops.convert_to_numpy(model.encode_frames(
@@ -334,7 +322,7 @@ def evaluate_localization(
     per_clip = {False: {}, True: {}}
 
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
-    for example in _whole_clips(clips, resize_hw, crop_hw):
+    for example in fairplay.evaluation_dataset(clips, resize_hw, crop_hw):
         clip_index = position[example["clip_id"].numpy().decode()]
         frames = example["frames"].numpy()
         starts = window_starts(int(example["mono"].shape[0]), hop_samples=hop_samples)
@@ -426,7 +414,7 @@ def centre_windows(clips: Sequence[fairplay.Clip], resize_hw, crop_hw, num_clips
     chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
     subset = [clips[i] for i in chosen]
     patches, frames, numbers = [], [], []
-    for example in _whole_clips(subset, resize_hw, crop_hw):
+    for example in fairplay.evaluation_dataset(subset, resize_hw, crop_hw):
         length = int(example["mono"].shape[0])
         start = max(0, (length - CHUNK_SAMPLES) // 2)
         number = int(window_frames([start], int(example["frames"].shape[0]))[0])
@@ -564,7 +552,7 @@ def localization_panels(model, clips: Sequence[fairplay.Clip], resize_hw, crop_h
     chosen = sorted(np.random.default_rng(seed).choice(len(clips), num_clips, replace=False))
     subset = [clips[i] for i in chosen]
     frames, patches, titles, boxes = [], [], [], []
-    for clip, example in zip(subset, _whole_clips(subset, resize_hw, crop_hw)):
+    for clip, example in zip(subset, fairplay.evaluation_dataset(subset, resize_hw, crop_hw)):
         length = int(example["mono"].shape[0])
         metadata = load_metadata(clip)
         for time_s in times_s:

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_binaural.audio import frontend, write_wav
+from keras_binaural.audio import frontend, io, write_wav
 from keras_binaural.data import fairplay
 
 SECONDS = 2.0
@@ -132,6 +132,36 @@ def test_missing_clip_files_are_named(root):
     ]
     with pytest.raises(fairplay.DatasetError, match="no test.txt or test.h5"):
         fairplay.split_ids(str(root), "test", split="split9")
+
+
+def test_parallel_reading_never_mixes_clips_up(root):
+    """Every clip read many times over a parallel map: its own audio and frames each time.
+
+    tensorflow-io's resource-based reader failed this (a few percent of reads returned another
+    file's audio); `io.decode_wav` is stateless.
+    """
+    clips = fairplay.list_clips(str(root), "train") * 20
+    expected = {c.clip_id: _read_wav(c.audio_path) for c in clips}
+    for example in fairplay.evaluation_dataset(clips, resize_hw=(24, 32), crop_hw=(24, 32)):
+        clip_id = example["clip_id"].numpy().decode()
+        np.testing.assert_array_equal(example["binaural"].numpy(), expected[clip_id])
+        np.testing.assert_allclose(example["frames"][0, 0, 0, 1] * 255, (int(clip_id) - 1) * 60,
+                                   atol=1)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT", "PCM_24"])
+def test_wav_subtypes(root, subtype):
+    clip = fairplay.list_clips(str(root), "train")[0]
+    audio = np.random.default_rng(1).uniform(-0.9, 0.9, (4000, 2)).astype(np.float32)
+    write_wav(clip.audio_path, audio, sample_rate_hz=8000, subtype=subtype)
+    read = lambda: fairplay.read_binaural(clip.audio_path).numpy()  # noqa: E731
+    if subtype == "PCM_24":
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=f"(?s)not a 16-bit PCM or 32-bit float WAV.*{clip.clip_id}.wav"):
+            read()
+        return
+    expected = io.resample(_read_wav(clip.audio_path), 8000, 16000).numpy()
+    np.testing.assert_array_equal(read(), expected)
 
 
 @pytest.mark.parametrize("broken", ["png", "wav"])

@@ -196,6 +196,8 @@ def test_generate_rejects_bad_input_and_keeps_silence_silent():
         model.generate(np.zeros((1, 3200), "float32"), sampler="ddim")
     silence = model.generate(np.zeros((1, 4000), "float32"), seed=0, jit_compile=False)
     assert np.isfinite(silence).all()
+    full = model.generate(np.zeros((1, 4000), "float32"), sampler="full", jit_compile=False)
+    assert full.shape == (1, 4000, 2) and np.isfinite(full).all()
     bound = model.clip_value * model.min_scale / model.normalized_peak  # 2e-3: -54 dBFS
     assert np.abs(silence).max() <= bound * (1 + 1e-6)
 

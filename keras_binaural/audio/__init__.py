@@ -3,6 +3,7 @@
 from keras_binaural.audio.io import (
     SAMPLE_RATE_HZ,
     AudioError,
+    decode_wav,
     from_mono_diff,
     load_audio,
     read_audio,

@@ -147,23 +147,22 @@ def _checked(contents, path, ok, what):
 def read_binaural(path, sample_rate_hz: int = io.SAMPLE_RATE_HZ) -> tf.Tensor:
     """Reads a 2-channel WAV to `[time, 2]` float32 at 16 kHz, checking its header first.
 
-    A WAV whose RIFF size does not match the file's length (truncated), or with another channel
-    count, stops with an error naming the file.
+    A WAV whose RIFF size does not match the file's length (truncated), with another channel
+    count, or not 16-bit PCM or 32-bit float stops with an error naming the file. Decoding is
+    stateless (`io.decode_wav`), so parallel maps never mix clips up.
     """
     contents = tf.io.read_file(path)
-    header = tf.strings.substr(contents, 0, 12)
     size_bytes = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 4, 4), tf.uint8), tf.int64)
     riff_size = tf.reduce_sum(size_bytes * tf.constant([1, 2**8, 2**16, 2**24], tf.int64))
     ok = tf.logical_and(
-        tf.logical_and(tf.strings.substr(header, 0, 4) == "RIFF",
-                       tf.strings.substr(header, 8, 4) == "WAVE"),
+        tf.logical_and(tf.strings.substr(contents, 0, 4) == "RIFF",
+                       tf.strings.substr(contents, 8, 4) == "WAVE"),
         riff_size + 8 <= tf.cast(tf.strings.length(contents), tf.int64),
     )
-    path = _checked(path, path, ok, "WAV")
-    audio = io.read_audio(path, sample_rate_hz)
-    check = tf.debugging.Assert(tf.equal(tf.shape(audio)[1], 2), ["not a 2-channel WAV:", path])
-    with tf.control_dependencies([check]):
-        return tf.identity(audio)
+    contents = _checked(contents, path, ok, "WAV")
+    stereo = tf.equal(io.wav_header(contents)["channels"], 2)
+    with tf.control_dependencies([tf.debugging.Assert(stereo, ["not a 2-channel WAV:", path])]):
+        return io.decode_wav(tf.identity(contents), sample_rate_hz, name=path)
 
 
 def read_frame(path) -> tf.Tensor:
