@@ -197,7 +197,6 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
     length, step, count, overlap = window_plan(num_samples, window_seconds, overlap_seconds)
     total = (count - 1) * step + length
     padded = tf.pad(mono, [[0, 0], [0, total - num_samples]])
-    sample = model._generation_function(sampler, jit_compile)
 
     def one_window(index):
         start = index * step
@@ -210,8 +209,7 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
         # generation.window_seed in int64 arithmetic.
         window_seed = tf.cast((tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(index, tf.int64))
                               % (2**31 - 1), tf.int32)
-        # The level normalisation and the sampler loop are the model's own function.
-        return tf.cast(sample(segment, window_guidance, window_seed), tf.float32)
+        return model.sample_window(segment, window_guidance, window_seed, sampler, jit_compile)
 
     windows = tf.map_fn(one_window, tf.range(count), parallel_iterations=1,
                         fn_output_signature=tf.TensorSpec([None, None], tf.float32))

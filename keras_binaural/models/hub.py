@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
 
 from keras_binaural.audio import frontend
 from keras_binaural.models import vggish as vggish_lib
@@ -37,6 +36,8 @@ def load_vggish_module(handle: str):
     Raises:
       ValueError: naming the handle, when it cannot be loaded or is not VGGish-shaped.
     """
+    import tensorflow_hub as hub  # only here: importing it warns about pkg_resources
+
     try:
         module = hub.load(handle)
     except Exception as error:  # OSError, URLError, ValueError, ... all mean "cannot load it".

@@ -361,6 +361,7 @@ class Upmixer(keras.Model):
         self.term_trackers = {name: keras.metrics.Mean(name=name) for name in self._term_names()}
 
         self._generation_functions = {}
+        self._denoise_functions = {}
         self.build(None)
 
     def _localizer_kwargs(self) -> dict:
@@ -548,47 +549,58 @@ class Upmixer(keras.Model):
         ]
         return tf.reshape(tf.concat(vectors, 0), [batch, num_frames, self.guidance_channels])
 
-    def _generation_function(self, kind: str, jit_compile: bool = True):
-        """Compiled functions for generation, built once per kind (tf.function caches)."""
-        key = (kind, jit_compile)
-        if key in self._generation_functions:
-            return self._generation_functions[key]
-        if kind == "guidance":
-            function = tf.function(
-                lambda frames, patches: self.frame_guidance(frames, patches, training=False),
-                reduce_retracing=True,
+    def sample_window(self, mono, guidance=None, seed=0, sampler: str = "fast",
+                      jit_compile: bool = True):
+        """d̂ of one stretch of audio by DDPM sampling; traceable in any `tf.function`.
+
+        The level normalisation, the step-independent conditioning (once) and the whole sampler
+        loop; `generate` calls it per window, the serving export inside its signature.
+
+        Args:
+          mono: `[batch, time]` float32 mono at 16 kHz.
+          guidance: None (audio-only), `[batch, G]` or `[batch, frames, G]` (one per 0.1 s).
+          seed: int32 scalar; the same seed gives the same d̂.
+          sampler: "fast" or "full".
+          jit_compile: XLA for each residual layer.
+
+        Returns:
+          `[batch, time]` float32 d̂.
+        """
+        if jit_compile not in self._denoise_functions:
+            self._denoise_functions[jit_compile] = compiled_denoise_fn(
+                self.denoiser, jit_compile=jit_compile
             )
+        denoise = self._denoise_functions[jit_compile]
+        mono = tf.cast(mono, tf.float32)
+        scale = self.level_scale(mono)
+        conditioning = self.denoiser.condition(mono / scale, guidance)
+
+        def eps_fn(x, step):
+            return denoise(x, step, conditioning)
+
+        training = self.training_schedule
+        if sampler == "full":
+            schedule, steps = training, tf.range(training.num_steps, dtype=tf.float32)
         else:
-            denoise = compiled_denoise_fn(self.denoiser, jit_compile=jit_compile)
-            training, inference = self.training_schedule, self.inference_schedule
+            schedule = self.inference_schedule
+            steps = diffusion.fractional_steps(schedule, training)
+        shape = tf.stack([tf.shape(mono)[0], tf.shape(mono)[1], 1])
+        diff = diffusion.sample(eps_fn, schedule, steps, shape=shape, seed=seed,
+                                clip_range=(-self.clip_value, self.clip_value))
+        return diff[..., 0] * scale
 
-            clip_range = (-self.clip_value, self.clip_value)
-
-            def sample(mono, guidance, seed):
-                # mono [batch, time] -> d̂ [batch, time]; the sampler runs in normalised units
-                # and the conditioning is computed once.
-                mono = tf.cast(mono, tf.float32)
-                scale = self.level_scale(mono)
-                conditioning = self.denoiser.condition(mono / scale, guidance)
-
-                def eps_fn(x, step):
-                    return denoise(x, step, conditioning)
-
-                shape = tf.stack([tf.shape(mono)[0], tf.shape(mono)[1], 1])
-                if kind == "full":
-                    steps = tf.range(training.num_steps, dtype=tf.float32)
-                    schedule = training
-                else:
-                    steps = diffusion.fractional_steps(inference, training)
-                    schedule = inference
-                diff = diffusion.sample(
-                    eps_fn, schedule, steps, shape=shape, seed=seed, clip_range=clip_range
+    def _generation_function(self, kind: str, jit_compile: bool = True):
+        """`tf.function`s for eager generation, built once per kind ("guidance" or a sampler)."""
+        key = (kind, jit_compile)
+        if key not in self._generation_functions:
+            if kind == "guidance":
+                function = lambda frames, patches: self.frame_guidance(frames, patches)  # noqa: E731
+            else:
+                function = lambda mono, guidance, seed: self.sample_window(  # noqa: E731
+                    mono, guidance, seed, kind, jit_compile
                 )
-                return diff[..., 0] * scale
-
-            function = tf.function(sample, reduce_retracing=True)
-        self._generation_functions[key] = function
-        return function
+            self._generation_functions[key] = tf.function(function, reduce_retracing=True)
+        return self._generation_functions[key]
 
     def generate(
         self,
