@@ -16,7 +16,7 @@ from keras_binaural.models.upmixer import (
     Upmixer,
     binning_matrix,
     horizontal_profile,
-    peak_scale,
+    level_envelope,
     predict_x0,
 )
 
@@ -84,11 +84,23 @@ def test_predict_x0_inverts_q_sample():
     np.testing.assert_allclose(predict_x0(noisy, noise, alpha_bar), x0, atol=2e-4)
 
 
-def test_peak_scale_has_a_floor():
-    mono = np.array([[0.0, -0.5, 0.25], [0.0, 0.0, 0.0]], "float32")
-    np.testing.assert_allclose(peak_scale(mono, 1e-3), [[0.5], [1e-3]])
-    np.testing.assert_allclose(peak_scale(mono, 1e-3, normalized_peak=2.0), [[0.25], [5e-4]])
-
+def test_level_envelope_follows_the_local_peak_with_a_floor():
+    # 2 s: loud (peak 0.8) first second, quiet (peak 0.01) second; a silent clip.
+    rng = np.random.default_rng(0)
+    mono = np.concatenate([rng.uniform(-0.8, 0.8, 16000), rng.uniform(-0.01, 0.01, 16000)])
+    mono[100] = 0.8
+    mono[31000] = 0.01
+    scale = level_envelope(np.stack([mono, np.zeros(32000)]).astype("float32"), 1e-3,
+                           normalized_peak=2.0).numpy()
+    assert scale.shape == (2, 32000)
+    np.testing.assert_allclose(scale[0, :8000], 0.4, rtol=1e-3)  # within 0.3 s of a loud block
+    np.testing.assert_allclose(scale[0, 22400:], 0.005, rtol=1e-3)  # 0.4 s after the last one
+    assert np.all(np.diff(scale[0]) <= 1e-7)  # falls monotonically (linear between blocks)
+    np.testing.assert_allclose(scale[1], 5e-4)  # the floor: min_scale / normalized_peak
+    # A training chunk (0.63 s) with its peak in the middle gets that peak everywhere but the ends.
+    chunk = np.zeros((1, 10080), "float32")
+    chunk[0, 5000] = 0.5
+    np.testing.assert_allclose(level_envelope(chunk, 1e-3).numpy()[0, 800:9280], 0.5)
 
 def test_binning_matrix_averages_columns():
     matrix = binning_matrix(6, 4)  # bins of 1.5 columns

@@ -18,9 +18,13 @@ Guidance (`guidance` constructor argument):
 
 Design choices (ours, where the supplement is silent):
 - **Level normalisation.** The denoiser works on m / s and d / s with
-  s = max(peak |m|, `min_scale`) / `normalized_peak`, per training chunk or per generation
-  window; d̂ is scaled back by s. The mapping m -> d is linear in level (HRIR filtering), so this
-  removes a nuisance variable. `normalized_peak` (2.5) puts the differential at a scale the noise
+  s(t) = max(local peak |m|, `min_scale`) / `normalized_peak`, the local peak taken within
+  ±0.3 s (`level_envelope`: about a training chunk's peak, in training and in generation
+  alike); d̂ is scaled back by s(t). The mapping m -> d is linear in level (HRIR filtering), so
+  this removes a nuisance variable. A single peak per generation window instead would hand the
+  denoiser quiet passages far below the level it was trained on, and its leftover sampling
+  noise would not follow the level (measured on a 300-step model: 1.5 dB lower SNR over 5 s
+  windows than over 0.7 s ones). `normalized_peak` (2.5) puts the differential at a scale the noise
   schedule suits: d / peak |m| has a median RMS of about 0.18 on our synthetic chunks, so with
   peak 1 the signal would be buried under the noise at all but the smallest steps (x_t's
   signal-to-noise ratio reaches 1 at t ~ 20 of 200), and a short training run learned little
@@ -80,13 +84,30 @@ _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
 # === Math ===
 
 
-def peak_scale(mono, min_scale: float, normalized_peak: float = 1.0):
-    """s = max(peak |m|, min_scale) / normalized_peak per example: `[batch, time]` -> `[batch, 1]`.
+def level_envelope(mono, min_scale: float, normalized_peak: float = 1.0,
+                   block_samples: int = 1600, span_blocks: int = 7):
+    """s(t) = max(local peak of |m|, min_scale) / normalized_peak: `[batch, time]` -> the same.
 
-    m / s then has peak `normalized_peak` (unless the mono is quieter than `min_scale`).
+    The local peak is the largest |m| within ±(span_blocks // 2) blocks of `block_samples` (by
+    default 0.1 s blocks, ±0.3 s: about one 0.63 s training chunk), interpolated linearly between
+    block centres. On a training chunk it is close to the chunk's peak; over a long clip it
+    follows the level the way a chunk's peak would there, so quiet and loud passages reach the
+    denoiser at the level it was trained on.
     """
-    peak = ops.max(ops.abs(mono), axis=-1, keepdims=True)
-    return ops.maximum(peak, min_scale) / normalized_peak
+    mono = tf.convert_to_tensor(mono, tf.float32)
+    batch, num_samples = tf.shape(mono)[0], tf.shape(mono)[1]
+    num_blocks = (num_samples + block_samples - 1) // block_samples
+    padded = tf.pad(tf.abs(mono), [[0, 0], [0, num_blocks * block_samples - num_samples]])
+    peaks = tf.reduce_max(tf.reshape(padded, [batch, num_blocks, block_samples]), axis=-1)
+    peaks = tf.nn.max_pool1d(peaks[..., None], span_blocks, 1, "SAME")[..., 0]
+    position = (tf.range(num_samples, dtype=tf.float32) + 0.5) / block_samples - 0.5
+    position = tf.clip_by_value(position, 0.0, tf.cast(num_blocks - 1, tf.float32))
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, num_blocks - 1)
+    weight = position - tf.cast(low, tf.float32)
+    local = (tf.gather(peaks, low, axis=1) * (1.0 - weight)
+             + tf.gather(peaks, high, axis=1) * weight)
+    return tf.maximum(local, min_scale) / normalized_peak
 
 
 def predict_x0(noisy, noise_estimate, alpha_bar):
@@ -423,8 +444,8 @@ class Upmixer(keras.Model):
     # --- Forward ---
 
     def level_scale(self, mono):
-        """The level normalisation s of each clip or chunk, `[batch, time]` -> `[batch, 1]`."""
-        return peak_scale(mono, self.min_scale, self.normalized_peak)
+        """The level normalisation s(t), `[batch, time]` -> `[batch, time]` (`level_envelope`)."""
+        return level_envelope(mono, self.min_scale, self.normalized_peak)
 
     def call(self, inputs, training=False):
         mono = ops.convert_to_tensor(inputs["mono"])
@@ -453,7 +474,7 @@ class Upmixer(keras.Model):
 
         Returns:
           dict: `diff_loss` (scalar), `noisy` x_t and `noise_estimate` ε̂ `[batch, time]`
-          (normalised units), `step` `[batch]` int32, `scale` `[batch, 1]`.
+          (normalised units), `step` `[batch]` int32, `scale` `[batch, time]` s(t).
         """
         for key in ("mono", "diff"):
             if key not in data:
