@@ -34,10 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import json
 import math
-import subprocess
-import sys
 import time
 
+import common
 import keras
 import tensorflow as tf
 from absl import app, flags
@@ -66,7 +65,6 @@ flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of
 flags.DEFINE_integer("seed", 0, "Seed of the data order and the weights.")
 FLAGS = flags.FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 50
 
 
@@ -85,17 +83,6 @@ class StepTimer(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.seconds = time.time() - self.start
-
-
-def make_root(workdir: str, num_clips: int, clip_seconds: float, frame_size: int) -> str:
-    root = os.path.join(workdir, f"synthetic_{frame_size}px_{num_clips}x{clip_seconds:g}s")
-    subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "make_dataset.py"), f"--output_dir={root}",
-         f"--num_clips={num_clips}", f"--clip_seconds={clip_seconds}", "--seed=0",
-         f"--frame_size={frame_size}x{frame_size}", "--workers=2"],
-        check=True,
-    )
-    return root
 
 
 def train(name: str, train_clips, resize_hw, crop_hw, steps: int):
@@ -128,7 +115,7 @@ def train(name: str, train_clips, resize_hw, crop_hw, steps: int):
 def main(argv):
     del argv
     os.makedirs(FLAGS.workdir, exist_ok=True)
-    root = FLAGS.root or make_root(FLAGS.workdir, FLAGS.num_clips, FLAGS.clip_seconds,
+    root = FLAGS.root or common.synthetic_root(FLAGS.workdir, FLAGS.num_clips, FLAGS.clip_seconds,
                                    FLAGS.frame_size)
     hw, resize_hw = (FLAGS.frame_size, FLAGS.frame_size), (FLAGS.resize, FLAGS.resize)
     train_clips = fairplay.list_clips(root, "train")
@@ -190,7 +177,7 @@ def main(argv):
                   f"{percent(s, 'pointing_clip_hit_rate')} | "
                   f"{percent(s, 'pointing_window_hit_rate')} | "
                   f"{percent(s, 'pointing_column_hit_rate')} | {t.get('examples', '-')} | "
-                  f"{t.get('examples_per_second', float('nan')):.1f} |")
+                  f"{format(t['examples_per_second'], '.1f') if t else '-'} |")
     print("paper (FAIR-Play): baseline 0.083 / 92.8 %, CLUP 0.028 / 96.1 %")
     first = next(iter(results.values()))
     print(f"test windows: {first['scores']['num_windows']} of {first['scores']['num_clips']} "

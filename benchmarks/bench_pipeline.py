@@ -13,34 +13,22 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import time
 
-from absl import app, flags  # noqa: E402
+import common
+from absl import app, flags
 
-from keras_binaural.data import fairplay  # noqa: E402
+from keras_binaural.data import fairplay
 
 flags.DEFINE_string("root", None, "An existing FAIR-Play-layout root (default: make one).")
 flags.DEFINE_integer("num_clips", 24, "Clips to generate when --root is not given.")
 flags.DEFINE_integer("batches", 40, "Batches of 32 to time after the warm-up.")
 FLAGS = flags.FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = {
     "FAIR-Play frames 240x480 -> 224x448": ((240, 480), (224, 448)),
     "demo frames 128x128 -> 112x112": ((128, 128), (112, 112)),
 }
-
-
-def _make_root(num_clips: int) -> str:
-    root = f"/tmp/keras_binaural_bench_pipeline_{num_clips}"
-    subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "make_dataset.py"), f"--output_dir={root}",
-         f"--num_clips={num_clips}", "--clip_seconds=10", "--seed=0", "--frame_size=480x240"],
-        check=True,
-    )
-    return root
 
 
 def examples_per_second(clips, resize_hw, crop_hw, batches: int, batch_size: int = 32) -> float:
@@ -56,7 +44,7 @@ def examples_per_second(clips, resize_hw, crop_hw, batches: int, batch_size: int
 
 def main(argv):
     del argv
-    root = FLAGS.root or _make_root(FLAGS.num_clips)
+    root = FLAGS.root or common.synthetic_root("/tmp/keras_binaural_bench_pipeline", FLAGS.num_clips, 10, "480x240")
     clips = fairplay.list_clips(root, "train")
     print(f"{len(clips)} training clips from {root}; {os.cpu_count()} cores")
     for name, (resize_hw, crop_hw) in SETTINGS.items():

@@ -35,10 +35,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import json
-import subprocess
-import sys
 import time
 
+import common
 import keras
 import numpy as np
 import tensorflow as tf
@@ -69,7 +68,6 @@ flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of
 flags.DEFINE_integer("seed", 0, "Seed of data order, weights and sampler noise.")
 FLAGS = flags.FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 50
 METRIC_NAMES = ("stft", "env", "wav", "amp", "pha", "snr")
 LOWER_IS_BETTER = {"stft": True, "env": True, "wav": True, "amp": True, "pha": True, "snr": False}
@@ -77,31 +75,6 @@ LOWER_IS_BETTER = {"stft": True, "env": True, "wav": True, "amp": True, "pha": T
 
 def load() -> str:
     return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-
-
-def make_root(workdir: str) -> str:
-    root = os.path.join(
-        workdir,
-        f"synthetic_{FLAGS.frame_size}px_{FLAGS.num_clips}x{FLAGS.clip_seconds:g}s_"
-        f"{FLAGS.max_sources}src",
-    )
-    start = time.time()
-    subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "tools", "make_dataset.py"),
-            f"--output_dir={root}",
-            f"--num_clips={FLAGS.num_clips}",
-            f"--clip_seconds={FLAGS.clip_seconds}",
-            "--seed=0",
-            f"--frame_size={FLAGS.frame_size}x{FLAGS.frame_size}",
-            f"--max_sources={FLAGS.max_sources}",
-            "--workers=2",
-        ],
-        check=True,
-    )
-    print(f"dataset: {time.time() - start:.0f} s; {load()}", flush=True)
-    return root
 
 
 def build_model(name: str) -> keras.Model:
@@ -213,7 +186,9 @@ def main(argv):
     os.makedirs(FLAGS.workdir, exist_ok=True)
     tf.get_logger().setLevel("ERROR")
     print(f"{os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {load()}")
-    root = FLAGS.root or make_root(FLAGS.workdir)
+    root = FLAGS.root or common.synthetic_root(
+        FLAGS.workdir, FLAGS.num_clips, FLAGS.clip_seconds, f"{FLAGS.frame_size}x{FLAGS.frame_size}",
+        max_sources=FLAGS.max_sources)
     hw = (FLAGS.frame_size, FLAGS.frame_size)
     train_clips = fairplay.list_clips(root, "train")
     test_clips = fairplay.list_clips(root, "test")

@@ -24,10 +24,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import statistics
-import subprocess
-import sys
 import time
 
+import common
 import keras
 import tensorflow as tf
 from absl import app, flags
@@ -46,29 +45,11 @@ flags.DEFINE_integer("channels", 16, "Denoiser residual channels C (demo: 16).")
 flags.DEFINE_enum("model", "clup", ["clup", "audio_only"], "Which model to train.")
 FLAGS = flags.FLAGS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
 def load() -> str:
     return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-
-
-def make_root() -> str:
-    root = os.path.join(FLAGS.workdir, f"synthetic_128px_{FLAGS.num_clips}x6s")
-    subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "tools", "make_dataset.py"),
-            f"--output_dir={root}",
-            f"--num_clips={FLAGS.num_clips}",
-            "--clip_seconds=6",
-            "--frame_size=128x128",
-            "--workers=2",
-        ],
-        check=True,
-    )
-    return root
 
 
 def pipeline(clips) -> tf.data.Dataset:
@@ -125,7 +106,7 @@ def training_rate(clips, cached: bool) -> tuple[float, list[float]]:
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
-    root = FLAGS.root or make_root()
+    root = FLAGS.root or common.synthetic_root(FLAGS.workdir, FLAGS.num_clips, 6, "128x128")
     clips = fairplay.list_clips(root, "train")
     print(
         f"{root}: {len(clips)} train clips; {os.cpu_count()} cores, TF {tf.__version__}, "
