@@ -54,20 +54,18 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from keras_binaural import generation
+from keras_binaural import generation, runs
 from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample, write_wav
 from keras_binaural.data import video as video_io
 from keras_binaural.data.atomic import atomic_file
 from keras_binaural.data.fairplay import prepare_frame
 from keras_binaural.models.upmixer import SAMPLERS
+from keras_binaural.runs import DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 
 FRAMES_PER_SECOND = video_io.FRAMES_PER_SECOND
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FRAMES_PER_SECOND  # 1600: one 10-fps frame of audio
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
-DEFAULT_RESIZE_HW = (136, 136)  # the demo config's frames, for a model without a run config
-DEFAULT_CROP_HW = (128, 128)
-RUN_CONFIG_FILE = "config.json"  # written by tools/train.py beside model.keras
 OUTPUT_AUDIO_BIT_RATE = 128000  # AAC, stereo 16 kHz
 
 # The resampler's filter reaches 32 input samples to either side of an output sample.
@@ -176,19 +174,17 @@ def frame_geometry(model_path: str | os.PathLike,
     if frame_size_wh is not None:
         width, height = frame_size_wh
         return FrameGeometry((height, width), (height, width))
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), RUN_CONFIG_FILE)
-    if not os.path.isfile(path):
+    config = runs.run_config(model_path, BinauralizeError)
+    if config is None:
         return FrameGeometry()
     try:
-        with open(path) as stream:
-            data = json.load(stream)["data"]
-        geometry = FrameGeometry(tuple(int(v) for v in data["resize_hw"]),
-                                 tuple(int(v) for v in data["crop_hw"]))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise BinauralizeError(f"{path}: unreadable run config ({error!r}); give --frame_size "
-                               "WxH instead") from None
+        geometry = FrameGeometry(tuple(int(v) for v in config.data.resize_hw),
+                                 tuple(int(v) for v in config.data.crop_hw))
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise BinauralizeError(f"{model_path}: its run config has no usable data.resize_hw / "
+                               f"data.crop_hw ({error!r}); give --frame_size WxH instead") from None
     if any(c > r for c, r in zip(geometry.crop_hw, geometry.resize_hw)):
-        raise BinauralizeError(f"{path}: data.crop_hw {geometry.crop_hw} is larger than "
+        raise BinauralizeError(f"{model_path}: data.crop_hw {geometry.crop_hw} is larger than "
                                f"data.resize_hw {geometry.resize_hw}; give --frame_size WxH")
     return geometry
 
@@ -198,22 +194,7 @@ def frame_geometry(model_path: str | os.PathLike,
 
 def load_model(path: str | os.PathLike, flag: str = "--model"):
     """Loads a trained model (a .keras file) that can `generate`; BinauralizeError naming it."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise BinauralizeError(f"{flag}={path}: no such file (want a trained model, a .keras "
-                               "file such as runs/demo/model.keras)")
-    if not path.endswith(".keras"):
-        raise BinauralizeError(f"{flag}={path}: not a .keras file (want a model saved with "
-                               "model.save('name.keras'))")
-    import keras
-
-    # Importing the module registers CLUP and Upmixer (and their layers) for deserialization.
-    importlib.import_module("keras_binaural.models.clup")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001 - Keras raises many types for a bad file
-        message = " ".join(str(error).split())[:300] or type(error).__name__
-        raise BinauralizeError(f"{flag}={path}: cannot load the model ({message})") from None
+    model = runs.load_model(path, flag, BinauralizeError)
     if not callable(getattr(model, "generate", None)) or not hasattr(model, "localizer"):
         raise BinauralizeError(
             f"{flag}={path}: a {type(model).__name__} cannot generate binaural audio (want a "

@@ -48,18 +48,14 @@ import keras
 import ml_collections
 import numpy as np
 
-from keras_binaural import localization_eval, metrics
+from keras_binaural import localization_eval, metrics, runs
+from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
 from keras_binaural.data import atomic, fairplay
 from keras_binaural.models.localization import LocalizationModel
 
 MONO_MONO = "mono_mono"
 SAMPLERS = ("fast", "full")
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
 PLOTS_DIR = "plots"
-# Frame preparation of a model without a config.json (the demo's).
-DEFAULT_RESIZE_HW = (136, 136)
-DEFAULT_CROP_HW = (128, 128)
 
 
 class EvaluationError(ValueError):
@@ -109,39 +105,6 @@ def resolve_model_path(path: str, flag: str = "--model") -> str:
     return path
 
 
-def run_config(model_path: str) -> ml_collections.ConfigDict | None:
-    """The `config.json` beside a model file (its training run's config), or None."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), CONFIG_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as stream:
-            return ml_collections.ConfigDict(json.load(stream))
-    except (OSError, ValueError) as error:
-        raise EvaluationError(f"{path}: unreadable run config ({error})") from error
-
-
-def load_model(path: str, flag: str = "--model") -> keras.Model:
-    """Loads a `.keras` model of this package (its classes are registered on import).
-
-    Raises:
-      EvaluationError: the file is not a loadable Keras model.
-    """
-    import keras_binaural.models.localization  # noqa: F401 (registers the classes)
-
-    for module in ("upmixer", "clup"):  # land with issue 5; register their classes when present
-        try:
-            __import__(f"keras_binaural.models.{module}")
-        except ImportError:
-            pass
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:
-        message = " ".join(str(error).split())[:300]
-        raise EvaluationError(f"{flag}={path}: cannot be loaded as a Keras model ({message})") from (
-            error)
-
-
 def localizer_of(model: keras.Model) -> LocalizationModel | None:
     """The model's localizer: the model itself or its `localizer` attribute, else None."""
     if isinstance(model, LocalizationModel):
@@ -153,8 +116,8 @@ def localizer_of(model: keras.Model) -> LocalizationModel | None:
 def make_system(name: str, path: str, flag: str) -> System:
     """Loads and describes one model to evaluate (`path`: a .keras file or a workdir)."""
     model_path = resolve_model_path(path, flag)
-    config = run_config(model_path)
-    model = load_model(model_path, flag)
+    config = runs.run_config(model_path, EvaluationError)
+    model = runs.load_model(model_path, flag, EvaluationError)
     resize_hw = tuple(config.data.resize_hw) if config is not None else DEFAULT_RESIZE_HW
     crop_hw = tuple(config.data.crop_hw) if config is not None else DEFAULT_CROP_HW
     system = System(name, model_path, model, config, resize_hw, crop_hw)
@@ -507,7 +470,7 @@ def run(
     say = log or (lambda line: None)
     # Everything cheap is checked before any model is loaded.
     main_path = resolve_model_path(model, "--model")
-    config = run_config(main_path)
+    config = runs.run_config(main_path, EvaluationError)
     evaluation = config.eval if config is not None and "eval" in config else None
 
     def setting(value, key, default):

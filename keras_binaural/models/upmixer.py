@@ -615,9 +615,9 @@ class Upmixer(keras.Model):
         key = (kind, jit_compile)
         if key not in self._generation_functions:
             if kind == "guidance":
-                function = lambda frames, patches: self.frame_guidance(frames, patches)  # noqa: E731
+                function = lambda frames, patches: self.frame_guidance(frames, patches)
             else:
-                function = lambda mono, guidance, seed: self.sample_window(  # noqa: E731
+                function = lambda mono, guidance, seed: self.sample_window(
                     mono, guidance, seed, kind, jit_compile
                 )
             self._generation_functions[key] = tf.function(function, reduce_retracing=True)
