@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
-import json
 import math
 import os
 import sys

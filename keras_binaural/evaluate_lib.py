@@ -49,9 +49,9 @@ import ml_collections
 import numpy as np
 
 from keras_binaural import localization_eval, metrics, runs
-from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
 from keras_binaural.data import atomic, fairplay
 from keras_binaural.models.localization import LocalizationModel
+from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
 
 MONO_MONO = "mono_mono"
 SAMPLERS = ("fast", "full")

@@ -102,7 +102,7 @@ def _first(dataset, n=6):
 
 def test_training_is_deterministic_given_a_seed_and_augments(root):
     clips = fairplay.list_clips(str(root), "train")
-    make = lambda seed: fairplay.training_dataset(clips, seed=seed, resize_hw=(24, 32),  # noqa: E731
+    make = lambda seed: fairplay.training_dataset(clips, seed=seed, resize_hw=(24, 32),
                                                   crop_hw=(16, 16))
     assert _first(make(1)) == _first(make(1))
     assert _first(make(1)) != _first(make(2))
@@ -154,7 +154,7 @@ def test_wav_subtypes(root, subtype):
     clip = fairplay.list_clips(str(root), "train")[0]
     audio = np.random.default_rng(1).uniform(-0.9, 0.9, (4000, 2)).astype(np.float32)
     write_wav(clip.audio_path, audio, sample_rate_hz=8000, subtype=subtype)
-    read = lambda: fairplay.read_binaural(clip.audio_path).numpy()  # noqa: E731
+    read = lambda: fairplay.read_binaural(clip.audio_path).numpy()
     if subtype == "PCM_24":
         with pytest.raises(tf.errors.InvalidArgumentError,
                            match=f"(?s)not a 16-bit PCM or 32-bit float WAV.*{clip.clip_id}.wav"):

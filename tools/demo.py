@@ -18,11 +18,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import subprocess
+import sys
+import time
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "demo_output", "Where the demo writes its results.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/demo", "Where the synthetic dataset goes.")
@@ -40,7 +40,7 @@ def run_step(title: str, arguments: list[str], log: list) -> None:
     print(f"\n=== {title} ===", flush=True)
     command = [sys.executable, *arguments]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO)
+    result = subprocess.run(command, cwd=REPO, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"demo: error: step '{title}' failed (exit {result.returncode}): "
@@ -63,10 +63,10 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
     lines = [
         "# keras-binaural demo",
         "",
-        "CLUP (localizer + object-aware diffusion upmixer, trained together) and the audio-only "
-        "upmixer, trained for a few minutes on a synthetic dataset of binaural scenes rendered "
-        "with measured HRIRs, scored against the mono-mono baseline on held-out test clips "
-        "(SPEC section 6 metrics; lower is better except SNR).",
+        ("CLUP (localizer + object-aware diffusion upmixer, trained together) and the audio-only "
+         "upmixer, trained for a few minutes on a synthetic dataset of binaural scenes rendered "
+         "with measured HRIRs, scored against the mono-mono baseline on held-out test clips "
+         "(SPEC section 6 metrics; lower is better except SNR)."),
         "",
         tables.strip(),
         "",

@@ -16,9 +16,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from keras_binaural.data import fairplay, prepare  # noqa: E402
+from keras_binaural.data import fairplay, prepare
 
 flags.DEFINE_string("root", None, "The downloaded FAIR-Play folder (videos/, binaural_audios/, splits/).")
 flags.DEFINE_string("output_dir", None, "Where to write the prepared dataset (default: --root).")

@@ -11,8 +11,8 @@ Channel order is always (left, right); mono m = (L + R) / 2, differential d = (L
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 
 import numpy as np
 import soundfile

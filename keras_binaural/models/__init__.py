@@ -26,3 +26,30 @@ from keras_binaural.models.resnet import (
 )
 from keras_binaural.models.upmixer import GuidanceNetwork, Upmixer
 from keras_binaural.models.vggish import VGGish, VGGishEmbedder, load_vggish_checkpoint
+
+__all__ = [
+    "CLUP",
+    "AudioVisualDistance",
+    "BaselineHead",
+    "BasicBlock",
+    "DiffusionStepEmbedding",
+    "GuidanceNetwork",
+    "HubVGGishEmbedder",
+    "LocalizationModel",
+    "LogMelCNN",
+    "OSAHead",
+    "PairAccuracy",
+    "ResNet18",
+    "ResidualLayer",
+    "SSMHead",
+    "Upmixer",
+    "VGGish",
+    "VGGishEmbedder",
+    "WaveNetDenoiser",
+    "compiled_denoise_fn",
+    "load_torchvision_resnet18_weights",
+    "load_vggish_checkpoint",
+    "normalize_imagenet",
+    "upsample_frames",
+    "vggish_embedder",
+]
