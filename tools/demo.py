@@ -56,10 +56,10 @@ def first_test_clip(data_dir: str) -> str:
 def write_report(output_dir: str, log: list, clip_id: str) -> str:
     from keras_binaural.data import atomic
 
+    # results.md, one heading level down, its pictures linked from here.
     with open(os.path.join(output_dir, "eval", "results.md")) as results:
-        tables = results.read()
-    pictures = sorted(name for name in os.listdir(os.path.join(output_dir, "eval", "plots"))
-                      if name.endswith(".png"))
+        tables = results.read().replace("](plots/", "](eval/plots/")
+    tables = "\n".join("#" + line if line.startswith("#") else line for line in tables.splitlines())
     lines = [
         "# keras-binaural demo",
         "",
@@ -69,10 +69,6 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
          "(SPEC section 6 metrics; lower is better except SNR)."),
         "",
         tables.strip(),
-        "",
-        "## Pictures",
-        "",
-        *[f"![{name}](eval/plots/{name})" for name in pictures],
         "",
         f"## Binauralized held-out video (clip {clip_id})",
         "",
