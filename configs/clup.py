@@ -49,9 +49,8 @@ tools/convert_resnet18_weights.py) and name the files in model.vggish_weights / 
 Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (4 x 4
 cells of the localization map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
 per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
-cosine decay, 8 epochs of 25 steps, 2 validation batches per epoch. Measured for CLUP on a 40-clip
-set: 12.6 min wall with the machine's load average at ~8 (4 x oversubscribed), 7.6 CPU-minutes,
-i.e. about 4-6 min on 2 idle cores; diff_loss 1.00 -> 0.49, the localization losses fall too.
+cosine decay, 8 epochs of 25 steps, 2 validation batches per epoch. Measured in `make demo` on 2
+idle cores (BENCHMARKS.md): CLUP 274 s, the audio-only upmixer 129 s; the whole demo 8.8 min.
 """
 
 from __future__ import annotations
