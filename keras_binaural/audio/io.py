@@ -3,7 +3,7 @@
 Decoding uses tensorflow-io's audio readers, so `read_audio` also runs inside a `tf.function`.
 `load_audio` is the eager entry point for tools and user code: it checks the file and the samples
 first and raises `AudioError` naming the file and the problem. `decode_wav` decodes 16-bit PCM
-WAV bytes without any reader state: it is the one to use in parallel `tf.data` maps.
+or 32-bit float WAV bytes without any reader state: it is the one for parallel `tf.data` maps.
 
 Channel order is always (left, right); mono m = (L + R) / 2, differential d = (L - R) / 2 (SPEC Eq. 3).
 """
@@ -113,7 +113,7 @@ def _to_rate(audio, rate, sample_rate_hz):
     )
 
 
-def _little_endian(contents, offset, num_bytes):
+def little_endian(contents, offset, num_bytes):
     """The unsigned little-endian integer of `num_bytes` bytes at `offset` of a string tensor."""
     data = tf.io.decode_raw(tf.strings.substr(contents, offset, num_bytes), tf.uint8)
     weights = tf.constant([1, 2**8, 2**16, 2**24][:num_bytes], tf.int64)
@@ -129,10 +129,10 @@ def wav_header(contents) -> dict:
     """The "fmt " fields of WAV bytes: format tag (1 PCM, 3 float), channels, rate, bits."""
     fmt = _chunk_offset(contents, "fmt ")
     return {
-        "format": _little_endian(contents, fmt + 8, 2),
-        "channels": _little_endian(contents, fmt + 10, 2),
-        "rate": _little_endian(contents, fmt + 12, 4),
-        "bits": _little_endian(contents, fmt + 22, 2),
+        "format": little_endian(contents, fmt + 8, 2),
+        "channels": little_endian(contents, fmt + 10, 2),
+        "rate": little_endian(contents, fmt + 12, 4),
+        "bits": little_endian(contents, fmt + 22, 2),
     }
 
 
@@ -157,7 +157,7 @@ def decode_wav(contents, sample_rate_hz: int = SAMPLE_RATE_HZ, name="WAV") -> tf
 
     def float32():
         data = _chunk_offset(contents, "data")
-        size = _little_endian(contents, data + 4, 4)
+        size = little_endian(contents, data + 4, 4)
         samples = tf.strings.substr(contents, data + 8, tf.cast(size, tf.int32))
         samples = tf.io.decode_raw(samples, tf.float32)
         return tf.reshape(samples, [-1, tf.cast(header["channels"], tf.int32)])

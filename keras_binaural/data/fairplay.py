@@ -152,8 +152,7 @@ def read_binaural(path, sample_rate_hz: int = io.SAMPLE_RATE_HZ) -> tf.Tensor:
     stateless (`io.decode_wav`), so parallel maps never mix clips up.
     """
     contents = tf.io.read_file(path)
-    size_bytes = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, 4, 4), tf.uint8), tf.int64)
-    riff_size = tf.reduce_sum(size_bytes * tf.constant([1, 2**8, 2**16, 2**24], tf.int64))
+    riff_size = io.little_endian(contents, 4, 4)
     ok = tf.logical_and(
         tf.logical_and(tf.strings.substr(contents, 0, 4) == "RIFF",
                        tf.strings.substr(contents, 8, 4) == "WAVE"),
