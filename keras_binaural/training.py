@@ -65,6 +65,7 @@ from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
 from keras_binaural.models.localization import LOCALIZERS, LocalizationModel
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import VGGish
+from keras_binaural.runs import CONFIG_FILE, MODEL_FILE
 
 KINDS = ("clup", "upmixer", "localizer")
 GUIDANCES = ("object", "baseline", "none")
@@ -75,12 +76,10 @@ SAMPLERS = ("fast", "full")
 # Config keys a rerun of a workdir may change (see the module docstring).
 RESUMABLE_CHANGES = ("train.epochs", "data.root", "eval.")
 
-CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
 LOG_DIR = "logs"
-MODEL_FILE = "model.keras"
 
 
 class TrainingError(ValueError):
