@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from keras_binaural.audio import write_wav
+from keras_binaural.data import fairplay
 
 COLOURS = ((230, 30, 30), (30, 200, 40), (40, 60, 230), (230, 210, 30))
 TONES_HZ = (330.0, 660.0, 1320.0, 2640.0)
@@ -59,3 +60,16 @@ def write_tiny_root(root, num_clips: int = 4, seconds: float = 2.0, size: int = 
     (split / "train.txt").write_text("\n".join(ids) + "\n")
     (split / "test.txt").write_text("\n".join(ids[:test_ids] if test_ids else ids) + "\n")
     return ids
+
+
+def first_training_batch(root, size: int, batch_size: int = 4) -> dict:
+    """One batch of `fairplay.training_dataset` (seed 0) over the train split of a tiny root."""
+    clips = fairplay.list_clips(str(root), "train")
+    dataset = fairplay.training_dataset(clips, seed=0, resize_hw=(size, size), crop_hw=(size, size))
+    return next(iter(dataset.batch(batch_size)))
+
+
+def randomise_output_layer(model, seed: int = 0):
+    """The denoiser's output layer is zero at init (so is ε̂); a live one makes outputs differ."""
+    kernel = model.denoiser.output_projection.kernel
+    kernel.assign(np.random.default_rng(seed).normal(0, 0.5, kernel.shape).astype("float32"))

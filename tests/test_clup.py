@@ -4,11 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import write_tiny_root
+from localization_data import first_training_batch, randomise_output_layer, write_tiny_root
 from roundtrip import assert_round_trip
 
 from keras_binaural import diffusion
-from keras_binaural.data import fairplay
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.localization import ssm_loss
 
@@ -30,8 +29,7 @@ TINY = {
 def tiny_clup(**kwargs) -> CLUP:
     keras.utils.set_random_seed(0)
     model = CLUP(**{**TINY, **kwargs})
-    kernel = model.denoiser.output_projection.kernel  # zero at init: make ε̂ depend on inputs
-    kernel.assign(np.random.default_rng(0).normal(0, 0.5, kernel.shape).astype("float32"))
+    randomise_output_layer(model)
     return model
 
 
@@ -44,9 +42,7 @@ def tiny_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(tiny_root):
-    clips = fairplay.list_clips(tiny_root, "train")
-    dataset = fairplay.training_dataset(clips, seed=0, resize_hw=(SIZE, SIZE), crop_hw=(SIZE, SIZE))
-    return next(iter(dataset.batch(4)))
+    return first_training_batch(tiny_root, SIZE)
 
 
 def test_loss_is_the_weighted_sum_of_its_terms(batch):

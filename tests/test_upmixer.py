@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import write_tiny_root
+from localization_data import first_training_batch, randomise_output_layer, write_tiny_root
 from roundtrip import assert_round_trip
 
 from keras_binaural import diffusion, generation
@@ -42,12 +42,6 @@ def tiny_upmixer(guidance: str, **kwargs) -> Upmixer:
     return model
 
 
-def randomise_output_layer(model, seed: int = 0):
-    """The denoiser's output layer is zero at init (so is ε̂); a live one makes outputs differ."""
-    kernel = model.denoiser.output_projection.kernel
-    kernel.assign(np.random.default_rng(seed).normal(0, 0.5, kernel.shape).astype("float32"))
-
-
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("upmixer_root")
@@ -57,9 +51,7 @@ def tiny_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(tiny_root):
-    clips = fairplay.list_clips(tiny_root, "train")
-    dataset = fairplay.training_dataset(clips, seed=0, resize_hw=(SIZE, SIZE), crop_hw=(SIZE, SIZE))
-    return next(iter(dataset.batch(4)))
+    return first_training_batch(tiny_root, SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ from keras_binaural.models.audio_encoders import (
     check_patches,
     make_audio_encoder,
 )
+from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
@@ -709,7 +710,7 @@ def check_frames(frames, key: str = "frame") -> None:
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
-class LocalizationModel(keras.Model):
+class LocalizationModel(LossTermsModel):
     """The visual sounding-object localization model, trained with `model.fit` (SPEC section 4).
 
     Holds its own ResNet-18 (trainable, separate from the generation model's), an audio encoder
@@ -835,10 +836,8 @@ class LocalizationModel(keras.Model):
             use_ssm) else None
 
         # === Metrics ===
-        self.loss_tracker = keras.metrics.Mean(name="loss")
         term_names = ["sce_loss", "obj_loss"] if localizer == "osa" else ["baseline_loss"]
-        term_names += ["ssm_loss"] if use_ssm else []
-        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
+        self.track_losses(term_names + (["ssm_loss"] if use_ssm else []))
         self.distance_metric = AudioVisualDistance(name="distance")
         self.accuracy_metric = PairAccuracy(name="accuracy")
 
@@ -1032,29 +1031,14 @@ class LocalizationModel(keras.Model):
                 "scaled_negative": scaled_negative, "pair_weight": weight}
 
     def _update_metrics(self, results):
-        self.loss_tracker.update_state(results["loss"])
-        for name, tracker in self.term_trackers.items():
-            tracker.update_state(results[name])
         for metric in (self.distance_metric, self.accuracy_metric):
             metric.update_state(results["scaled_positive"], results["scaled_negative"],
                                 sample_weight=results["pair_weight"])
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            results = self.compute_losses(data, training=True)
-        trainable_variables = self.trainable_variables
-        gradients = tape.gradient(results["loss"], trainable_variables)
-        self.optimizer.apply(gradients, trainable_variables)
-        return self._update_metrics(results)
-
-    def test_step(self, data):
-        return self._update_metrics(self.compute_losses(data, training=False))
+        return super()._update_metrics(results)
 
     @property
     def metrics(self):
-        return [self.loss_tracker, *self.term_trackers.values(), self.distance_metric,
-                self.accuracy_metric]
+        return [*super().metrics, self.distance_metric, self.accuracy_metric]
 
     def get_config(self):
         return {

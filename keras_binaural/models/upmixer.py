@@ -65,6 +65,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_binaural import diffusion, generation
+from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.localization import (
     FEATURE_SIZE,
@@ -236,7 +237,7 @@ class GuidanceNetwork(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
-class Upmixer(keras.Model):
+class Upmixer(LossTermsModel):
     """Object-aware diffusion upmixer: mono + frames -> binaural by Eq. 3 (SPEC section 5).
 
     Holds the WaveNet denoiser ε_θ and, unless `guidance="none"`, a localizer
@@ -378,8 +379,7 @@ class Upmixer(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
 
         # === Metrics ===
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in self._term_names()}
+        self.track_losses(self._term_names())
 
         self._generation_functions = {}
         self._denoise_functions = {}
@@ -524,27 +524,6 @@ class Upmixer(keras.Model):
             loss = loss + self.lambda_loc * localization["loss"]
         results["loss"] = loss
         return results
-
-    def _update_metrics(self, results):
-        self.loss_tracker.update_state(results["loss"])
-        for name, tracker in self.term_trackers.items():
-            tracker.update_state(results[name])
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            results = self.compute_losses(data, training=True)
-        trainable_variables = self.trainable_variables
-        gradients = tape.gradient(results["loss"], trainable_variables)
-        self.optimizer.apply(gradients, trainable_variables)
-        return self._update_metrics(results)
-
-    def test_step(self, data):
-        return self._update_metrics(self.compute_losses(data, training=False))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.term_trackers.values()]
 
     # --- Generation ---
 
