@@ -57,6 +57,14 @@ SAMPLE_RATE_HZ = 16000
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
+def difference(x: np.ndarray, reference: np.ndarray) -> str:
+    """Max and relative L2 difference of `x` from the float32 `reference`, and its RMS."""
+    diff = x - reference
+    relative = np.linalg.norm(diff) / max(np.linalg.norm(reference), 1e-12)
+    return (f"max |diff| {np.abs(diff).max():.4f}, relative L2 {relative:.4f} (float32 RMS "
+            f"{np.sqrt(np.mean(reference**2)):.3f})")
+
+
 def load() -> str:
     return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
 
@@ -207,24 +215,13 @@ def main(argv):
         reference = epsilons.get((channels, "float32"))
         if dtype == "float32" or reference is None:
             continue
-        diff = eps - reference
-        relative = np.linalg.norm(diff) / max(np.linalg.norm(reference), 1e-12)
-        print(
-            f"  C={channels} one denoise step (ε at step 50.3): max |diff| "
-            f"{np.abs(diff).max():.4f}, relative L2 {relative:.4f} "
-            f"(float32 ε RMS {np.sqrt(np.mean(reference**2)):.3f})"
-        )
+        print(f"  C={channels} one denoise step (ε at step 50.3): {difference(eps, reference)}")
     print("  generated differential (6 fast steps; the clamp saturates with untrained weights):")
     for (channels, dtype, mode), x in outputs.items():
         reference = outputs.get((channels, "float32", mode))
         if dtype == "float32" or reference is None:
             continue
-        diff = x - reference
-        relative = np.linalg.norm(diff) / max(np.linalg.norm(reference), 1e-12)
-        print(
-            f"  C={channels} XLA {mode}: max |diff| {np.abs(diff).max():.4f}, relative L2 "
-            f"{relative:.4f} (float32 output RMS {np.sqrt(np.mean(reference**2)):.3f})"
-        )
+        print(f"  C={channels} XLA {mode}: {difference(x, reference)}")
     for (channels, dtype, mode), x in outputs.items():
         if mode != "off" and (channels, dtype, "off") in outputs:
             diff = x - outputs[channels, dtype, "off"]
