@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import statistics
 import time
 
+import common
 import keras
 import numpy as np
 import tensorflow as tf
@@ -63,10 +64,6 @@ def difference(x: np.ndarray, reference: np.ndarray) -> str:
     relative = np.linalg.norm(diff) / max(np.linalg.norm(reference), 1e-12)
     return (f"max |diff| {np.abs(diff).max():.4f}, relative L2 {relative:.4f} (float32 RMS "
             f"{np.sqrt(np.mean(reference**2)):.3f})")
-
-
-def load() -> str:
-    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
 
 
 def best_time(fn, repeats: int) -> tuple[float, float, float]:
@@ -168,7 +165,7 @@ def main(argv):
     mono = tf.random.stateless_uniform([1, num_samples], (FLAGS.seed, 1), -0.5, 0.5)
     print(
         f"{FLAGS.seconds:g} s of audio ({num_samples} samples), batch 1, {num_steps} fast steps,"
-        f" {os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {load()}"
+        f" {os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {common.load()}"
     )
 
     print(
@@ -186,7 +183,7 @@ def main(argv):
             peak_wall, peak_cpu = conv1d_peak(channels, dtype, num_samples)
             print(
                 f"\nConv1D peak C={channels} {dtype}: {peak_wall:.0f} GFLOP/s "
-                f"({peak_cpu:.0f} GFLOP per CPU s); {load()}\n{header}"
+                f"({peak_cpu:.0f} GFLOP per CPU s); {common.load()}\n{header}"
             )
             model = build_denoiser(channels, POLICIES[dtype], FLAGS.seed)
             flops = denoiser_flops(model, num_samples, num_steps)
@@ -206,7 +203,7 @@ def main(argv):
                     f"{channels:>4} {dtype:>9} {mode:>6} "
                     f"{best / FLAGS.seconds:>8.3f} [{median / FLAGS.seconds:.3f}]"
                     f" {cpu / FLAGS.seconds:>8.2f} {rate:>8.0f} {rate / peak_wall:>8.0%}"
-                    f" {flops / cpu / 1e9 / peak_cpu:>6.0%}  {load()}",
+                    f" {flops / cpu / 1e9 / peak_cpu:>6.0%}  {common.load()}",
                     flush=True,
                 )
 

@@ -73,10 +73,7 @@ def main(argv):
     keras.utils.set_random_seed(0)
     model = Upmixer(guidance="none", residual_channels=FLAGS.channels,
                     conditioner_channels=FLAGS.channels, num_cycles=FLAGS.num_cycles, seed=0)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=FLAGS.steps, warmup_target=FLAGS.learning_rate,
-        warmup_steps=max(1, FLAGS.steps // 20))
-    model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0))
+    model.compile(optimizer=common.warmup_cosine_adam(FLAGS.steps, FLAGS.learning_rate))
     start = time.time()
     history = model.fit(dataset, steps_per_epoch=FLAGS.steps // 8, epochs=8, verbose=2)
     train_seconds = time.time() - start

@@ -73,10 +73,6 @@ METRIC_NAMES = ("stft", "env", "wav", "amp", "pha", "snr")
 LOWER_IS_BETTER = {"stft": True, "env": True, "wav": True, "amp": True, "pha": True, "snr": False}
 
 
-def load() -> str:
-    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-
-
 def build_model(name: str) -> keras.Model:
     denoiser = {
         "residual_channels": FLAGS.channels,
@@ -108,7 +104,7 @@ class StepLogger(keras.callbacks.Callback):
         if self.steps % self.every == 0:
             values = " ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
             print(
-                f"  step {self.steps}: {values}; {time.time() - self.start:.0f} s; {load()}",
+                f"  step {self.steps}: {values}; {time.time() - self.start:.0f} s; {common.load()}",
                 flush=True,
             )
 
@@ -116,13 +112,7 @@ class StepLogger(keras.callbacks.Callback):
 def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
     keras.utils.set_random_seed(FLAGS.seed)
     model = build_model(name)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=FLAGS.steps,
-        warmup_target=FLAGS.learning_rate,
-        warmup_steps=max(1, FLAGS.steps // 20),
-    )
-    model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0))
+    model.compile(optimizer=common.warmup_cosine_adam(FLAGS.steps, FLAGS.learning_rate))
     dataset = fairplay.training_dataset(
         train_clips, seed=FLAGS.seed, chunks_per_clip=4, resize_hw=hw, crop_hw=hw, augment=True
     )
@@ -145,12 +135,12 @@ def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
         "steps": logger.steps,
         "examples": examples,
         "examples_per_second": examples / seconds,
-        "load_after": load(),
+        "load_after": common.load(),
         "final_logs": {k: float(v[-1]) for k, v in history.history.items()},
     }
     print(
         f"{name}: {logger.steps} steps, {examples} examples in {seconds / 60:.1f} min = "
-        f"{examples / seconds:.2f} examples/s (incl. tracing); {load()}",
+        f"{examples / seconds:.2f} examples/s (incl. tracing); {common.load()}",
         flush=True,
     )
     return model, stats
@@ -185,7 +175,7 @@ def main(argv):
     del argv
     os.makedirs(FLAGS.workdir, exist_ok=True)
     tf.get_logger().setLevel("ERROR")
-    print(f"{os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {load()}")
+    print(f"{os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {common.load()}")
     root = FLAGS.root or common.synthetic_root(
         FLAGS.workdir, FLAGS.num_clips, FLAGS.clip_seconds, f"{FLAGS.frame_size}x{FLAGS.frame_size}",
         max_sources=FLAGS.max_sources)
@@ -231,7 +221,7 @@ def main(argv):
         scores = evaluate(model, test_clips, hw)
         results[name] = {"training": stats, "scores": scores}
         atomic.write_json(results_path, results)
-        print(name, json.dumps(scores), load(), flush=True)
+        print(name, json.dumps(scores), common.load(), flush=True)
 
     print("\n| model | STFT | ENV | WAV | AMP | PHA | SNR (dB) | training |")
     print("|---|---|---|---|---|---|---|---|")

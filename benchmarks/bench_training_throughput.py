@@ -43,10 +43,6 @@ flags.DEFINE_integer("pipeline_batches", 30, "Timed pipeline batches (after 3 wa
 FLAGS = flags.FLAGS
 
 
-def load() -> str:
-    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-
-
 def demo_config():
     path = os.path.join(common.REPO, "configs", "clup.py")
     spec = importlib.util.spec_from_file_location("clup_config", path)
@@ -99,15 +95,15 @@ def main(argv):
     batch = config.train.batch_size
     print(f"configs/clup.py:{FLAGS.variant} ({config.model.kind}, batch {batch}); {root}: "
           f"{len(clips)} train clips; {os.cpu_count()} cores, TF {tf.__version__}, Keras "
-          f"{keras.__version__}; {load()}", flush=True)
+          f"{keras.__version__}; {common.load()}", flush=True)
     rate = pipeline_rate(config, clips)
-    print(f"pipeline alone: {rate:.1f} examples/s; {load()}", flush=True)
+    print(f"pipeline alone: {rate:.1f} examples/s; {common.load()}", flush=True)
     for cached in (False, True):
         examples_per_second, times = training_rate(config, clips, cached)
         what = "cached batch" if cached else "live pipeline"
         print(f"training, {what}: {examples_per_second:.2f} examples/s (median step "
               f"{batch / examples_per_second:.2f} s; first step with tracing {times[0]:.0f} s); "
-              f"{load()}", flush=True)
+              f"{common.load()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: the synthetic datasets they train and measure on."""
+"""Shared by the benchmarks: the synthetic datasets they train on, the optimizer, the load."""
 
 import os
 import subprocess
@@ -25,3 +25,18 @@ def synthetic_root(workdir: str, num_clips: int, clip_seconds: float, frame_size
     subprocess.run(command + [f"--{key}={value}" for key, value in sorted(flags.items())],
                    check=True)
     return root
+
+
+def load() -> str:
+    """The machine's 1, 5 and 15 minute load averages, printed next to every timing."""
+    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
+
+
+def warmup_cosine_adam(steps: int, learning_rate: float):
+    """Adam with a 5 % linear warm-up to `learning_rate`, cosine decay to 0 over `steps`, and
+    the gradients' global norm clipped to 1: the recipe of the upmixer benchmarks."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps, warmup_target=learning_rate, warmup_steps=max(1, steps // 20))
+    return keras.optimizers.Adam(schedule, global_clipnorm=1.0)
