@@ -20,6 +20,9 @@ slower; kept to show why). It prints:
     which discounts the time other jobs took from us;
   - bfloat16 against float32: max and relative (L2) difference of the generated differential with
     the same weights, mono and seed; and XLA against no XLA.
+Then (unless --clip_seconds 0) the RTF of a whole clip through `Upmixer.generate` (5 s windows
+overlapping by 0.5 s, XLA on), its windows sampled one after another or --parallel_windows at a
+time in threads: what a user binauralizing a clip waits for.
 The output layer is re-initialised randomly (it is zero at init, which would make every output
 equal) — the weights are untrained, so the quality of the audio means nothing here.
 
@@ -41,6 +44,7 @@ from absl import app, flags
 
 from keras_binaural import diffusion
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
+from keras_binaural.models.upmixer import Upmixer
 
 flags.DEFINE_float("seconds", 4.0, "Length of the generated audio in seconds (16 kHz).")
 flags.DEFINE_list("channels", ["64", "128"], "Residual channel counts C to time.")
@@ -50,6 +54,8 @@ flags.DEFINE_list(
     ["off", "on"],
     "XLA modes: off, on (one cluster per residual layer), whole (one cluster).",
 )
+flags.DEFINE_float("clip_seconds", 10.0, "Whole clip for Upmixer.generate (0: skip that part).")
+flags.DEFINE_list("parallel_windows", ["1", "2"], "Upmixer.generate's parallel_windows to time.")
 flags.DEFINE_integer("repeats", 3, "Timed runs after the warm-up (the best is reported).")
 flags.DEFINE_integer("seed", 0, "Seed of weights, mono and sampler noise.")
 FLAGS = flags.FLAGS
@@ -130,6 +136,13 @@ def build_denoiser(channels: int, policy: str, seed: int) -> WaveNetDenoiser:
     return model
 
 
+def build_upmixer(channels: int, policy: str, seed: int) -> Upmixer:
+    """The audio-only upmixer around a paper-size denoiser (`build_denoiser`'s weights)."""
+    model = Upmixer(guidance="none", residual_channels=channels, dtype=policy)
+    model.denoiser.set_weights(build_denoiser(channels, "float32", seed).get_weights())
+    return model
+
+
 def make_generate(model: WaveNetDenoiser, mode: str, num_samples: int):
     """mono [1, time] -> generated differential [1, time, 1] float32, as one tf.function.
 
@@ -207,6 +220,9 @@ def main(argv):
                     flush=True,
                 )
 
+    if FLAGS.clip_seconds:
+        time_whole_clips()
+
     print("\nbfloat16 vs float32 (same weights, mono and seed):")
     for (channels, dtype), eps in epsilons.items():
         reference = epsilons.get((channels, "float32"))
@@ -223,6 +239,29 @@ def main(argv):
         if mode != "off" and (channels, dtype, "off") in outputs:
             diff = x - outputs[channels, dtype, "off"]
             print(f"  C={channels} {dtype}: XLA {mode} vs off max |diff| {np.abs(diff).max():.2e}")
+
+
+def time_whole_clips() -> None:
+    """RTF of `Upmixer.generate` on a whole clip (5 s windows overlapping by 0.5 s, XLA on), the
+    windows sampled one after another or `parallel_windows` at a time in threads."""
+    num_samples = round(FLAGS.clip_seconds * SAMPLE_RATE_HZ)
+    mono = np.random.default_rng(FLAGS.seed).uniform(-0.5, 0.5, (1, num_samples)).astype("float32")
+    print(f"\nWhole {FLAGS.clip_seconds:g} s clip, Upmixer.generate (fast sampler, XLA on):")
+    print(f"{'C':>4} {'dtype':>9} {'parallel':>8} {'RTF best [median]':>18} {'CPU s/s':>8}  machine")
+    for channels in map(int, FLAGS.channels):
+        for dtype in FLAGS.dtypes:
+            model = build_upmixer(channels, POLICIES[dtype], FLAGS.seed)
+            for parallel in map(int, FLAGS.parallel_windows):
+                def run(model=model, parallel=parallel):
+                    model.generate(mono, seed=FLAGS.seed, progress=False, parallel_windows=parallel)
+
+                best, median, cpu = best_time(run, FLAGS.repeats)
+                seconds = FLAGS.clip_seconds
+                print(
+                    f"{channels:>4} {dtype:>9} {parallel:>8} {best / seconds:>8.3f} "
+                    f"[{median / seconds:.3f}] {cpu / seconds:>8.2f}  {common.load()}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

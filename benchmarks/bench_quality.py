@@ -20,6 +20,9 @@ clipped to 1) and number of steps:
   audio_only `Upmixer(guidance="none")`
   baseline   `Upmixer(guidance="baseline")`: guidance from the additional-baseline localizer,
              trained jointly with its own loss (supp. Eq. 1-3)
+  oracle     (only when asked for) `oracle.OracleUpmixer`: guided by the true horizontal
+             position of the sounding object (its box, from the clip's metadata): the guidance
+             a perfect localizer would give, an upper reference for the guided models
 and evaluates them on every test clip (whole clips, one pass each, fast 6-step sampler, the same
 seed) with the six metrics of SPEC section 6 (`keras_binaural.metrics.evaluate_clip_numpy`, no
 normalisation), next to the mono-mono baseline (L = R = m).
@@ -40,6 +43,7 @@ import time
 import common
 import keras
 import numpy as np
+import oracle
 import tensorflow as tf
 from absl import app, flags
 
@@ -61,6 +65,7 @@ flags.DEFINE_float("learning_rate", 3e-4, "Adam's peak learning rate (warm-up, c
 flags.DEFINE_integer("channels", 32, "Residual channels C of the denoiser.")
 flags.DEFINE_integer("num_cycles", 1, "Dilation cycles of the denoiser (SPEC: 3; 1 for the CPU budget).")
 flags.DEFINE_integer("layers_per_cycle", 10, "Residual layers per cycle.")
+flags.DEFINE_integer("scene_columns", 1, "Columns of the guided models' scene feature.")
 flags.DEFINE_float("lambda_cyc", 1.0, "CLUP's cyclic-loss weight.")
 flags.DEFINE_integer("max_test_clips", 0, "Evaluate at most this many test clips (0: all).")
 flags.DEFINE_string("sampler", "fast", "fast or full.")
@@ -80,12 +85,15 @@ def build_model(name: str) -> keras.Model:
         "layers_per_cycle": FLAGS.layers_per_cycle,
         "seed": FLAGS.seed,
     }
+    guided = {"scene_columns": FLAGS.scene_columns}
     if name == "clup":
-        return CLUP(lambda_cyc=FLAGS.lambda_cyc, name=name, **denoiser)
+        return CLUP(lambda_cyc=FLAGS.lambda_cyc, name=name, **denoiser, **guided)
     if name == "audio_only":
         return Upmixer(guidance="none", name=name, **denoiser)
     if name == "baseline":
-        return Upmixer(guidance="baseline", name=name, **denoiser)
+        return Upmixer(guidance="baseline", name=name, **denoiser, **guided)
+    if name == "oracle":
+        return oracle.OracleUpmixer(name=name, **denoiser, **guided)
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -146,6 +154,14 @@ def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
     return model, stats
 
 
+def diff_correlation(binaural, prediction) -> float:
+    """Pearson correlation of the predicted and the true differential (L - R) / 2 of a clip:
+    whether the direction was learnt (0 for mono-mono and for a guess of the wrong side)."""
+    true, predicted = (x[:, 0] - x[:, 1] for x in (binaural, prediction))
+    denominator = np.linalg.norm(true - true.mean()) * np.linalg.norm(predicted - predicted.mean())
+    return float(np.dot(true - true.mean(), predicted - predicted.mean()) / max(denominator, 1e-12))
+
+
 def evaluate(model, test_clips, hw) -> dict:
     """Six metrics per test clip for the model (None: mono-mono), averaged over clips."""
     per_clip = []
@@ -164,8 +180,10 @@ def evaluate(model, test_clips, hw) -> dict:
                 window_seconds=FLAGS.clip_seconds + 1.0,
                 progress=False,
             )[0]
-        per_clip.append(metrics.evaluate_clip_numpy(binaural, prediction))
-    scores = {name: float(np.mean([c[name] for c in per_clip])) for name in METRIC_NAMES}
+        scores = metrics.evaluate_clip_numpy(binaural, prediction)
+        scores["d_corr"] = diff_correlation(binaural, prediction)
+        per_clip.append(scores)
+    scores = {name: float(np.mean([c[name] for c in per_clip])) for name in (*METRIC_NAMES, "d_corr")}
     scores["num_clips"] = len(per_clip)
     scores["eval_seconds"] = time.time() - start
     return scores
@@ -204,6 +222,7 @@ def main(argv):
             "num_cycles",
             "layers_per_cycle",
             "lambda_cyc",
+            "scene_columns",
             "sampler",
             "seed",
         )
@@ -212,26 +231,32 @@ def main(argv):
     results["mono_mono"] = {"scores": evaluate(None, test_clips, hw)}
     for name in FLAGS.models:
         model_path = os.path.join(FLAGS.workdir, f"{name}.keras")
+        clips = train_clips, test_clips
+        if name == "oracle":  # the same clips, each frame a mask of the sounding object's box
+            masks = oracle.mask_root(root, FLAGS.workdir)
+            clips = [fairplay.list_clips(masks, split) for split in ("train", "test")]
+            clips[1] = clips[1][: len(test_clips)]
         if FLAGS.reuse:
             model = keras.saving.load_model(model_path)
             stats = results.get(name, {}).get("training")
         else:
-            model, stats = train(name, train_clips, hw)
+            model, stats = train(name, clips[0], hw)
             model.save(model_path)
-        scores = evaluate(model, test_clips, hw)
+        scores = evaluate(model, clips[1], hw)
         results[name] = {"training": stats, "scores": scores}
         atomic.write_json(results_path, results)
         print(name, json.dumps(scores), common.load(), flush=True)
 
-    print("\n| model | STFT | ENV | WAV | AMP | PHA | SNR (dB) | training |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| model | STFT | ENV | WAV | AMP | PHA | SNR (dB) | d corr. | training |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in ("mono_mono", *FLAGS.models):
         entry = results.get(name)
         if entry is None:
             continue
         s, t = entry["scores"], entry.get("training") or {}
         trained = f"{t['steps']} steps, {t['train_seconds'] / 60:.1f} min" if t else "-"
-        print(f"| {name} | " + " | ".join(f"{s[m]:.4f}" for m in METRIC_NAMES) + f" | {trained} |")
+        print(f"| {name} | " + " | ".join(f"{s[m]:.4f}" for m in METRIC_NAMES)
+              + f" | {s.get('d_corr', float('nan')):.3f} | {trained} |")
 
     if "clup" in results:
         clup = results["clup"]["scores"]

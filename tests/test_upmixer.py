@@ -18,6 +18,7 @@ from keras_binaural.models.upmixer import (
     horizontal_profile,
     level_envelope,
     predict_x0,
+    scene_layout,
 )
 
 SIZE = 64  # frames of 64 x 64 pixels: a 2 x 2 map
@@ -109,6 +110,22 @@ def test_horizontal_profile_points_at_the_object():
     assert profile[0].argmax() == 0 and profile[1].argmax() == 3
     flat = horizontal_profile(np.ones((1, 4, 8), "float32"), 4)
     np.testing.assert_allclose(flat, np.ones((1, 4)), atol=1e-6)
+
+
+def test_scene_layout_keeps_left_and_right_apart():
+    visual_map = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype("float32")
+    pooled = keras.ops.convert_to_numpy(scene_layout(visual_map, 1))
+    np.testing.assert_allclose(pooled, visual_map.mean(axis=(1, 2)), atol=1e-6)
+    halves = keras.ops.convert_to_numpy(scene_layout(visual_map, 2))
+    expected = np.concatenate(
+        [visual_map[:, :, :2].mean(axis=(1, 2)), visual_map[:, :, 2:].mean(axis=(1, 2))], axis=-1
+    )
+    np.testing.assert_allclose(halves, expected, atol=1e-6)
+    # The same object on the left or on the right: one pooled feature, two different layouts.
+    left, right = np.zeros((1, 2, 4, 5), "float32"), np.zeros((1, 2, 4, 5), "float32")
+    left[:, :, 0], right[:, :, 3] = 1.0, 1.0
+    np.testing.assert_allclose(scene_layout(left, 1), scene_layout(right, 1), atol=1e-6)
+    assert np.abs(scene_layout(left, 2) - scene_layout(right, 2)).max() > 0.1
 
 
 def test_guidance_network_round_trip(tmp_path):
@@ -212,6 +229,8 @@ def test_generate_rejects_bad_input_and_keeps_silence_silent():
 def test_constructor_rejects_unknown_guidance():
     with pytest.raises(ValueError, match="guidance must be one of"):
         Upmixer(guidance="scene")
+    with pytest.raises(ValueError, match="scene_columns must be >= 1"):
+        Upmixer(guidance="object", scene_columns=0)
 
 
 @pytest.mark.parametrize("guidance", ["object", "baseline", "none"])
@@ -247,13 +266,16 @@ def test_same_seed_same_audio_and_windows_for_any_length(clip, capsys):
     np.testing.assert_array_equal(first, again)
     assert np.abs(first - other).max() > 1e-3
     np.testing.assert_allclose(first.sum(axis=-1), 2 * mono, atol=1e-6)
+    # Windows sampled one after another or in parallel threads: the same audio.
+    serial = model.generate(mono, frames, seed=7, parallel_windows=1, **kwargs)
+    np.testing.assert_allclose(serial, first, atol=1e-6)
     # XLA and graph mode run the same sampler.
     graph = model.generate(mono, frames, seed=7, jit_compile=False, **kwargs)
     np.testing.assert_allclose(graph, first, atol=1e-4)
 
 
 def test_upmixer_round_trip(batch, tmp_path):
-    model = tiny_upmixer("baseline")
+    model = tiny_upmixer("baseline", scene_columns=2)
     inputs = {
         "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
         "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),

@@ -9,7 +9,9 @@ Guidance (`guidance` constructor argument):
 - "object": the OSA localizer's (`LocalizationModel(localizer="osa")`) object feature o, the
   horizontal profile of its localization map (mean over the map's rows: *where* the sounding
   object is, binned to `profile_bins` columns and scaled to mean 1) and the generation model's
-  own ResNet-18 scene feature (GlobalAvgPool of its map), mapped by `GuidanceNetwork`
+  own ResNet-18 scene feature (GlobalAvgPool of its map; with `scene_columns` > 1 the map's
+  mean over rows in that many columns, which keeps the scene's left-to-right layout, see
+  `scene_layout`), mapped by `GuidanceNetwork`
   (LayerNorm of o and of the scene feature, concatenated with the profile, FC-ReLU-FC) to a
   G-dim vector added in every residual layer.
 - "baseline": the same with the additional-baseline localizer (supp. Eq. 1-3): o is its gated
@@ -45,7 +47,9 @@ Design choices (ours, where the supplement is silent):
   conditioning once (`WaveNetDenoiser.condition`, guidance upsampled linearly between frame
   centres inside the denoiser) and the whole sampler loop in one `tf.function`, each residual
   layer an XLA cluster (`compiled_denoise_fn`). Clips longer than `window_seconds` are cut into
-  windows overlapping by `overlap_seconds`, cross-faded and overlap-added, with a progress bar.
+  windows overlapping by `overlap_seconds`, cross-faded and overlap-added, with a progress bar;
+  `parallel_windows` windows are sampled at once in threads (one sampler call leaves the two
+  cores partly idle between its small kernels; the result is the same).
 
 Paper symbols -> code names: m `mono`, d `diff`, s `scale`, g `guidance`, x_t `noisy`,
 ε `noise`, ε_θ `self.denoiser`, t `step`, ᾱ_t `schedule.alpha_bars[t]` (see
@@ -57,6 +61,7 @@ Reference: SPEC section 5; supp. section 1 ("Object-Aware Upmix Model"); Leng et
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 
 import keras
@@ -154,6 +159,23 @@ def horizontal_profile(localization_map, bins: int):
     profile = ops.matmul(columns, ops.convert_to_tensor(binning_matrix(width, bins), columns.dtype))
     total = ops.sum(profile, axis=-1, keepdims=True)
     return profile * bins / ops.maximum(total, 1e-12)
+
+
+def scene_layout(visual_map, columns: int):
+    """The scene feature: a visual map's mean over rows, in `columns` columns, flattened.
+
+    Args:
+      visual_map: `[batch, h, w, C]` (static w and C).
+      columns: 1 gives GlobalAvgPool (SPEC's scene feature); more keep *where* things are
+        from left to right, column by column.
+
+    Returns:
+      `[batch, columns * C]`, column after column.
+    """
+    rows = ops.mean(visual_map, axis=1)  # [batch, w, C]
+    matrix = ops.convert_to_tensor(binning_matrix(visual_map.shape[2], columns), rows.dtype)
+    binned = ops.einsum("bwc,wk->bkc", rows, matrix)
+    return ops.reshape(binned, (-1, columns * visual_map.shape[3]))
 
 
 # === Layers ===
@@ -255,6 +277,8 @@ class Upmixer(LossTermsModel):
       guidance_channels: G, the size of a guidance vector.
       guidance_hidden_channels: hidden width of the `GuidanceNetwork`.
       profile_bins: columns of the localization map's horizontal profile.
+      scene_columns: columns of the generation encoder's scene feature (1: GlobalAvgPool, as
+        SPEC; more keep the scene's left-to-right layout, see the module docstring).
       num_train_steps, beta_start, beta_end: the training schedule (T = 200, β linear
         1e-4 -> 0.02).
       inference_betas: the fast sampler's β (BinauralGrad's 6 steps).
@@ -302,6 +326,7 @@ class Upmixer(LossTermsModel):
         guidance_channels: int = 64,
         guidance_hidden_channels: int = 256,
         profile_bins: int = 16,
+        scene_columns: int = 1,
         num_train_steps: int = 200,
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
@@ -322,6 +347,11 @@ class Upmixer(LossTermsModel):
                 "min_scale, normalized_peak and clip_value must be positive; got "
                 f"{min_scale}, {normalized_peak} and {clip_value}."
             )
+        if profile_bins < 1 or scene_columns < 1:
+            raise ValueError(
+                f"profile_bins and scene_columns must be >= 1; got {profile_bins} and "
+                f"{scene_columns}."
+            )
         localizer_config = dict(localizer_config or {})
         if "localizer" in localizer_config:
             raise ValueError("localizer_config must not set 'localizer': `guidance` chooses it.")
@@ -336,6 +366,7 @@ class Upmixer(LossTermsModel):
         self.guidance_channels = guidance_channels
         self.guidance_hidden_channels = guidance_hidden_channels
         self.profile_bins = profile_bins
+        self.scene_columns = scene_columns
         self.num_train_steps = num_train_steps
         self.beta_start = beta_start
         self.beta_end = beta_end
@@ -404,7 +435,7 @@ class Upmixer(LossTermsModel):
                 {
                     "object_feature": (None, FEATURE_SIZE),
                     "profile": (None, self.profile_bins),
-                    "scene_feature": (None, FEATURE_SIZE),
+                    "scene_feature": (None, self.scene_columns * FEATURE_SIZE),
                 }
             )
         self.built = True
@@ -432,7 +463,7 @@ class Upmixer(LossTermsModel):
             {"audio_embedding": localizer.encode_audio(patches, training), "visual": visual}
         )
         localization_map = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
-        scene = ops.mean(self.visual_encoder(frames, training=training), axis=(1, 2))
+        scene = scene_layout(self.visual_encoder(frames, training=training), self.scene_columns)
         return self.guidance_network(
             {
                 "object_feature": outputs["object_feature"],
@@ -613,6 +644,7 @@ class Upmixer(LossTermsModel):
         progress: bool | None = None,
         jit_compile: bool = True,
         frame_batch_size: int = 32,
+        parallel_windows: int = 2,
     ) -> np.ndarray:
         """Binaural audio for whole clips of any length: L = m + d̂, R = m - d̂ (Eq. 3).
 
@@ -630,6 +662,8 @@ class Upmixer(LossTermsModel):
           progress: show a progress bar over windows (default: when there is more than one).
           jit_compile: XLA for each residual layer of the sampler (faster on CPU).
           frame_batch_size: frames encoded at once for the guidance.
+          parallel_windows: windows sampled at once, in threads (each holds its own
+            conditioning in memory); the result does not depend on it.
 
         Returns:
           `[batch, time, 2]` float32 binaural audio (left, right); (L + R) / 2 equals the mono.
@@ -655,30 +689,35 @@ class Upmixer(LossTermsModel):
         windows = generation.plan_windows(num_samples, window, overlap, hop)
         weights = generation.crossfade_weights(windows, overlap)
         function = self._generation_function(sampler, jit_compile)
-        diff = np.zeros((batch, num_samples), np.float32)
-        show = len(windows) > 1 if progress is None else progress
-        for index, (start, stop) in generation.progress(enumerate(windows), len(windows), show):
-            # Pad every window to a whole window (or a clip to whole seconds) so that XLA sees
-            # few shapes; padded samples are silent and cut off below.
-            length = (
-                window if len(windows) > 1 else generation.padded_length(stop - start, 10 * hop)
-            )
+
+        def sample(index: int) -> np.ndarray:
+            start, stop = windows[index]
+            # Pad a window to whole seconds (full windows are whole already when window_seconds
+            # is) so that XLA sees few shapes; padded samples are silent and cut off below.
+            length = stop - start
+            if length != window:
+                length = generation.padded_length(length, 10 * hop)
             segment = np.zeros((batch, length), np.float32)
             segment[:, : stop - start] = mono[:, start:stop]
-            segment_guidance = None
+            segment_guidance = guidance
             if guidance is not None and len(guidance.shape) == 3:
                 first, frames_needed = start // hop, math.ceil(length / hop)
                 indices = np.minimum(np.arange(first, first + frames_needed), guidance.shape[1] - 1)
                 segment_guidance = tf.gather(guidance, indices, axis=1)
-            elif guidance is not None:
-                segment_guidance = guidance
-            sample = function(
-                tf.constant(segment),
-                segment_guidance,
-                tf.constant(generation.window_seed(seed, index), tf.int32),
-            )
-            sample = np.asarray(sample)[:, : stop - start]
-            diff[:, start:stop] += weights[index][None, :] * sample
+            seed_tensor = tf.constant(generation.window_seed(seed, index), tf.int32)
+            return np.asarray(function(tf.constant(segment), segment_guidance, seed_tensor))
+
+        diff = np.zeros((batch, num_samples), np.float32)
+        show = len(windows) > 1 if progress is None else progress
+        # Windows run in parallel threads: one sampler call leaves the cores idle part of the
+        # time (between its small per-layer kernels); two fill them (BENCHMARKS.md).
+        with concurrent.futures.ThreadPoolExecutor(max(1, parallel_windows)) as pool:
+            samples = pool.map(sample, range(len(windows)))
+            for index, window_sample in generation.progress(
+                enumerate(samples), len(windows), show
+            ):
+                start, stop = windows[index]
+                diff[:, start:stop] += weights[index][None, :] * window_sample[:, : stop - start]
         return np.stack([mono + diff, mono - diff], axis=-1)
 
     def get_config(self):
@@ -694,6 +733,7 @@ class Upmixer(LossTermsModel):
             "guidance_channels": self.guidance_channels,
             "guidance_hidden_channels": self.guidance_hidden_channels,
             "profile_bins": self.profile_bins,
+            "scene_columns": self.scene_columns,
             "num_train_steps": self.num_train_steps,
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
