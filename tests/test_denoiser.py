@@ -248,6 +248,19 @@ def test_bfloat16_policy_is_close_to_float32():
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
 
 
+def test_compiled_chain_runs_in_bfloat16_where_xla_miscompiled():
+    # XLA's CPU backend emitted invalid code for the 1 -> C input projection in bfloat16 at
+    # C = 128 and 80,000 samples (a 5 s generation window); compiled_denoise_fn must run there.
+    model = WaveNetDenoiser(
+        residual_channels=128, num_cycles=1, layers_per_cycle=1, dtype="mixed_bfloat16"
+    )
+    model.build()
+    conditioning = model.condition(tf.zeros([1, 80_000]))
+    compiled = tf.function(compiled_denoise_fn(model))
+    output = compiled(tf.zeros([1, 80_000, 1]), tf.constant([3.0]), conditioning)
+    assert output.shape == (1, 80_000, 1)
+
+
 def test_fast_sampling_with_the_denoiser():
     model = small_denoiser()
     randomise_output_layer(model)
