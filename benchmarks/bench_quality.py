@@ -156,7 +156,7 @@ def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
 
 def diff_correlation(binaural, prediction) -> float:
     """Pearson correlation of the predicted and the true differential (L - R) / 2 of a clip:
-    whether the direction was learnt (0 for mono-mono and for a guess of the wrong side)."""
+    whether the direction was learnt (1 exact, 0 for mono-mono or no direction, < 0 the wrong side)."""
     true, predicted = (x[:, 0] - x[:, 1] for x in (binaural, prediction))
     denominator = np.linalg.norm(true - true.mean()) * np.linalg.norm(predicted - predicted.mean())
     return float(np.dot(true - true.mean(), predicted - predicted.mean()) / max(denominator, 1e-12))
@@ -180,9 +180,9 @@ def evaluate(model, test_clips, hw) -> dict:
                 window_seconds=FLAGS.clip_seconds + 1.0,
                 progress=False,
             )[0]
-        scores = metrics.evaluate_clip_numpy(binaural, prediction)
-        scores["d_corr"] = diff_correlation(binaural, prediction)
-        per_clip.append(scores)
+        clip_scores = metrics.evaluate_clip_numpy(binaural, prediction)
+        clip_scores["d_corr"] = diff_correlation(binaural, prediction)
+        per_clip.append(clip_scores)
     scores = {name: float(np.mean([c[name] for c in per_clip])) for name in (*METRIC_NAMES, "d_corr")}
     scores["num_clips"] = len(per_clip)
     scores["eval_seconds"] = time.time() - start
