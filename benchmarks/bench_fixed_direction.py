@@ -30,8 +30,8 @@ import scipy.signal
 import tensorflow as tf
 from absl import app, flags
 
-from keras_binaural import metrics
-from keras_binaural.data import atomic, fairplay, hrtf
+from keras_binaural import files, metrics
+from keras_binaural.data import fairplay, hrtf
 from keras_binaural.models.upmixer import Upmixer
 
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
@@ -93,7 +93,7 @@ def main(argv):
     results = {"azimuth_deg": FLAGS.azimuth, "steps": FLAGS.steps, "train_seconds": train_seconds,
                "final_diff_loss": float(history.history["diff_loss"][-1]),
                "test_clips": len(scores["upmixer"]), "scores": means}
-    atomic.write_json(os.path.join(FLAGS.workdir, "results.json"), results)
+    files.write_json(os.path.join(FLAGS.workdir, "results.json"), results)
     print(json.dumps(results, indent=1))
     print("| system | STFT | ENV | WAV | AMP | PHA | SNR (dB) |\n|---|---|---|---|---|---|---|")
     for name, row in means.items():

@@ -41,8 +41,8 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from keras_binaural import localization_eval
-from keras_binaural.data import atomic, fairplay
+from keras_binaural import files, localization_eval
+from keras_binaural.data import fairplay
 from keras_binaural.models.localization import LocalizationModel
 
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
@@ -155,7 +155,7 @@ def main(argv):
             titles=panels["titles"], boxes=panels["boxes"], peaks=panels["peaks"])
         scores["correlation_diagonal_mean"] = float(correlation["correlation"].diagonal().mean())
         results[name] = {"training": stats, "scores": scores, "scores_audio": audio_scores}
-        atomic.write_json(results_path, results)
+        files.write_json(results_path, results)
         for shown in (scores, audio_scores):
             print(json.dumps({k: v for k, v in shown.items() if not k.startswith("per_clip")},
                              indent=1), flush=True)

@@ -47,8 +47,8 @@ import oracle
 import tensorflow as tf
 from absl import app, flags
 
-from keras_binaural import metrics
-from keras_binaural.data import atomic, fairplay
+from keras_binaural import files, metrics
+from keras_binaural.data import fairplay
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.upmixer import Upmixer
 
@@ -244,7 +244,7 @@ def main(argv):
             model.save(model_path)
         scores = evaluate(model, clips[1], hw)
         results[name] = {"training": stats, "scores": scores}
-        atomic.write_json(results_path, results)
+        files.write_json(results_path, results)
         print(name, json.dumps(scores), common.load(), flush=True)
 
     print("\n| model | STFT | ENV | WAV | AMP | PHA | SNR (dB) | d corr. | training |")

@@ -55,8 +55,8 @@ from PIL import Image
 from keras_binaural import generation, runs
 from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample, write_wav
 from keras_binaural.data import video as video_io
-from keras_binaural.data.atomic import atomic_file
 from keras_binaural.data.fairplay import prepare_frame
+from keras_binaural.files import atomic_file
 from keras_binaural.models.upmixer import SAMPLERS
 from keras_binaural.runs import DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 

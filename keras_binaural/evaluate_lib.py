@@ -48,8 +48,8 @@ import keras
 import ml_collections
 import numpy as np
 
-from keras_binaural import localization_eval, metrics, runs
-from keras_binaural.data import atomic, fairplay
+from keras_binaural import files, localization_eval, metrics, runs
+from keras_binaural.data import fairplay
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
 
@@ -260,7 +260,7 @@ def _figure(width_in: float, height_in: float):
 
 
 def _save(figure, path: str) -> None:
-    with atomic.atomic_file(path) as temporary:
+    with files.atomic_file(path) as temporary:
         figure.savefig(temporary, format="png")
 
 
@@ -548,9 +548,9 @@ def run(
         "table2": table2,
         "plots": written,
     }
-    atomic.write_text(os.path.join(output_dir, "results.json"),
-                      json.dumps(results, indent=1, allow_nan=False) + "\n")
-    atomic.write_text(os.path.join(output_dir, "results.md"), format_markdown(results))
+    files.write_text(os.path.join(output_dir, "results.json"),
+                     json.dumps(results, indent=1, allow_nan=False) + "\n")
+    files.write_text(os.path.join(output_dir, "results.md"), format_markdown(results))
     return results
 
 

@@ -30,10 +30,9 @@ import os
 
 import numpy as np
 
-from keras_binaural import metrics
+from keras_binaural import files, metrics
 from keras_binaural.audio import AudioError, load_audio
 from keras_binaural.audio.io import AUDIO_EXTENSIONS
-from keras_binaural.data import atomic
 
 MAX_LENGTH_MISMATCH = 0.01  # as a fraction of the ground truth's length
 SYSTEMS = ("pred", "mono_mono")
@@ -207,9 +206,9 @@ def run_evaluation(
     results = evaluate_pairs(find_pairs(pred_dir, gt_dir, pred_name, gt_name), normalize)
     json_text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     markdown_text = format_markdown(results, normalize) if output_md is not None else None
-    atomic.write_text(output_json, json_text)
+    files.write_text(output_json, json_text)
     if markdown_text is not None:
-        atomic.write_text(output_md, markdown_text)
+        files.write_text(output_md, markdown_text)
     return results
 
 
@@ -221,9 +220,9 @@ def _column_title(metric: str) -> str:
 def _files_under(folder: str) -> list[str]:
     """Relative paths of the files under `folder`, recursively, skipping hidden ones."""
     found = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, names in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(".")]
-        for name in files:
+        for name in names:
             if not name.startswith("."):
                 found.append(os.path.relpath(os.path.join(root, name), folder))
     return sorted(found)

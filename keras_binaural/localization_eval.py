@@ -47,8 +47,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_binaural import files
 from keras_binaural.audio import frontend
-from keras_binaural.data import atomic, fairplay
+from keras_binaural.data import fairplay
 from keras_binaural.models import localization as loc
 
 SAMPLE_RATE_HZ = frontend.SAMPLE_RATE_HZ
@@ -459,7 +460,7 @@ def _figure(width_in: float, height_in: float):
 
 def _save(figure, path: str | os.PathLike) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic.atomic_file(path) as temporary:
+    with files.atomic_file(path) as temporary:
         figure.savefig(temporary, format="png", bbox_inches="tight")
 
 

@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from keras_binaural import generation
 from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample
-from keras_binaural.data.atomic import atomic_directory, write_json
+from keras_binaural.files import atomic_directory, write_json
 from keras_binaural.models.localization import upsample_map
 from keras_binaural.models.upmixer import SAMPLERS
 

@@ -60,7 +60,8 @@ import tensorflow as tf
 from absl import flags as absl_flags
 from absl import logging
 
-from keras_binaural.data import atomic, fairplay
+from keras_binaural import files
+from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
 from keras_binaural.models.localization import LOCALIZERS, LocalizationModel
 from keras_binaural.models.resnet import ResNet18
@@ -622,10 +623,10 @@ class EpochCheckpoints(keras.callbacks.BackupAndRestore):
         self.checkpoints = [c for c in self.checkpoints if c["epoch"] < epoch]
         self.checkpoints.append({"epoch": epoch, "weights": name})
         dropped, self.checkpoints = self.checkpoints[: -self.keep], self.checkpoints[-self.keep:]
-        atomic.write_json(os.path.join(self.directory, STATE_FILE), {
+        files.write_json(os.path.join(self.directory, STATE_FILE), {
             "epoch": epoch, "checkpoints": self.checkpoints, "history": self.history})
         if self.history_path:
-            atomic.write_text(self.history_path, history_csv(self.history))
+            files.write_text(self.history_path, history_csv(self.history))
         for entry in dropped:
             path = os.path.join(self.directory, entry["weights"])
             if os.path.exists(path):
@@ -637,7 +638,7 @@ class EpochCheckpoints(keras.callbacks.BackupAndRestore):
 
 def save_model(model: keras.Model, path: str) -> None:
     """`model.save(path)` (a .keras file) atomically."""
-    with atomic.atomic_file(path) as temporary:
+    with files.atomic_file(path) as temporary:
         model.save(temporary)
 
 
@@ -681,7 +682,7 @@ def train(
     model_path = os.path.join(workdir, MODEL_FILE)
     os.makedirs(run_dir, exist_ok=True)
     if is_chief and saved != config_to_dict(config):
-        atomic.write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
+        files.write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
 
     state = read_state(checkpoint_dir)
     done = int(state["epoch"]) if state else 0

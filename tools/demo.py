@@ -54,7 +54,7 @@ def first_test_clip(data_dir: str) -> str:
 
 
 def write_report(output_dir: str, log: list, clip_id: str) -> str:
-    from keras_binaural.data import atomic
+    from keras_binaural import files
 
     # results.md, one heading level down, its pictures linked from here.
     with open(os.path.join(output_dir, "eval", "results.md")) as results:
@@ -83,7 +83,7 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
         "",
     ]
     path = os.path.join(output_dir, "report.md")
-    atomic.write_text(path, "\n".join(lines))
+    files.write_text(path, "\n".join(lines))
     return path
 
 

@@ -19,7 +19,7 @@ import soundfile
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
 
-from keras_binaural.data.atomic import atomic_file
+from keras_binaural.files import atomic_file
 
 SAMPLE_RATE_HZ = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

@@ -26,7 +26,8 @@ from absl import logging
 from tqdm import tqdm
 
 from keras_binaural.audio import io
-from keras_binaural.data import atomic, fairplay, video
+from keras_binaural import files
+from keras_binaural.data import fairplay, video
 
 SUBSETS = ("train", "val", "test")
 
@@ -104,10 +105,10 @@ def convert_h5_splits(root: str, output_dir: str) -> list[str]:
         ids = fairplay.split_ids(root, subset, split)
         folder = os.path.join(output_dir, "splits", split)
         paths = [os.path.abspath(os.path.join(output_dir, "binaural_audios", f"{i}.wav")) for i in ids]
-        with atomic.atomic_file(os.path.join(folder, f"{subset}.h5")) as temporary:
+        with files.atomic_file(os.path.join(folder, f"{subset}.h5")) as temporary:
             with h5py.File(temporary, "w") as file:
                 file.create_dataset("audio", data=np.array([p.encode() for p in paths]))
-        atomic.write_text(os.path.join(folder, f"{subset}.txt"), "\n".join(ids) + "\n")
+        files.write_text(os.path.join(folder, f"{subset}.txt"), "\n".join(ids) + "\n")
         names.append(split)
     return sorted(set(names))
 
@@ -126,8 +127,8 @@ def copy_text_splits(splits_dir: str, output_dir: str) -> list[str]:
         with open(source) as lines:
             ids = [re.sub(r"\.(wav|mp4)$", "", os.path.basename(line.strip()))
                    for line in lines if line.strip()]
-        atomic.write_text(os.path.join(output_dir, "splits", split, f"{subset}.txt"),
-                          "\n".join(ids) + "\n")
+        files.write_text(os.path.join(output_dir, "splits", split, f"{subset}.txt"),
+                         "\n".join(ids) + "\n")
         names.append(split)
     if not names:
         raise fairplay.DatasetError(f"{splits_dir}: no <split>/{{train,val,test}}.txt lists")

@@ -72,7 +72,7 @@ import scipy.signal
 from PIL import Image, ImageDraw, ImageFont
 
 from keras_binaural.audio.io import SAMPLE_RATE_HZ, write_wav
-from keras_binaural.data import atomic
+from keras_binaural import files
 from keras_binaural.data.hrtf import HrirSet, load_hrirs
 from keras_binaural.data.sources import SourceBank
 
@@ -861,15 +861,15 @@ def write_clip(
     paths = clip_paths(output_dir, clip.clip_id)
     write_wav(paths["binaural"], clip.binaural, sample_rate_hz)
     with (
-        atomic.atomic_directory(paths["frames"]) as frames_dir,
-        atomic.atomic_file(paths["video"]) as video,
+        files.atomic_directory(paths["frames"]) as frames_dir,
+        files.atomic_file(paths["video"]) as video,
     ):
         for index, frame in enumerate(clip.frames):
             Image.fromarray(frame).save(
                 os.path.join(frames_dir, f"{index + 1:06d}.png"), format="PNG"
             )
         write_video(video, clip.frames, clip.mono, FRAME_RATE_HZ, sample_rate_hz)
-    atomic.write_json(paths["metadata"], clip.metadata)
+    files.write_json(paths["metadata"], clip.metadata)
 
 
 def generate_clip(
@@ -927,15 +927,15 @@ def write_splits(
         folder = os.path.join(output_dir, "splits", f"split{split}")
         for name in SPLIT_NAMES:
             text = "".join(f"{identifier}\n" for identifier in parts[name])
-            atomic.write_text(os.path.join(folder, f"{name}.txt"), text)
+            files.write_text(os.path.join(folder, f"{name}.txt"), text)
             if split == 1:
-                atomic.write_text(os.path.join(output_dir, "splits", f"{name}.txt"), text)
+                files.write_text(os.path.join(output_dir, "splits", f"{name}.txt"), text)
             paths = [
                 clip_paths(output_dir, identifier)["binaural"].encode("utf-8")
                 for identifier in parts[name]
             ]
             with (
-                atomic.atomic_file(os.path.join(folder, f"{name}.h5")) as temporary,
+                files.atomic_file(os.path.join(folder, f"{name}.h5")) as temporary,
                 h5py.File(temporary, "w", track_order=False) as handle,
             ):
                 handle.create_dataset("audio", data=np.array(paths, dtype=bytes), track_times=False)
@@ -981,7 +981,7 @@ def _check_or_write_description(output_dir: str, description: dict) -> None:
                 f"{', '.join(changed)}); use another --output_dir or the same settings"
             )
         return
-    atomic.write_json(path, description)
+    files.write_json(path, description)
 
 
 def _worker(task: tuple[str, int, SceneSettings, int]) -> tuple[int, bool]:

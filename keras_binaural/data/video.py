@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from keras_binaural.data.atomic import atomic_directory, atomic_file
+from keras_binaural.files import atomic_directory, atomic_file
 
 FRAMES_PER_SECOND = 10
 
