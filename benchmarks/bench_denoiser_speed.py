@@ -43,6 +43,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from keras_binaural import diffusion
+from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.upmixer import Upmixer
 
@@ -60,7 +61,6 @@ flags.DEFINE_integer("repeats", 3, "Timed runs after the warm-up (the best is re
 flags.DEFINE_integer("seed", 0, "Seed of weights, mono and sampler noise.")
 FLAGS = flags.FLAGS
 
-SAMPLE_RATE_HZ = 16000
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 

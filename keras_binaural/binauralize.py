@@ -53,22 +53,25 @@ from absl import logging
 from PIL import Image
 
 from keras_binaural import generation, runs
-from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample, write_wav
+from keras_binaural.audio.io import resample, write_wav
+from keras_binaural.conventions import (
+    FRAMES_PER_SECOND,
+    SAMPLE_RATE_HZ,
+    SAMPLERS,
+    SAMPLES_PER_FRAME,
+)
 from keras_binaural.data import video as video_io
 from keras_binaural.data.fairplay import prepare_frame
 from keras_binaural.files import atomic_file
-from keras_binaural.models.upmixer import SAMPLERS
 from keras_binaural.runs import DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 
-FRAMES_PER_SECOND = video_io.FRAMES_PER_SECOND
-SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FRAMES_PER_SECOND  # 1600: one 10-fps frame of audio
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
 OUTPUT_AUDIO_BIT_RATE = 128000  # AAC, stereo 16 kHz
 
 # The resampler's filter reaches 32 input samples to either side of an output sample.
 _RESAMPLE_REACH = 33
-_RESAMPLE_BLOCK_SAMPLES = 16000 * 20  # output samples per block (20 s at 16 kHz)
+_RESAMPLE_BLOCK_SAMPLES = SAMPLE_RATE_HZ * 20  # output samples per block (20 s)
 
 
 class BinauralizeError(ValueError):

@@ -49,12 +49,12 @@ import ml_collections
 import numpy as np
 
 from keras_binaural import files, localization_eval, metrics, runs
+from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
 
 MONO_MONO = "mono_mono"
-SAMPLERS = ("fast", "full")
 PLOTS_DIR = "plots"
 
 
@@ -271,7 +271,7 @@ def differential_db(binaural: np.ndarray) -> np.ndarray:
 
 
 def plot_differential_spectrograms(kept: dict, systems: Sequence[str], path: str,
-                                   sample_rate_hz: int = 16000) -> None:
+                                   sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
     """Supp. Fig. 3 analogue: |STFT(d)| of the ground truth and each system, one row per clip.
 
     Args:
@@ -310,7 +310,7 @@ def _block_max(envelope: np.ndarray, points: int = 1000) -> tuple[np.ndarray, np
 
 
 def plot_envelopes(kept: dict, systems: Sequence[str], path: str,
-                   sample_rate_hz: int = 16000) -> None:
+                   sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
     """Supp. Fig. 4 analogue: Hilbert envelopes of the left and right channels, per clip.
 
     Each panel shows the ground truth (black) and every system; curves are the maximum over
@@ -338,7 +338,7 @@ def plot_envelopes(kept: dict, systems: Sequence[str], path: str,
 
 def _map_times(clips: Sequence[fairplay.Clip], count: int = 4) -> list[float]:
     """`count` evenly spread times (s) inside the shortest clip."""
-    seconds = min(clip.num_frames for clip in clips) / fairplay.FRAMES_PER_SECOND
+    seconds = min(clip.num_frames for clip in clips) / FRAMES_PER_SECOND
     return [round(seconds * (k + 0.5) / count, 2) for k in range(count)]
 
 

@@ -27,8 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_binaural.audio import frontend
-
-FRAME_HOP_SAMPLES = 1600  # 0.1 s at 16 kHz: one video frame (10 fps)
+from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
 
 class GenerationInputError(ValueError):
@@ -43,7 +42,7 @@ def check_generation_inputs(
     frames=None,
     *,
     needs_frames: bool = True,
-    hop_samples: int = FRAME_HOP_SAMPLES,
+    hop_samples: int = SAMPLES_PER_FRAME,
     max_frame_mismatch: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Checks and converts generation inputs.
@@ -142,10 +141,11 @@ def check_generation_inputs(
     expected = num_samples / hop_samples
     if num_frames > 1 and abs(num_frames - expected) > max_frame_mismatch:
         raise GenerationInputError(
-            f"frames and audio have inconsistent durations: {num_frames} frames at 10 fps "
-            f"({num_frames * hop_samples / 16000:g} s) but {num_samples} audio samples "
-            f"({num_samples / 16000:g} s at 16 kHz, i.e. {expected:g} frames). Pass the frames "
-            "that cover the audio (frame k shows [(k-1)/10, k/10) s), or one frame per clip."
+            f"frames and audio have inconsistent durations: {num_frames} frames at "
+            f"{FRAMES_PER_SECOND} fps ({num_frames * hop_samples / SAMPLE_RATE_HZ:g} s) but "
+            f"{num_samples} audio samples ({num_samples / SAMPLE_RATE_HZ:g} s at 16 kHz, i.e. "
+            f"{expected:g} frames). Pass the frames that cover the audio (frame k shows "
+            "[(k-1)/10, k/10) s), or one frame per clip."
         )
     return mono, np.clip(frames, 0.0, 1.0)
 
@@ -153,7 +153,7 @@ def check_generation_inputs(
 # === Per-frame audio ===
 
 
-def frame_patches(mono, num_frames: int, hop_samples: int = FRAME_HOP_SAMPLES) -> tf.Tensor:
+def frame_patches(mono, num_frames: int, hop_samples: int = SAMPLES_PER_FRAME) -> tf.Tensor:
     """The VGGish log-mel patch centred on each frame (zero-padded at the clip's edges).
 
     Frame k (0-based) sits at sample (k + 0.5) * hop_samples; its patch covers
@@ -185,7 +185,7 @@ def plan_windows(
     num_samples: int,
     window_samples: int,
     overlap_samples: int,
-    hop_samples: int = FRAME_HOP_SAMPLES,
+    hop_samples: int = SAMPLES_PER_FRAME,
 ) -> list[tuple[int, int]]:
     """Windows (start, stop) covering [0, num_samples), overlapping by `overlap_samples`.
 

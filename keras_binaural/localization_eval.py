@@ -49,19 +49,15 @@ import tensorflow as tf
 
 from keras_binaural import files
 from keras_binaural.audio import frontend
+from keras_binaural.conventions import CHUNK_SAMPLES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from keras_binaural.data import fairplay
 from keras_binaural.models import localization as loc
-
-SAMPLE_RATE_HZ = frontend.SAMPLE_RATE_HZ
-CHUNK_SAMPLES = round(fairplay.CHUNK_SECONDS * SAMPLE_RATE_HZ)  # 10,080 (0.63 s)
-HOP_SAMPLES = SAMPLE_RATE_HZ // 10  # 0.1 s
-
 
 # === Windows ===
 
 
 def window_starts(num_samples: int, chunk_samples: int = CHUNK_SAMPLES,
-                  hop_samples: int = HOP_SAMPLES) -> np.ndarray:
+                  hop_samples: int = SAMPLES_PER_FRAME) -> np.ndarray:
     """First samples of the sliding windows of a clip: 0, hop, 2 hop, ... while a window fits.
 
     Returns:
@@ -259,7 +255,7 @@ def evaluate_localization(
     crop_hw: tuple[int, int],
     seed: int = 0,
     negative_pool_size: int = 256,
-    hop_samples: int = HOP_SAMPLES,
+    hop_samples: int = SAMPLES_PER_FRAME,
     batch_size: int = 32,
     pointing_game: bool | None = None,
     negatives: str = "frame",

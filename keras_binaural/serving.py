@@ -51,10 +51,15 @@ import keras
 import tensorflow as tf
 
 from keras_binaural import generation
-from keras_binaural.audio.io import SAMPLE_RATE_HZ, resample
+from keras_binaural.audio.io import resample
+from keras_binaural.conventions import (
+    FRAMES_PER_SECOND,
+    SAMPLE_RATE_HZ,
+    SAMPLERS,
+    SAMPLES_PER_FRAME,
+)
 from keras_binaural.files import atomic_directory, write_json
 from keras_binaural.models.localization import upsample_map
-from keras_binaural.models.upmixer import SAMPLERS
 
 SERVING_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "binauralize_wav"
@@ -82,7 +87,7 @@ def window_plan(num_samples, window_seconds: float, overlap_seconds: float):
     One window, padded to whole seconds, when the clip fits in `window_seconds`; otherwise
     windows of `window_seconds` overlapping by `overlap_seconds` (the last one zero-padded).
     """
-    hop = generation.FRAME_HOP_SAMPLES
+    hop = SAMPLES_PER_FRAME
     window = max(hop, round(window_seconds * 10) * hop)
     overlap = min(round(overlap_seconds * 10) * hop, (window // (2 * hop)) * hop)
     whole_seconds = (num_samples + 10 * hop - 1) // (10 * hop) * (10 * hop)
@@ -144,7 +149,7 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
     Returns:
       (binaural `[batch, time, 2]`, maps `[batch, num_frames, H, W]` or None without a localizer).
     """
-    hop = generation.FRAME_HOP_SAMPLES
+    hop = SAMPLES_PER_FRAME
     default_window, default_overlap, frame_batch_size = _generate_defaults(model)
     window_seconds = default_window if window_seconds is None else window_seconds
     overlap_seconds = default_overlap if overlap_seconds is None else overlap_seconds
@@ -363,7 +368,7 @@ def export_saved_model(
             "model_class": type(model).__name__,
             "signatures": [SERVING_SIGNATURE, WAV_SIGNATURE],
             "sample_rate_hz": SAMPLE_RATE_HZ,
-            "frames_per_second": 10,
+            "frames_per_second": FRAMES_PER_SECOND,
             "frame_size_wh": [width, height] if guided else None,
             "sampler": sampler,
             "seed": int(seed),

@@ -61,6 +61,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 from keras_binaural import files
+from keras_binaural.conventions import GUIDANCES, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
 from keras_binaural.models.localization import LOCALIZERS, LocalizationModel
@@ -69,11 +70,9 @@ from keras_binaural.models.vggish import VGGish
 from keras_binaural.runs import CONFIG_FILE, MODEL_FILE
 
 KINDS = ("clup", "upmixer", "localizer")
-GUIDANCES = ("object", "baseline", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine")
-SAMPLERS = ("fast", "full")
 # Config keys a rerun of a workdir may change (see the module docstring).
 RESUMABLE_CHANGES = ("train.epochs", "data.root", "eval.")
 

@@ -14,11 +14,11 @@ import numpy as np
 from PIL import Image
 
 from keras_binaural.audio import write_wav
+from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.data import fairplay
 
 COLOURS = ((230, 30, 30), (30, 200, 40), (40, 60, 230), (230, 210, 30))
 TONES_HZ = (330.0, 660.0, 1320.0, 2640.0)
-SAMPLE_RATE_HZ = 16000
 
 
 def write_tiny_root(root, num_clips: int = 4, seconds: float = 2.0, size: int = 64,

@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging
 
 from keras_binaural import binauralize
+from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.generation import GenerationInputError
 
 _MODEL = flags.DEFINE_string("model", None, "The trained model, a .keras file.")
@@ -66,7 +67,7 @@ def main(argv):
         raise SystemExit(f"binauralize: error: {error}")
     except GenerationInputError as error:
         raise SystemExit(f"binauralize: error: the model refused the input: {error}")
-    seconds = len(result.binaural) / binauralize.SAMPLE_RATE_HZ
+    seconds = len(result.binaural) / SAMPLE_RATE_HZ
     written = [p for p in (_OUTPUT_WAV.value, _OUTPUT_VIDEO.value) if p]
     print(f"binauralized {seconds:.1f} s; wrote {', '.join(written)}")
 

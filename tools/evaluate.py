@@ -35,6 +35,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from absl import app, flags
 
 from keras_binaural import evaluate_lib, training
+from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model or a tools/train.py workdir.")
 _BASELINE = flags.DEFINE_multi_string(
@@ -45,7 +46,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
 _ROOT = flags.DEFINE_string("root", None, "Dataset root (default: the run config's data.root).")
 _SPLIT = flags.DEFINE_string("split", None, "Split folder (default: the run config's).")
 _SUBSET = flags.DEFINE_enum("subset", "test", ["train", "val", "test"], "Which clips.")
-_SAMPLER = flags.DEFINE_enum("sampler", None, list(evaluate_lib.SAMPLERS),
+_SAMPLER = flags.DEFINE_enum("sampler", None, list(SAMPLERS),
                              "Diffusion sampler (default: the run config's eval.sampler, fast).")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of the sampler and the negative pairs.")
 _MAX_CLIPS = flags.DEFINE_integer("max_clips", None, "Score only the first N clips (0: all).")

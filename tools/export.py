@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging
 
 from keras_binaural import binauralize, serving
+from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "The trained model, a .keras file.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder; the model goes to DIR/NAME/VERSION.")
@@ -29,7 +30,7 @@ _FRAME_SIZE = flags.DEFINE_string(
     "frame_size", None,
     "Frame size WxH of the frames input (default: data.crop_hw of the run's config.json beside "
     "the model, else 128x128).")
-_SAMPLER = flags.DEFINE_enum("sampler", "fast", list(binauralize.SAMPLERS),
+_SAMPLER = flags.DEFINE_enum("sampler", "fast", list(SAMPLERS),
                              "Diffusion sampler, fixed in the export.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampler seed, fixed in the export.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")

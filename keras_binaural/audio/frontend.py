@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-SAMPLE_RATE_HZ = 16000
+from keras_binaural.conventions import SAMPLE_RATE_HZ
+
 WINDOW_SAMPLES = 400
 HOP_SAMPLES = 160
 FFT_LENGTH = 512

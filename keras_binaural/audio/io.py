@@ -19,9 +19,9 @@ import soundfile
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
 
+from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.files import atomic_file
 
-SAMPLE_RATE_HZ = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # Resampler: windowed-sinc interpolation, zero phase (no delay), Kaiser window.

@@ -29,9 +29,8 @@ import tensorflow as tf
 from absl import logging
 
 from keras_binaural.audio import frontend, io
+from keras_binaural.conventions import CHUNK_SECONDS, FRAMES_PER_SECOND, SAMPLE_RATE_HZ
 
-CHUNK_SECONDS = 0.63
-FRAMES_PER_SECOND = 10
 
 
 class DatasetError(ValueError):
@@ -144,7 +143,7 @@ def _checked(contents, path, ok, what):
         return tf.identity(contents)
 
 
-def read_binaural(path, sample_rate_hz: int = io.SAMPLE_RATE_HZ) -> tf.Tensor:
+def read_binaural(path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> tf.Tensor:
     """Reads a 2-channel WAV to `[time, 2]` float32 at 16 kHz, checking its header first.
 
     A WAV whose RIFF size does not match the file's length (truncated), with another channel
@@ -227,7 +226,7 @@ def training_dataset(
     resize_hw: tuple[int, int] = (240, 480),
     crop_hw: tuple[int, int] = (224, 448),
     augment: bool = True,
-    sample_rate_hz: int = io.SAMPLE_RATE_HZ,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
     chunk_seconds: float = CHUNK_SECONDS,
 ) -> tf.data.Dataset:
     """Random training chunks, endless, deterministic given `seed` (unbatched).
@@ -319,7 +318,7 @@ def evaluation_dataset(
     clips: list[Clip],
     resize_hw: tuple[int, int] = (240, 480),
     crop_hw: tuple[int, int] = (224, 448),
-    sample_rate_hz: int = io.SAMPLE_RATE_HZ,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> tf.data.Dataset:
     """Whole clips, in order (unbatched: clips differ in length).
 

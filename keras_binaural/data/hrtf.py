@@ -56,7 +56,8 @@ import h5py
 import numpy as np
 import scipy.signal
 
-SAMPLE_RATE_HZ = 16000  # the package-wide rate (keras_binaural.audio.io.SAMPLE_RATE_HZ)
+from keras_binaural.conventions import SAMPLE_RATE_HZ
+
 KEMAR_NAME = "kemar"
 KEMAR_FILE = "mit_kemar_normal_pinna.bz2"
 

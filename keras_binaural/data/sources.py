@@ -37,7 +37,8 @@ import numpy as np
 import scipy.signal
 import soundfile
 
-SAMPLE_RATE_HZ = 16000
+from keras_binaural.conventions import SAMPLE_RATE_HZ
+
 TARGET_RMS = 0.1
 SOURCE_CLASSES = ("guitar", "violin", "trumpet", "clarinet", "piano", "drums", "bell")
 RECORDING_EXTENSIONS = (".wav", ".flac", ".ogg")

@@ -71,12 +71,12 @@ import numpy as np
 import scipy.signal
 from PIL import Image, ImageDraw, ImageFont
 
-from keras_binaural.audio.io import SAMPLE_RATE_HZ, write_wav
+from keras_binaural.audio.io import write_wav
+from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ
 from keras_binaural import files
 from keras_binaural.data.hrtf import HrirSet, load_hrirs
 from keras_binaural.data.sources import SourceBank
 
-FRAME_RATE_HZ = 10
 # Bumped whenever the metadata schema or the rendering changes (the same seed then gives other
 # files); a rerun into a folder made by another version is refused (see make_dataset).
 METADATA_VERSION = 1
@@ -332,11 +332,11 @@ class SceneSettings:
 
     @property
     def num_frames(self) -> int:
-        return max(1, round(self.clip_seconds * FRAME_RATE_HZ))
+        return max(1, round(self.clip_seconds * FRAMES_PER_SECOND))
 
     def frame_times_s(self) -> np.ndarray:
         """`[num_frames]` the time each frame shows: the centre of [(k-1)/10, k/10) s."""
-        return (np.arange(self.num_frames) + 0.5) / FRAME_RATE_HZ
+        return (np.arange(self.num_frames) + 0.5) / FRAMES_PER_SECOND
 
     def to_json(self) -> dict:
         description = dataclasses.asdict(self)
@@ -779,7 +779,7 @@ def clip_metadata(
         "sample_rate_hz": settings.sample_rate_hz,
         "clip_seconds": settings.clip_seconds,
         "num_samples": settings.num_samples,
-        "frame_rate_hz": FRAME_RATE_HZ,
+        "frame_rate_hz": FRAMES_PER_SECOND,
         "num_frames": settings.num_frames,
         "frame_size": list(settings.frame_size),
         "frame_times_s": _round(settings.frame_times_s()),
@@ -822,7 +822,7 @@ def write_video(
     path: str | os.PathLike,
     frames: np.ndarray,
     mono: np.ndarray,
-    frame_rate_hz: int = FRAME_RATE_HZ,
+    frame_rate_hz: int = FRAMES_PER_SECOND,
     sample_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> None:
     """Writes an mp4: H.264 video (yuv420p, CRF 18, single-threaded x264) and AAC mono audio.
@@ -868,7 +868,7 @@ def write_clip(
             Image.fromarray(frame).save(
                 os.path.join(frames_dir, f"{index + 1:06d}.png"), format="PNG"
             )
-        write_video(video, clip.frames, clip.mono, FRAME_RATE_HZ, sample_rate_hz)
+        write_video(video, clip.frames, clip.mono, FRAMES_PER_SECOND, sample_rate_hz)
     files.write_json(paths["metadata"], clip.metadata)
 
 

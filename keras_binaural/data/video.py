@@ -19,9 +19,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ
 from keras_binaural.files import atomic_directory, atomic_file
 
-FRAMES_PER_SECOND = 10
 
 
 class VideoError(ValueError):
@@ -136,7 +136,7 @@ def write_video(
     frames: Iterable[np.ndarray],
     audio: np.ndarray | None,
     frame_rate_hz=FRAMES_PER_SECOND,
-    sample_rate_hz: int = 16000,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
     audio_bit_rate: int = 96000,
     container_format: str | None = None,
 ) -> int:
@@ -209,7 +209,7 @@ def mux_audio(
     video_in: str | os.PathLike,
     audio: np.ndarray,
     out_path: str | os.PathLike,
-    sample_rate_hz: int = 16000,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
     overlay: Callable[[np.ndarray, float], np.ndarray] | None = None,
     audio_bit_rate: int = 128000,
     progress: Callable[[int], None] | None = None,

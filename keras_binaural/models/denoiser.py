@@ -40,6 +40,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_binaural.conventions import SAMPLES_PER_FRAME
+
 
 def upsample_frames(frames, num_samples, hop_samples: int):
     """Linear interpolation of per-frame vectors to audio rate.
@@ -407,7 +409,7 @@ class WaveNetDenoiser(keras.Model):
         conditioner_layers: int = 2,
         conditioner_kernel_size: int = 3,
         guidance_channels: int = 0,
-        guidance_hop_samples: int = 1600,
+        guidance_hop_samples: int = SAMPLES_PER_FRAME,
         step_embedding_channels: int = 128,
         step_hidden_channels: int = 512,
         **kwargs,

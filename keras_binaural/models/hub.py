@@ -16,9 +16,10 @@ import keras
 import tensorflow as tf
 
 from keras_binaural.audio import frontend
+from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.models import vggish as vggish_lib
 
-_PROBE_SAMPLES = frontend.SAMPLE_RATE_HZ  # 1 s of silence checks a module at load time
+_PROBE_SAMPLES = SAMPLE_RATE_HZ  # 1 s of silence checks a module at load time
 
 
 def load_vggish_module(handle: str):

@@ -70,6 +70,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_binaural import diffusion, generation
+from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.localization import (
@@ -81,9 +82,6 @@ from keras_binaural.models.localization import (
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import NUM_BANDS, NUM_FRAMES
 
-GUIDANCES = ("object", "baseline", "none")
-SAMPLERS = ("fast", "full")
-SAMPLE_RATE_HZ = 16000
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
 
 
@@ -91,7 +89,7 @@ _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
 
 
 def level_envelope(mono, min_scale: float, normalized_peak: float = 1.0,
-                   block_samples: int = 1600, span_blocks: int = 7):
+                   block_samples: int = SAMPLES_PER_FRAME, span_blocks: int = 7):
     """s(t) = max(local peak of |m|, min_scale) / normalized_peak: `[batch, time]` -> the same.
 
     The local peak is the largest |m| within ±(span_blocks // 2) blocks of `block_samples` (by
@@ -391,7 +389,7 @@ class Upmixer(LossTermsModel):
             conditioner_layers=conditioner_layers,
             step_hidden_channels=step_hidden_channels,
             guidance_channels=guidance_channels if guided else 0,
-            guidance_hop_samples=generation.FRAME_HOP_SAMPLES,
+            guidance_hop_samples=SAMPLES_PER_FRAME,
             name="denoiser",
             dtype=dtype,
         )
@@ -674,7 +672,7 @@ class Upmixer(LossTermsModel):
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
-        hop = generation.FRAME_HOP_SAMPLES
+        hop = SAMPLES_PER_FRAME
         mono, frames = generation.check_generation_inputs(
             mono, frames, needs_frames=self.guidance != "none", hop_samples=hop
         )
