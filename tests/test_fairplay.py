@@ -89,7 +89,7 @@ def test_training_examples_are_consistent_with_the_files(root):
         np.testing.assert_allclose(example["mono_patch"], patch, atol=1e-4)
         left = frontend.centred_patch(audio[:, 0], start + 5040).numpy()
         np.testing.assert_allclose(example["binaural_patch"][0], left, atol=1e-4)
-        offset = fairplay.context_offset(10080)
+        offset = frontend.context_offset(10080)
         context = example["binaural_context"].numpy()
         assert context.shape == (15600, 2)
         np.testing.assert_allclose(context[offset : offset + 10080], chunk, atol=1e-6)

@@ -91,3 +91,9 @@ def centred_patch(waveform, centre_sample) -> tf.Tensor:
     start = tf.cast(centre_sample, tf.int32)
     segment = padded[..., start : start + PATCH_SAMPLES]
     return log_mel_spectrogram(segment)
+
+
+def context_offset(chunk_samples: int) -> int:
+    """Where a chunk starts inside the patch-long context centred on it (`PATCH_SAMPLES`,
+    15,600 samples): the training chunk's place in its `binaural_context`."""
+    return PATCH_SAMPLES // 2 - chunk_samples // 2

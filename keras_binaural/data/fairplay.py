@@ -120,11 +120,6 @@ def list_clips(
     return clips
 
 
-def context_offset(chunk_samples: int) -> int:
-    """Where a chunk starts inside its `binaural_context` (15,600 samples centred on it)."""
-    return frontend.PATCH_SAMPLES // 2 - chunk_samples // 2
-
-
 def frame_index(start_seconds, end_seconds, num_frames):
     """The 1-based frame shown at a chunk's centre: round((t_centre + 0.05) * 10), clamped.
 
@@ -243,7 +238,8 @@ def training_dataset(
         mono_patch: `[96, 64]` VGGish log-mel patch of the mono centred on the chunk;
         binaural_patch: `[2, 96, 64]` the same for the left and the right channel.
         binaural_context: `[15600, 2]` the binaural audio those patches are computed from; the
-          chunk is `binaural_context[context_offset(chunk) : context_offset(chunk) + chunk]`.
+          chunk is `binaural_context[offset : offset + chunk]`, offset =
+          `frontend.context_offset(chunk)`.
         clip_id: string; start_sample: int32.
     """
     if len(clips) < 2:

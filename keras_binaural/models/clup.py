@@ -35,7 +35,6 @@ import keras
 import tensorflow as tf
 
 from keras_binaural.audio import frontend
-from keras_binaural.data.fairplay import context_offset
 from keras_binaural.models.localization import ssm_loss, weighted_mean
 from keras_binaural.models.upmixer import Upmixer, predict_x0
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
@@ -71,7 +70,7 @@ class CLUP(Upmixer):
     Training data: the dicts of `fairplay.training_dataset(...).batch(B)`: `mono`, `diff`
     `[B, 10080]`, `frame`, `negative_frame` `[B, H, W, 3]`, `mono_patch` `[B, 96, 64]`,
     `binaural_patch` `[B, 2, 96, 64]`, `binaural_context` `[B, 15600, 2]` (the chunk at
-    `context_offset(10080)`), `clip_id` `[B]` (in-batch negatives; optional).
+    `frontend.context_offset(10080)`), `clip_id` `[B]` (in-batch negatives; optional).
 
     Reported metrics: `loss`, `diff_loss`, `sce_loss`, `obj_loss`, `ssm_loss`, `cyc_loss`.
 
@@ -135,7 +134,7 @@ class CLUP(Upmixer):
         diff = tf.clip_by_value(estimate, -self.clip_value, self.clip_value) * terms["scale"]
         mono = tf.convert_to_tensor(data["mono"], tf.float32)
         chunk = mono.shape[1] if mono.shape[1] is not None else tf.shape(mono)[1]
-        offset = context_offset(chunk)
+        offset = frontend.context_offset(chunk)
         context = tf.convert_to_tensor(data["binaural_context"], tf.float32)
         generated = tf.stack([mono + diff, mono - diff], axis=-1)  # Eq. 3
         context = tf.concat([context[:, :offset], generated, context[:, offset + chunk :]], axis=1)
