@@ -115,6 +115,23 @@ def q_sample(x0: tf.Tensor, t: tf.Tensor, noise: tf.Tensor, schedule: NoiseSched
     return signal_scale * x0 + noise_scale * tf.cast(noise, x0.dtype)
 
 
+def predict_x0(noisy: tf.Tensor, noise_estimate: tf.Tensor, alpha_bar: tf.Tensor) -> tf.Tensor:
+    """One-step estimate x̂_0 = (x_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t: `q_sample` solved for x_0.
+
+    Args:
+      noisy: `[batch, ...]` x_t; noise_estimate: ε̂, the same shape.
+      alpha_bar: `[batch]` ᾱ_t of each example.
+
+    Returns:
+      x̂_0, the shape and dtype of `noisy` (x_0 itself when ε̂ = ε).
+
+    Reference: DDPM Eq. 15 (Eq. 4 solved for x_0).
+    """
+    noisy = tf.convert_to_tensor(noisy)
+    alpha_bar = tf.reshape(tf.cast(alpha_bar, noisy.dtype), [-1] + [1] * (noisy.shape.rank - 1))
+    return (noisy - tf.sqrt(1.0 - alpha_bar) * noise_estimate) / tf.sqrt(alpha_bar)
+
+
 def fractional_steps(inference: NoiseSchedule, training: NoiseSchedule) -> tf.Tensor:
     """Maps each inference step to a fractional training step by matching √ᾱ.
 

@@ -199,3 +199,14 @@ def test_sampler_clamps_after_every_step():
 def test_sampler_needs_shape_or_initial_noise():
     with pytest.raises(ValueError, match="x_T or shape"):
         diffusion.sample_fast(toy_eps, diffusion.linear_schedule())
+
+
+def test_predict_x0_inverts_q_sample():
+    schedule = diffusion.linear_schedule()
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, (3, 50)).astype("float32")
+    noise = rng.standard_normal((3, 50)).astype("float32")
+    step = np.array([0, 100, 199])
+    noisy = diffusion.q_sample(x0, step, noise, schedule)
+    alpha_bar = tf.gather(schedule.alpha_bars, step)
+    np.testing.assert_allclose(diffusion.predict_x0(noisy, noise, alpha_bar), x0, atol=2e-4)

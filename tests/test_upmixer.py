@@ -7,7 +7,7 @@ import tensorflow as tf
 from localization_data import first_training_batch, randomise_output_layer, write_tiny_root
 from roundtrip import assert_round_trip
 
-from keras_binaural import diffusion, generation
+from keras_binaural import generation
 from keras_binaural.audio import frontend
 from keras_binaural.data import fairplay
 from keras_binaural.generation import GenerationInputError
@@ -17,7 +17,6 @@ from keras_binaural.models.upmixer import (
     binning_matrix,
     horizontal_profile,
     level_envelope,
-    predict_x0,
     scene_layout,
 )
 
@@ -64,17 +63,6 @@ def clip(tiny_root):
 
 
 # === Math ===
-
-
-def test_predict_x0_inverts_q_sample():
-    schedule = diffusion.linear_schedule()
-    rng = np.random.default_rng(0)
-    x0 = rng.uniform(-1, 1, (3, 50)).astype("float32")
-    noise = rng.standard_normal((3, 50)).astype("float32")
-    step = np.array([0, 100, 199])
-    noisy = diffusion.q_sample(x0, step, noise, schedule)
-    alpha_bar = tf.gather(schedule.alpha_bars, step)
-    np.testing.assert_allclose(predict_x0(noisy, noise, alpha_bar), x0, atol=2e-4)
 
 
 def test_level_envelope_follows_the_local_peak_with_a_floor():

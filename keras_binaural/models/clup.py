@@ -34,9 +34,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_binaural import diffusion
 from keras_binaural.audio import frontend
 from keras_binaural.models.localization import ssm_loss, weighted_mean
-from keras_binaural.models.upmixer import Upmixer, predict_x0
+from keras_binaural.models.upmixer import Upmixer
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
 _CLUP_LOCALIZER_KEYS = ("use_ssm", "lambda_sce", "lambda_obj", "lambda_ssm")
@@ -130,7 +131,7 @@ class CLUP(Upmixer):
             the negative frame.
         """
         alpha_bar = tf.cast(tf.gather(self.training_schedule.alpha_bars, terms["step"]), tf.float32)
-        estimate = predict_x0(terms["noisy"], terms["noise_estimate"], alpha_bar)
+        estimate = diffusion.predict_x0(terms["noisy"], terms["noise_estimate"], alpha_bar)
         diff = tf.clip_by_value(estimate, -self.clip_value, self.clip_value) * terms["scale"]
         mono = tf.convert_to_tensor(data["mono"], tf.float32)
         chunk = mono.shape[1] if mono.shape[1] is not None else tf.shape(mono)[1]

@@ -114,17 +114,6 @@ def level_envelope(mono, min_scale: float, normalized_peak: float = 1.0,
     return tf.maximum(local, min_scale) / normalized_peak
 
 
-def predict_x0(noisy, noise_estimate, alpha_bar):
-    """One-step estimate x̂_0 = (x_t - √(1 - ᾱ_t) ε̂) / √ᾱ_t (DDPM Eq. 15, solved for x_0).
-
-    Args:
-      noisy: `[batch, ...]` x_t; noise_estimate: ε̂, the same shape.
-      alpha_bar: `[batch]` ᾱ_t of each example.
-    """
-    alpha_bar = ops.reshape(ops.cast(alpha_bar, noisy.dtype), (-1,) + (1,) * (noisy.ndim - 1))
-    return (noisy - ops.sqrt(1.0 - alpha_bar) * noise_estimate) / ops.sqrt(alpha_bar)
-
-
 def binning_matrix(width: int, bins: int) -> np.ndarray:
     """`[width, bins]` matrix averaging pixel columns into `bins` equal bins by overlap.
 
