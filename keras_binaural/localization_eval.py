@@ -51,6 +51,7 @@ from keras_binaural import files
 from keras_binaural.audio import frontend
 from keras_binaural.conventions import CHUNK_SAMPLES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from keras_binaural.data import fairplay
+from keras_binaural.localization_metrics import AudioVisualDistance, PairAccuracy, softmax_scaled
 from keras_binaural.models import localization as loc
 
 # === Windows ===
@@ -311,8 +312,8 @@ def evaluate_localization(
     if len(set(pool_clip.tolist())) < 2:
         raise ValueError("The negative pool holds frames of one clip only; raise "
                          "negative_pool_size.")
-    distance, accuracy = loc.AudioVisualDistance(), loc.PairAccuracy()
-    distance_clear, accuracy_clear = loc.AudioVisualDistance(), loc.PairAccuracy()
+    distance, accuracy = AudioVisualDistance(), PairAccuracy()
+    distance_clear, accuracy_clear = AudioVisualDistance(), PairAccuracy()
     ambiguous_total = 0
     # Pointing-game records by `refine` (False: the largest cell's centre; True: refined).
     outcomes_all, columns_all = {False: [], True: []}, {False: [], True: []}
@@ -334,7 +335,7 @@ def evaluate_localization(
             d_negative = pair_distances(model, pool_visual[negative], audio, batch_size)
         else:
             d_negative = pair_distances(model, visual, pool_audio[negative], batch_size)
-        scaled = loc.softmax_scaled(tf.constant(d_positive), tf.constant(d_negative))
+        scaled = softmax_scaled(tf.constant(d_positive), tf.constant(d_negative))
         distance.update_state(*scaled)
         accuracy.update_state(*scaled)
         if have_metadata:
@@ -437,7 +438,7 @@ def correlation_matrix(model, mono_patch, frames, batch_size: int = 32) -> dict:
     distance = pair_distances(model, visual[columns.ravel()], audio[rows.ravel()],
                               batch_size).reshape(n, n)
     positive = np.repeat(np.diag(distance)[:, None], n, axis=1)
-    scaled_positive, scaled_negative = (keras.ops.convert_to_numpy(v) for v in loc.softmax_scaled(
+    scaled_positive, scaled_negative = (keras.ops.convert_to_numpy(v) for v in softmax_scaled(
         tf.constant(positive, tf.float32), tf.constant(distance, tf.float32)))
     off_diagonal = ~np.eye(n, dtype=bool)
     scaled = np.where(off_diagonal, scaled_negative, 0.0)

@@ -35,6 +35,9 @@ original evaluation's normalisation flag (an all-zero signal stays zero).
 The TensorFlow versions compute in float64 inside, whatever the input dtype: the phase of a
 near-silent STFT bin is rounding noise in float32, which would make PHA depend on the backend.
 They return float32.
+
+The localization evaluation's pair metrics (supp. Eq. 10-11) are in
+`keras_binaural.localization_metrics`.
 """
 
 from __future__ import annotations

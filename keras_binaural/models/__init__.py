@@ -11,11 +11,9 @@ from keras_binaural.models.denoiser import (
 )
 from keras_binaural.models.hub import HubVGGishEmbedder, vggish_embedder
 from keras_binaural.models.localization import (
-    AudioVisualDistance,
     BaselineHead,
     LocalizationModel,
     OSAHead,
-    PairAccuracy,
     SSMHead,
 )
 from keras_binaural.models.resnet import (
@@ -29,7 +27,6 @@ from keras_binaural.models.vggish import VGGish, VGGishEmbedder, load_vggish_che
 
 __all__ = [
     "CLUP",
-    "AudioVisualDistance",
     "BaselineHead",
     "BasicBlock",
     "DiffusionStepEmbedding",
@@ -38,7 +35,6 @@ __all__ = [
     "LocalizationModel",
     "LogMelCNN",
     "OSAHead",
-    "PairAccuracy",
     "ResNet18",
     "ResidualLayer",
     "SSMHead",

@@ -51,6 +51,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_binaural.localization_metrics import (
+    AudioVisualDistance,
+    PairAccuracy,
+    scaled_pair_distance,
+    softmax_scaled,
+)
 from keras_binaural.models.audio_encoders import (
     AUDIO_ENCODERS,
     check_patches,
@@ -68,7 +74,7 @@ NEGATIVES = ("batch", "pair")
 _EPSILON = 1e-12
 
 
-# === Math (supp. Eq. 1-3, 10-11; main-paper Eq. 5-6 as we read them) ===
+# === Math (supp. Eq. 1-3; main-paper Eq. 5-6 as we read them) ===
 
 
 def l2_distance(x, y):
@@ -77,25 +83,6 @@ def l2_distance(x, y):
     The squared norm is floored at 1e-12 so that the gradient stays finite at x = y.
     """
     squared = keras.ops.sum(keras.ops.square(x - y), axis=-1)
-    return keras.ops.sqrt(keras.ops.maximum(squared, _EPSILON))
-
-
-def softmax_scaled(d_positive, d_negative):
-    """Softmax over a positive/negative pair of distances (supp. Eq. 10's scaling).
-
-    Args:
-      d_positive, d_negative: `[batch]` raw distances d+ and d-.
-
-    Returns:
-      (D+, D-), each `[batch]` in [0, 1] with D+ + D- = 1; D+ -> 0 when d+ << d-.
-    """
-    scaled = keras.ops.softmax(keras.ops.stack([d_positive, d_negative], axis=-1), axis=-1)
-    return scaled[..., 0], scaled[..., 1]
-
-
-def scaled_pair_distance(scaled_positive, scaled_negative):
-    """||(D+, D-) - (0, 1)||_2 per pair (supp. Eq. 3 and 10): `[batch]` -> `[batch]`."""
-    squared = keras.ops.square(scaled_positive) + keras.ops.square(scaled_negative - 1.0)
     return keras.ops.sqrt(keras.ops.maximum(squared, _EPSILON))
 
 
@@ -239,18 +226,6 @@ def upsample_map(cell_map, frame_hw: tuple[int, int], stride: int = VISUAL_STRID
     return resized[:, :height, :width, 0]
 
 
-def pair_accuracy(true_positives, true_negatives, false_negatives):
-    """Supp. Eq. 11: (TP + TN) / (2 (TP + FN)); 0 when there are no positive pairs.
-
-    TP: positive pairs predicted paired (D+ <= 0.5); FN: positive pairs predicted unpaired;
-    TN: negative pairs predicted unpaired (D- > 0.5). With one negative per positive the
-    denominator is the number of pairs.
-    """
-    positives = keras.ops.convert_to_tensor(true_positives + false_negatives, "float32")
-    correct = keras.ops.convert_to_tensor(true_positives + true_negatives, "float32")
-    return keras.ops.where(positives > 0, correct / (2.0 * keras.ops.maximum(positives, 1.0)), 0.0)
-
-
 def negative_audio_indices(clip_ids=None, batch_size=None):
     """For each example, the nearest other example of the batch from another clip.
 
@@ -279,97 +254,6 @@ def negative_audio_indices(clip_ids=None, batch_size=None):
     first = tf.argmax(tf.cast(other, tf.int32), axis=1, output_type=tf.int32)
     indices = tf.gather(candidates, first, batch_dims=1)
     return indices, tf.reduce_any(other, axis=1)
-
-
-# === Metrics (supp. Eq. 10-11) ===
-
-
-@keras.saving.register_keras_serializable(package="keras_binaural")
-class AudioVisualDistance(keras.metrics.Metric):
-    """Mean audio-visual distance ||(D+, D-) - (0, 1)||_2 over pairs (supp. Eq. 10).
-
-    Call arguments (`update_state`):
-      scaled_positive: `[batch]` D+ of the positive pairs (softmax-scaled, `softmax_scaled`).
-      scaled_negative: `[batch]` D- of their negative pairs.
-      sample_weight: optional `[batch]` weights (0 drops a pair).
-
-    Example:
-    >>> metric = AudioVisualDistance()
-    >>> metric.update_state(*softmax_scaled(d_positive, d_negative))  # doctest: +SKIP
-    """
-
-    def __init__(self, name: str = "distance", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_variable((), initializer="zeros", name="total")
-        self.count = self.add_variable((), initializer="zeros", name="count")
-
-    def update_state(self, scaled_positive, scaled_negative, sample_weight=None):
-        values = keras.ops.cast(scaled_pair_distance(scaled_positive, scaled_negative), "float32")
-        weights = keras.ops.ones_like(values) if sample_weight is None else keras.ops.cast(
-            sample_weight, "float32")
-        self.total.assign_add(keras.ops.sum(values * weights))
-        self.count.assign_add(keras.ops.sum(weights))
-
-    def result(self):
-        return self.total / keras.ops.maximum(self.count, 1e-12)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
-
-
-@keras.saving.register_keras_serializable(package="keras_binaural")
-class PairAccuracy(keras.metrics.Metric):
-    """Audio-visual pair classification accuracy (supp. Eq. 11), from accumulated counts.
-
-    A pair is predicted "paired" when its scaled distance D <= `threshold` (0.5). Positive pairs
-    give TP (D+ <= 0.5) or FN; negative pairs give TN (D- > 0.5) or FP. Result:
-    (TP + TN) / (2 (TP + FN)). The four counts are kept (`counts()`).
-
-    Args:
-      threshold: the "paired" threshold on D.
-      name: metric name.
-
-    Call arguments (`update_state`):
-      scaled_positive: `[batch]` D+ of the positive pairs.
-      scaled_negative: `[batch]` D- of the negative pairs.
-      sample_weight: optional `[batch]` weights (0 drops a pair).
-    """
-
-    def __init__(self, threshold: float = 0.5, name: str = "accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.threshold = threshold
-        self.true_positives = self.add_variable((), initializer="zeros", name="true_positives")
-        self.false_negatives = self.add_variable((), initializer="zeros", name="false_negatives")
-        self.true_negatives = self.add_variable((), initializer="zeros", name="true_negatives")
-        self.false_positives = self.add_variable((), initializer="zeros", name="false_positives")
-
-    def update_state(self, scaled_positive, scaled_negative, sample_weight=None):
-        positive_paired = keras.ops.cast(scaled_positive <= self.threshold, "float32")
-        negative_paired = keras.ops.cast(scaled_negative <= self.threshold, "float32")
-        weights = keras.ops.ones_like(positive_paired) if sample_weight is None else (
-            keras.ops.cast(sample_weight, "float32"))
-        self.true_positives.assign_add(keras.ops.sum(positive_paired * weights))
-        self.false_negatives.assign_add(keras.ops.sum((1.0 - positive_paired) * weights))
-        self.true_negatives.assign_add(keras.ops.sum((1.0 - negative_paired) * weights))
-        self.false_positives.assign_add(keras.ops.sum(negative_paired * weights))
-
-    def result(self):
-        return pair_accuracy(self.true_positives, self.true_negatives, self.false_negatives)
-
-    def counts(self) -> dict[str, float]:
-        """The accumulated TP, FN, TN and FP."""
-        return {name: float(keras.ops.convert_to_numpy(variable)) for name, variable in (
-            ("true_positives", self.true_positives), ("false_negatives", self.false_negatives),
-            ("true_negatives", self.true_negatives), ("false_positives", self.false_positives))}
-
-    def reset_state(self):
-        for variable in (self.true_positives, self.false_negatives, self.true_negatives,
-                         self.false_positives):
-            variable.assign(0.0)
-
-    def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold}
 
 
 # === Layers ===
