@@ -52,7 +52,7 @@ from keras_binaural.audio import frontend
 from keras_binaural.conventions import CHUNK_SAMPLES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from keras_binaural.data import fairplay
 from keras_binaural.localization_metrics import AudioVisualDistance, PairAccuracy, softmax_scaled
-from keras_binaural.models import localization as loc
+from keras_binaural.models.localization_core import VISUAL_STRIDE
 
 # === Windows ===
 
@@ -152,7 +152,7 @@ def map_peaks(cell_maps, frame_hw: tuple[int, int], refine: bool = False) -> np.
                 grid_r, grid_c = np.mgrid[r0:r1, c0:c1]
                 peaks[index] = [(patch * grid_r).sum() / patch.sum(),
                                 (patch * grid_c).sum() / patch.sum()]
-    pixels = loc.VISUAL_STRIDE * peaks + (loc.VISUAL_STRIDE - 1) / 2.0
+    pixels = VISUAL_STRIDE * peaks + (VISUAL_STRIDE - 1) / 2.0
     return np.clip(pixels, 0.0, np.array(frame_hw, np.float64) - 1.0)
 
 

@@ -5,6 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from localization_data import write_tiny_root
+from localization_reference import (
+    np_dense,
+    np_osa,
+    np_pair_loss,
+    np_ssm_distance,
+    to_numpy,
+)
 from roundtrip import assert_round_trip
 
 from keras_binaural.data import fairplay
@@ -13,65 +20,6 @@ from keras_binaural.models.audio_encoders import LogMelCNN, make_audio_encoder
 
 RNG = np.random.default_rng(0)
 SIZE = 64  # frames 64 x 64 -> 2 x 2 visual cells
-
-
-# === numpy references ===
-
-
-def _np_dense(layer, x, relu=False):
-    y = x @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias)
-    return np.maximum(y, 0.0) if relu else y
-
-
-def _np_layer_norm(layer, x):
-    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    gamma, beta = (keras.ops.convert_to_numpy(w) for w in (layer.gamma, layer.beta))
-    return (x - mean) / np.sqrt(var + layer.epsilon) * gamma + beta
-
-
-def _np_attention(visual, query, temperature):
-    v = visual / np.linalg.norm(visual, axis=-1, keepdims=True)
-    q = query / np.linalg.norm(query, axis=-1, keepdims=True)
-    logits = np.einsum("bhwc,bc->bhw", v, q) / temperature
-    flat = logits.reshape(len(logits), -1)
-    flat = np.exp(flat - flat.max(1, keepdims=True))
-    return (flat / flat.sum(1, keepdims=True)).reshape(logits.shape)
-
-
-def _np_pair_loss(d_positive, d_negative):
-    e = np.exp(np.stack([d_positive, d_negative], -1))
-    scaled = e / e.sum(-1, keepdims=True)
-    return np.sqrt(scaled[:, 0] ** 2 + (scaled[:, 1] - 1.0) ** 2)
-
-
-def _np_osa(head, embedding, visual):
-    a = _np_layer_norm(head.audio_norm, _np_dense(head.audio_fc2,
-                                                  _np_dense(head.audio_fc1, embedding, True)))
-    s = _np_layer_norm(head.scene_norm, visual.mean((1, 2)))
-    attention = _np_attention(visual, a, head.temperature)
-    pooled = np.einsum("bhwc,bhw->bc", visual, attention)
-    o = _np_dense(head.object_fc2, _np_dense(head.object_fc1, pooled, True))
-    return a, s, o, attention
-
-
-def _np_ssm_distance(head, embedding, visual):
-    a = _np_layer_norm(head.audio_norm, _np_dense(head.audio_fc2,
-                                                  _np_dense(head.audio_fc1, embedding, True)))
-    f = head.feature_size
-    h, w = visual.shape[1:3]
-    xs, ys = (2 * np.arange(w) + 1) / w - 1, (2 * np.arange(h) + 1) / h - 1
-    parts = []
-    for half in (a[:, :f], a[:, f:]):
-        attention = _np_attention(visual, half, head.temperature)
-        parts += [np.einsum("bhwc,bhw->bc", visual, attention),
-                  (attention.sum(1) * xs).sum(-1, keepdims=True),
-                  (attention.sum(2) * ys).sum(-1, keepdims=True)]
-    o = _np_dense(head.object_fc2, _np_dense(head.object_fc1, np.concatenate(parts, -1), True))
-    return np.linalg.norm(a - o, axis=-1)
-
-
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 # === fixtures ===
@@ -97,76 +45,6 @@ def _batch(batch=4, size=SIZE, clip_ids=(b"a", b"a", b"b", b"c")):
     }
 
 
-# === math ===
-
-
-def test_masked_pair_loss_averages_the_valid_negatives():
-    d_pos = np.array([1.0, 2.0])
-    d_all = np.array([[1.0, 3.0, 0.5], [0.0, 2.5, 4.0]])
-    mask = np.array([[0, 1, 1], [0, 0, 0]])
-    losses, valid = (_np(v) for v in loc.masked_pair_loss(
-        tf.constant(d_pos, tf.float32), tf.constant(d_all, tf.float32), mask))
-    expected = _np_pair_loss(np.array([1.0, 1.0]), np.array([3.0, 0.5])).mean()
-    np.testing.assert_allclose(losses, [expected, 0.0], atol=1e-6)
-    np.testing.assert_array_equal(valid, [1.0, 0.0])
-
-
-def test_pair_loss_against_hand_computed_values():
-    # d+ = 1, d- = 3: D+ = 1 / (1 + e^2) = 0.119203, D- = 0.880797, l = sqrt(2) D+ = 0.168578.
-    loss = _np(loc.pair_loss(tf.constant([1.0, 3.0]), tf.constant([3.0, 1.0])))
-    np.testing.assert_allclose(loss, [0.168578, 1.245635], atol=1e-5)
-    scaled = [_np(v) for v in loc.softmax_scaled(tf.constant([1.0]), tf.constant([3.0]))]
-    np.testing.assert_allclose(np.concatenate(scaled), [0.119203, 0.880797], atol=1e-6)
-    d = _np(loc.l2_distance(tf.constant([[0.0, 0.0], [1.0, 1.0]]),
-                            tf.constant([[3.0, 4.0], [1.0, 1.0]])))
-    np.testing.assert_allclose(d, [5.0, 1e-6], atol=1e-6)
-
-
-def test_ssm_loss_is_the_mean_of_both_pair_losses():
-    d_pos, d_frame, d_swap = np.array([1.0, 2.0]), np.array([3.0, 0.5]), np.array([1.5, 4.0])
-    expected = 0.5 * (_np_pair_loss(d_pos, d_frame) + _np_pair_loss(d_pos, d_swap))
-    actual = _np(loc.ssm_loss(*(tf.constant(v, tf.float32) for v in (d_pos, d_frame, d_swap))))
-    np.testing.assert_allclose(actual, expected, atol=1e-6)
-
-
-def test_baseline_gate_is_supp_eq_1():
-    f_v, f_a = np.array([[1.0, 2.0]]), np.array([[0.5, -1.0]])  # f_v . f_a = -1.5
-    expected = f_v / (1.0 + np.exp(1.5))
-    np.testing.assert_allclose(_np(loc.baseline_gate(f_v, f_a)), expected, atol=1e-6)
-
-
-def test_attention_sums_to_one_and_peaks_where_the_feature_matches_the_audio():
-    query = RNG.normal(size=(2, 16)).astype("float32")
-    visual = RNG.normal(size=(2, 3, 5, 16)).astype("float32")
-    visual[0, 1, 3] = 2.0 * query[0]  # example 0: cell (1, 3) holds the audio's feature
-    visual[1, 2, 0] = 0.5 * query[1]  # example 1: cell (2, 0)
-    attention = _np(loc.object_attention(visual, query, temperature=0.07))
-    np.testing.assert_allclose(attention.sum((1, 2)), 1.0, atol=1e-5)
-    assert (attention >= 0).all()
-    assert np.unravel_index(attention[0].argmax(), (3, 5)) == (1, 3)
-    assert np.unravel_index(attention[1].argmax(), (3, 5)) == (2, 0)
-    np.testing.assert_allclose(attention, _np_attention(visual, query, 0.07), atol=1e-5)
-    # The map over a 96 x 160 frame peaks in cell (1, 3)'s 32 x 32 pixel square.
-    full = _np(loc.upsample_map(attention, (96, 160)))
-    assert full.shape == (2, 96, 160)
-    row, column = np.unravel_index(full[0].argmax(), (96, 160))
-    assert 32 <= row < 64 and 96 <= column < 128
-    centroid = _np(loc.attention_centroid(attention))
-    assert centroid[0, 0] > 0.2 and centroid[1, 0] < -0.2  # right of centre; left of centre
-
-
-def test_negative_audio_indices_skip_the_same_clip():
-    ids = tf.constant([b"a", b"a", b"b", b"c", b"c"])
-    indices, valid = (_np(v) for v in loc.negative_audio_indices(ids))
-    np.testing.assert_array_equal(indices, [2, 2, 3, 0, 0])
-    assert valid.all()
-    indices, valid = (_np(v) for v in loc.negative_audio_indices(tf.constant([b"a", b"a"])))
-    assert not valid.any()
-    indices, valid = (_np(v) for v in loc.negative_audio_indices(None, batch_size=3))
-    np.testing.assert_array_equal(indices, [1, 2, 0])
-    assert valid.all()
-
-
 # === layers ===
 
 
@@ -175,10 +53,10 @@ def test_osa_head_matches_numpy_and_round_trips(tmp_path):
     inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
               "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
     out = assert_round_trip(head, inputs, tmp_path)
-    a, s, o, attention = _np_osa(head, inputs["audio_embedding"], inputs["visual"])
+    a, s, o, attention = np_osa(head, inputs["audio_embedding"], inputs["visual"])
     for key, value in (("audio_feature", a), ("scene_feature", s), ("object_feature", o),
                        ("attention", attention)):
-        np.testing.assert_allclose(_np(out[key]), value, atol=1e-4, err_msg=key)
+        np.testing.assert_allclose(to_numpy(out[key]), value, atol=1e-4, err_msg=key)
 
 
 def test_ssm_head_matches_numpy_and_round_trips(tmp_path):
@@ -187,16 +65,16 @@ def test_ssm_head_matches_numpy_and_round_trips(tmp_path):
               "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
     out = assert_round_trip(head, inputs, tmp_path)
     assert out["audio_feature"].shape == (3, 16) and out["attention"].shape == (3, 2, 2, 3)
-    np.testing.assert_allclose(_np(loc.l2_distance(out["audio_feature"], out["object_feature"])),
-                               _np_ssm_distance(head, inputs["audio_embedding"], inputs["visual"]),
+    np.testing.assert_allclose(to_numpy(loc.l2_distance(out["audio_feature"], out["object_feature"])),
+                               np_ssm_distance(head, inputs["audio_embedding"], inputs["visual"]),
                                atol=1e-4)
     # The swapped negative is the same audio with its halves exchanged.
-    _, d_frame, d_swap = (_np(v) for v in head.pair_distances(
+    _, d_frame, d_swap = (to_numpy(v) for v in head.pair_distances(
         tf.constant(inputs["audio_embedding"]), inputs["visual"], inputs["visual"][::-1]))
     embedding = inputs["audio_embedding"]
     swapped = np.concatenate([embedding[:, 5:], embedding[:, :5]], 1)
-    np.testing.assert_allclose(d_swap, _np_ssm_distance(head, swapped, inputs["visual"]), atol=1e-4)
-    np.testing.assert_allclose(d_frame, _np_ssm_distance(head, inputs["audio_embedding"],
+    np.testing.assert_allclose(d_swap, np_ssm_distance(head, swapped, inputs["visual"]), atol=1e-4)
+    np.testing.assert_allclose(d_frame, np_ssm_distance(head, inputs["audio_embedding"],
                                                          inputs["visual"][::-1]), atol=1e-4)
 
 
@@ -205,9 +83,9 @@ def test_baseline_head_round_trips(tmp_path):
     inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
               "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
     out = assert_round_trip(head, inputs, tmp_path)
-    f_a = _np_dense(head.audio_fc2, _np_dense(head.audio_fc1, inputs["audio_embedding"], True))
-    np.testing.assert_allclose(_np(out["audio_feature"]), f_a, atol=1e-5)
-    assert ((_np(out["attention"]) >= 0) & (_np(out["attention"]) <= 1)).all()
+    f_a = np_dense(head.audio_fc2, np_dense(head.audio_fc1, inputs["audio_embedding"], True))
+    np.testing.assert_allclose(to_numpy(out["audio_feature"]), f_a, atol=1e-5)
+    assert ((to_numpy(out["attention"]) >= 0) & (to_numpy(out["attention"]) <= 1)).all()
 
 
 def test_heads_reject_visual_maps_of_another_width():
@@ -237,8 +115,8 @@ def test_model_round_trip_and_outputs(osa_model, baseline_model, tmp_path):
         assert out["map"].shape == (4, SIZE, SIZE) and out["attention"].shape == (4, 2, 2)
         assert out["object_feature"].shape == out["scene_feature"].shape == (4, 512)
     # OSA's map is A upsampled: the largest cell's 32 x 32 square holds the peak.
-    maps = _np(osa_model.localize(data["frame"], data["mono_patch"]))
-    attention = _np(osa_model(inputs)["attention"])
+    maps = to_numpy(osa_model.localize(data["frame"], data["mono_patch"]))
+    attention = to_numpy(osa_model(inputs)["attention"])
     np.testing.assert_allclose(attention.sum((1, 2)), 1.0, atol=1e-5)
     for one_map, cells in zip(maps, attention):
         row, column = np.unravel_index(one_map.argmax(), one_map.shape)
@@ -253,15 +131,15 @@ def _distance(x, y):
 
 def _np_osa_terms(model, data):
     """l_sce_loc and l_obj_loc in numpy, for both `negatives` settings, and the metric's D+."""
-    visual = _np(model.encode_frames(data["frame"]))
-    negative = _np(model.encode_frames(data["negative_frame"]))
-    embedding = _np(model.encode_audio(data["mono_patch"]))
+    visual = to_numpy(model.encode_frames(data["frame"]))
+    negative = to_numpy(model.encode_frames(data["negative_frame"]))
+    embedding = to_numpy(model.encode_audio(data["mono_patch"]))
     candidates = np.concatenate([visual, negative])  # positives 0..3, own negatives 4..7
     batch = len(visual)
     ids = data["clip_id"]
     d = {"scene": np.zeros([batch, 2 * batch]), "object": np.zeros([batch, 2 * batch])}
     for k in range(2 * batch):
-        a, s, o, _ = _np_osa(model.head, embedding, np.repeat(candidates[k : k + 1], batch, 0))
+        a, s, o, _ = np_osa(model.head, embedding, np.repeat(candidates[k : k + 1], batch, 0))
         d["scene"][:, k], d["object"][:, k] = _distance(a, s), _distance(a, o)
     terms = {}
     for mode in ("pair", "batch"):
@@ -271,7 +149,7 @@ def _np_osa_terms(model, data):
             mask[:, :batch] = ids[:, None] != ids[None, :]
         for name in ("scene", "object"):
             positive = np.diag(d[name])
-            losses = [np.mean([_np_pair_loss(positive[i : i + 1], d[name][i, k : k + 1])[0]
+            losses = [np.mean([np_pair_loss(positive[i : i + 1], d[name][i, k : k + 1])[0]
                                for k in np.flatnonzero(mask[i])]) for i in range(batch)]
             terms[mode, name] = np.mean(losses)
     d_sum = d["scene"] + d["object"]
@@ -286,15 +164,15 @@ def test_osa_losses_match_numpy(osa_model):
     assert float(results["sce_loss"]) == pytest.approx(terms["batch", "scene"], abs=1e-4)
     assert float(results["obj_loss"]) == pytest.approx(terms["batch", "object"], abs=1e-4)
     # The metrics score the own negative frame: D+ of ||a - s|| + ||a - o|| (the default).
-    np.testing.assert_allclose(_np(results["scaled_positive"]), scaled_positive, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(results["scaled_positive"]), scaled_positive, atol=1e-4)
 
-    binaural = _np(osa_model.encode_audio(data["binaural_patch"].reshape(-1, 96, 64)))
+    binaural = to_numpy(osa_model.encode_audio(data["binaural_patch"].reshape(-1, 96, 64)))
     binaural = binaural.reshape(4, 256)
     swapped = np.concatenate([binaural[:, 128:], binaural[:, :128]], 1)
     head = osa_model.ssm_head
-    d_positive = _np_ssm_distance(head, binaural, visual)
-    ssm = 0.5 * (_np_pair_loss(d_positive, _np_ssm_distance(head, binaural, negative))
-                 + _np_pair_loss(d_positive, _np_ssm_distance(head, swapped, visual))).mean()
+    d_positive = np_ssm_distance(head, binaural, visual)
+    ssm = 0.5 * (np_pair_loss(d_positive, np_ssm_distance(head, binaural, negative))
+                 + np_pair_loss(d_positive, np_ssm_distance(head, swapped, visual))).mean()
     assert float(results["ssm_loss"]) == pytest.approx(ssm, abs=1e-4)
     expected = terms["batch", "scene"] + terms["batch", "object"] + ssm
     assert float(results["loss"]) == pytest.approx(expected, abs=1e-4)
@@ -310,18 +188,18 @@ def test_osa_losses_match_numpy(osa_model):
 
 def test_baseline_loss_matches_numpy(baseline_model):
     data = _batch()  # clip ids a, a, b, c
-    visual = _np(baseline_model.visual_encoder(data["frame"], training=True))
-    embedding = _np(baseline_model.audio_encoder(data["mono_patch"], training=True))
+    visual = to_numpy(baseline_model.visual_encoder(data["frame"], training=True))
+    embedding = to_numpy(baseline_model.audio_encoder(data["mono_patch"], training=True))
     head = baseline_model.head
-    f_a = _np_dense(head.audio_fc2, _np_dense(head.audio_fc1, embedding, True))
+    f_a = np_dense(head.audio_fc2, np_dense(head.audio_fc1, embedding, True))
     f_v = visual.mean((1, 2))
     gated = f_v / (1.0 + np.exp(-(f_v * f_a).sum(-1, keepdims=True)))  # supp. Eq. 1
     d = _distance(gated[:, None], f_a[None, :])  # d[i, j] = ||f'_v,i - f_a,j||
     ids = data["clip_id"]
-    batch_loss = np.mean([np.mean(_np_pair_loss(np.full(4, d[i, i]), d[i])[ids != ids[i]])
+    batch_loss = np.mean([np.mean(np_pair_loss(np.full(4, d[i, i]), d[i])[ids != ids[i]])
                           for i in range(4)])
     # "pair": the nearest other clip's audio: examples 2, 2, 3, 0.
-    pair_loss = _np_pair_loss(np.diag(d), d[np.arange(4), [2, 2, 3, 0]]).mean()
+    pair_loss = np_pair_loss(np.diag(d), d[np.arange(4), [2, 2, 3, 0]]).mean()
     results = baseline_model.compute_losses(data, training=True)
     # float32 features of norm ~100 after an untrained ResNet: compare relatively.
     assert float(results["baseline_loss"]) == pytest.approx(batch_loss, rel=1e-3, abs=1e-4)
@@ -337,11 +215,11 @@ def test_auto_distance_leaves_out_a_switched_off_term():
     model = loc.LocalizationModel(lambda_sce=0.0, audio_width_multiplier=0.0625)
     visual = RNG.uniform(size=(2, 2, 2, 512)).astype("float32")
     audio = model.audio_feature(RNG.normal(size=(2, 128)).astype("float32"))
-    d_scene, d_object = (_np(v) for v in model.head.pair_distances(audio, visual))
-    np.testing.assert_allclose(_np(model.pair_distance(visual, audio)), d_object, atol=1e-5)
+    d_scene, d_object = (to_numpy(v) for v in model.head.pair_distances(audio, visual))
+    np.testing.assert_allclose(to_numpy(model.pair_distance(visual, audio)), d_object, atol=1e-5)
     summed = loc.LocalizationModel.from_config({**model.get_config(), "distance_feature": "sum"})
     summed.set_weights(model.get_weights())
-    np.testing.assert_allclose(_np(summed.pair_distance(visual, audio)), d_scene + d_object,
+    np.testing.assert_allclose(to_numpy(summed.pair_distance(visual, audio)), d_scene + d_object,
                                atol=1e-4)
 
 

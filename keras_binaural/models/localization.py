@@ -1,19 +1,6 @@
 """Visual sounding-object localization: OSA, SSM and the additional baseline (SPEC section 4).
 
-Paper symbols -> code names (supp. section 1 and 2; "our reading" of main-paper Eq. 5-6):
-    e            audio embedding of a 0.96 s log-mel patch      `audio_embedding` [batch, 128]
-    a = f_a^m    LayerNorm(FC(ReLU(FC(e))))                     `audio_feature`   [batch, 512]
-    V, V-        ResNet-18 map of the positive / negative frame `visual`, `negative_visual`
-                                                                [batch, h, w, 512]
-    s = f_v^n    LayerNorm(GlobalAvgPool(V))  (scene)           `scene_feature`   [batch, 512]
-    A            softmax_ij(<V^_ij, a^> / tau)  (Eq. 5)         `attention`       [batch, h, w]
-    o, o-        FC(ReLU(FC(sum_ij A_ij V_ij)))  (Eq. 5, 6)     `object_feature`  [batch, 512]
-    d+, d-       ||a - f+||_2, ||a - f-||_2  (supp. Eq. 2)       `d_positive`, `d_negative`
-    D+, D-       softmax([d+, d-])  (so D+ -> 0 when f+ is near) `scaled_positive`, ...
-    l            ||(D+, D-) - (0, 1)||_2  (supp. Eq. 3, 10)      `pair_loss`
-    l_sce_loc    l with f = s;  l_obj_loc: l with f = o          `sce_loss`, `obj_loss`
-    f_v, f_pa,   pooled visual feature, projected positive /    `visual_feature`,
-    f_na, f'_v   negative audio, gated visual f_v sigma(f_v^T f_pa) (supp. Eq. 1) `gated`
+Paper symbols -> code names: `keras_binaural.models.localization_core`, which holds the math.
 
 Design choices (ours, where the supplement is silent):
 - **OSA** (`OSAHead`): exactly the formulas above; the localization map is A upsampled to the
@@ -54,7 +41,6 @@ import tensorflow as tf
 from keras_binaural.localization_metrics import (
     AudioVisualDistance,
     PairAccuracy,
-    scaled_pair_distance,
     softmax_scaled,
 )
 from keras_binaural.models.audio_encoders import (
@@ -63,197 +49,26 @@ from keras_binaural.models.audio_encoders import (
     make_audio_encoder,
 )
 from keras_binaural.models.base import LossTermsModel
+from keras_binaural.models.localization_core import (
+    attention_centroid,
+    attention_pool,
+    baseline_gate,
+    l2_distance,
+    l2_normalize,
+    masked_pair_loss,
+    negative_audio_indices,
+    object_attention,
+    ssm_loss,
+    upsample_map,
+    weighted_mean,
+)
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
 FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
-VISUAL_STRIDE = 32  # ResNet-18's output stride: one map cell per 32 x 32 pixels
 LOCALIZERS = ("osa", "baseline")
 DISTANCE_FEATURES = ("auto", "sum", "scene", "object")
 NEGATIVES = ("batch", "pair")
-_EPSILON = 1e-12
-
-
-# === Math (supp. Eq. 1-3; main-paper Eq. 5-6 as we read them) ===
-
-
-def l2_distance(x, y):
-    """Euclidean distance ||x - y||_2 over the last axis, `[..., n]` -> `[...]`.
-
-    The squared norm is floored at 1e-12 so that the gradient stays finite at x = y.
-    """
-    squared = keras.ops.sum(keras.ops.square(x - y), axis=-1)
-    return keras.ops.sqrt(keras.ops.maximum(squared, _EPSILON))
-
-
-def pair_loss(d_positive, d_negative):
-    """The softmax-scaled pair loss l = ||softmax([d+, d-]) - (0, 1)||_2 (supp. Eq. 3).
-
-    Args:
-      d_positive, d_negative: `[batch]` raw distances.
-
-    Returns:
-      `[batch]` in [0, sqrt(2)]; since D- = 1 - D+, l = sqrt(2) D+ = sqrt(2) sigmoid(d+ - d-).
-    """
-    return scaled_pair_distance(*softmax_scaled(d_positive, d_negative))
-
-
-def ssm_loss(d_positive, d_negative_frame, d_negative_swap):
-    """The SSM loss: the mean of the pair losses against both negatives, `[batch]`.
-
-    Args:
-      d_positive: `[batch]` ||a - o(V, a)|| for the clip's binaural audio and its frame.
-      d_negative_frame: the same audio with the negative frame V- (another clip).
-      d_negative_swap: the channel-swapped audio a' with the clip's own frame, ||a' - o(V, a')||.
-    """
-    return 0.5 * (pair_loss(d_positive, d_negative_frame) + pair_loss(d_positive, d_negative_swap))
-
-
-def masked_pair_loss(d_positive, d_candidates, mask):
-    """Mean pair loss of each positive against its masked negatives (in-batch negatives).
-
-    Args:
-      d_positive: `[batch]` d+ of each example's positive pair.
-      d_candidates: `[batch, k]` distances of the same anchor to k candidate negatives.
-      mask: `[batch, k]` 1 where the candidate is a valid negative (another clip).
-
-    Returns:
-      (`[batch]` mean over the valid negatives of `pair_loss(d+, d-)` (0 without any),
-      `[batch]` 1 where the example has at least one valid negative).
-    """
-    mask = keras.ops.cast(mask, d_positive.dtype)
-    positive = keras.ops.broadcast_to(keras.ops.expand_dims(d_positive, -1),
-                                      keras.ops.shape(d_candidates))
-    losses = pair_loss(positive, d_candidates)
-    count = keras.ops.sum(mask, axis=-1)
-    valid = keras.ops.cast(count > 0, d_positive.dtype)
-    return keras.ops.sum(losses * mask, axis=-1) / keras.ops.maximum(count, 1.0), valid
-
-
-def weighted_mean(values, weights=None):
-    """Mean of `[batch]` values, or their weighted mean (0 when all weights are 0)."""
-    if weights is None:
-        return keras.ops.mean(values)
-    weights = keras.ops.cast(weights, values.dtype)
-    return keras.ops.sum(values * weights) / keras.ops.maximum(keras.ops.sum(weights), 1.0)
-
-
-def l2_normalize(x, axis=-1):
-    """x / ||x||_2 along `axis` (the norm floored at 1e-6)."""
-    norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(x), axis=axis, keepdims=True))
-    return x / keras.ops.maximum(norm, 1e-6)
-
-
-def object_attention(visual, query, temperature: float):
-    """Object attention A (main-paper Eq. 5, our reading): softmax over the h*w cells.
-
-    Args:
-      visual: `[batch, h, w, c]` visual map V.
-      query: `[batch, c]` audio feature a.
-      temperature: tau > 0; the cosine similarities (in [-1, 1]) are divided by it.
-
-    Returns:
-      `[batch, h, w]`, non-negative, summing to 1 over (h, w) for each example.
-    """
-    logits = keras.ops.einsum("bhwc,bc->bhw", l2_normalize(visual), l2_normalize(query))
-    shape = keras.ops.shape(logits)
-    flat = keras.ops.reshape(logits / temperature, (shape[0], -1))
-    return keras.ops.reshape(keras.ops.softmax(flat, axis=-1), shape)
-
-
-def attention_pool(visual, attention):
-    """sum_ij A_ij V_ij: `[batch, h, w, c]`, `[batch, h, w]` -> `[batch, c]`."""
-    return keras.ops.einsum("bhwc,bhw->bc", visual, attention)
-
-
-def attention_centroid(attention):
-    """The attention's centre of mass (x, y), each in [-1, 1], `[batch, h, w]` -> `[batch, 2]`.
-
-    x runs from the image's left (-1) to its right (+1), y from top to bottom; cell centres are
-    at (2 j + 1) / w - 1.
-    """
-    shape = keras.ops.shape(attention)
-    height, width = shape[1], shape[2]
-    ys = (2.0 * keras.ops.cast(keras.ops.arange(height), attention.dtype) + 1.0) / (
-        keras.ops.cast(height, attention.dtype)) - 1.0
-    xs = (2.0 * keras.ops.cast(keras.ops.arange(width), attention.dtype) + 1.0) / (
-        keras.ops.cast(width, attention.dtype)) - 1.0
-    x = keras.ops.sum(keras.ops.sum(attention, axis=1) * xs, axis=-1)
-    y = keras.ops.sum(keras.ops.sum(attention, axis=2) * ys, axis=-1)
-    return keras.ops.stack([x, y], axis=-1)
-
-
-def baseline_gate(visual_feature, audio_feature):
-    """The additional baseline's visual object feature f'_v = f_v sigma(f_v^T f_pa) (supp. Eq. 1).
-
-    Args:
-      visual_feature: `[..., c]` f_v.
-      audio_feature: `[..., c]` f_pa.
-
-    Returns:
-      `[..., c]` f'_v.
-    """
-    similarity = keras.ops.sum(visual_feature * audio_feature, axis=-1, keepdims=True)
-    return visual_feature * keras.ops.sigmoid(similarity)
-
-
-def upsample_map(cell_map, frame_hw: tuple[int, int], stride: int = VISUAL_STRIDE):
-    """A map over the stride-32 cells -> a map over the frame's pixels (bilinear).
-
-    ResNet-18 pads the frame to a multiple of 32 (its ceil rounding), so cell (i, j) covers the
-    pixels [32 i, 32 i + 32) x [32 j, 32 j + 32) of the padded frame: the map is resized to
-    (32 h, 32 w), cell centres landing on pixel 32 i + 15.5, and cropped to the frame.
-
-    Args:
-      cell_map: `[batch, h, w]`.
-      frame_hw: the frame's (height, width) in pixels, Python ints.
-
-    Returns:
-      `[batch, height, width]`.
-    """
-    height, width = frame_hw
-    cells_h, cells_w = cell_map.shape[1], cell_map.shape[2]
-    if not all(isinstance(size, int) for size in (height, width, cells_h, cells_w)):
-        raise ValueError(
-            "The localization map needs frames with a static height and width (batches of a "
-            f"tf.data pipeline have them); got frame size {frame_hw} and map size "
-            f"{(cells_h, cells_w)}."
-        )
-    resized = keras.ops.image.resize(
-        keras.ops.expand_dims(cell_map, -1), (cells_h * stride, cells_w * stride),
-        interpolation="bilinear", data_format="channels_last",
-    )
-    return resized[:, :height, :width, 0]
-
-
-def negative_audio_indices(clip_ids=None, batch_size=None):
-    """For each example, the nearest other example of the batch from another clip.
-
-    Example i takes the audio of example (i + k) mod batch with the smallest k >= 1 whose clip id
-    differs from its own (the baseline's negative audio f_na). TensorFlow, as it runs in the
-    train step on string ids.
-
-    Args:
-      clip_ids: `[batch]` string (or int) clip ids, or None: then every example takes the next
-        one (k = 1) and all are valid when batch > 1.
-      batch_size: the batch size (a scalar tensor), needed when `clip_ids` is None.
-
-    Returns:
-      (indices `[batch]` int32, valid `[batch]` bool): valid is False for an example with no
-      other clip in its batch (its loss term is dropped).
-    """
-    if clip_ids is None:
-        batch = tf.convert_to_tensor(batch_size, tf.int32)
-        indices = (tf.range(batch) + 1) % batch
-        return indices, tf.fill([batch], batch > 1)
-    batch = tf.shape(clip_ids)[0]
-    # Shifts 1 .. batch - 1, then 0 (itself, never valid) so that the axis is never empty.
-    shifts = tf.concat([tf.range(1, batch), [0]], axis=0)
-    candidates = (tf.range(batch)[:, None] + shifts[None, :]) % batch
-    other = tf.not_equal(tf.gather(clip_ids, candidates), clip_ids[:, None])
-    first = tf.argmax(tf.cast(other, tf.int32), axis=1, output_type=tf.int32)
-    indices = tf.gather(candidates, first, batch_dims=1)
-    return indices, tf.reduce_any(other, axis=1)
 
 
 # === Layers ===
