@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_binaural.models.localization import FEATURE_SIZE
+from keras_binaural.models.localization_heads import FEATURE_SIZE
 from keras_binaural.models.upmixer import Upmixer, horizontal_profile
 
 LINKED = ("binaural_audios", "metadata", "splits", "videos", "dataset.json")

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from localization_data import write_tiny_root
 from localization_reference import (
     np_dense,
@@ -16,7 +15,6 @@ from roundtrip import assert_round_trip
 
 from keras_binaural.data import fairplay
 from keras_binaural.models import localization as loc
-from keras_binaural.models.audio_encoders import LogMelCNN, make_audio_encoder
 
 RNG = np.random.default_rng(0)
 SIZE = 64  # frames 64 x 64 -> 2 x 2 visual cells
@@ -43,65 +41,6 @@ def _batch(batch=4, size=SIZE, clip_ids=(b"a", b"a", b"b", b"c")):
         "binaural_patch": RNG.normal(size=(batch, 2, 96, 64)).astype("float32"),
         "clip_id": np.array(clip_ids[:batch]),
     }
-
-
-# === layers ===
-
-
-def test_osa_head_matches_numpy_and_round_trips(tmp_path):
-    head = loc.OSAHead(feature_size=8, temperature=0.1)
-    inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
-              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
-    out = assert_round_trip(head, inputs, tmp_path)
-    a, s, o, attention = np_osa(head, inputs["audio_embedding"], inputs["visual"])
-    for key, value in (("audio_feature", a), ("scene_feature", s), ("object_feature", o),
-                       ("attention", attention)):
-        np.testing.assert_allclose(to_numpy(out[key]), value, atol=1e-4, err_msg=key)
-
-
-def test_ssm_head_matches_numpy_and_round_trips(tmp_path):
-    head = loc.SSMHead(feature_size=8, temperature=0.1)
-    inputs = {"audio_embedding": RNG.normal(size=(3, 10)).astype("float32"),
-              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
-    out = assert_round_trip(head, inputs, tmp_path)
-    assert out["audio_feature"].shape == (3, 16) and out["attention"].shape == (3, 2, 2, 3)
-    np.testing.assert_allclose(to_numpy(loc.l2_distance(out["audio_feature"], out["object_feature"])),
-                               np_ssm_distance(head, inputs["audio_embedding"], inputs["visual"]),
-                               atol=1e-4)
-    # The swapped negative is the same audio with its halves exchanged.
-    _, d_frame, d_swap = (to_numpy(v) for v in head.pair_distances(
-        tf.constant(inputs["audio_embedding"]), inputs["visual"], inputs["visual"][::-1]))
-    embedding = inputs["audio_embedding"]
-    swapped = np.concatenate([embedding[:, 5:], embedding[:, :5]], 1)
-    np.testing.assert_allclose(d_swap, np_ssm_distance(head, swapped, inputs["visual"]), atol=1e-4)
-    np.testing.assert_allclose(d_frame, np_ssm_distance(head, inputs["audio_embedding"],
-                                                         inputs["visual"][::-1]), atol=1e-4)
-
-
-def test_baseline_head_round_trips(tmp_path):
-    head = loc.BaselineHead(feature_size=8)
-    inputs = {"audio_embedding": RNG.normal(size=(3, 5)).astype("float32"),
-              "visual": RNG.uniform(size=(3, 2, 3, 8)).astype("float32")}
-    out = assert_round_trip(head, inputs, tmp_path)
-    f_a = np_dense(head.audio_fc2, np_dense(head.audio_fc1, inputs["audio_embedding"], True))
-    np.testing.assert_allclose(to_numpy(out["audio_feature"]), f_a, atol=1e-5)
-    assert ((to_numpy(out["attention"]) >= 0) & (to_numpy(out["attention"]) <= 1)).all()
-
-
-def test_heads_reject_visual_maps_of_another_width():
-    with pytest.raises(ValueError, match="512 channels"):
-        loc.OSAHead()({"audio_embedding": np.zeros([1, 128], "float32"),
-                       "visual": np.zeros([1, 2, 2, 64], "float32")})
-
-
-def test_compact_audio_encoder_round_trips(tmp_path):
-    encoder = LogMelCNN(width_multiplier=0.0625)
-    out = assert_round_trip(encoder, RNG.normal(size=(2, 96, 64)).astype("float32"), tmp_path)
-    assert out.shape == (2, 128)
-    with pytest.raises(ValueError, match=r"\[batch, 96, 64\]"):
-        encoder(np.zeros([2, 64, 96], "float32"))
-    with pytest.raises(ValueError, match="Unknown audio encoder"):
-        make_audio_encoder("wav2vec")
 
 
 # === model ===

@@ -10,12 +10,8 @@ from keras_binaural.models.denoiser import (
     upsample_frames,
 )
 from keras_binaural.models.hub import HubVGGishEmbedder, vggish_embedder
-from keras_binaural.models.localization import (
-    BaselineHead,
-    LocalizationModel,
-    OSAHead,
-    SSMHead,
-)
+from keras_binaural.models.localization import LocalizationModel
+from keras_binaural.models.localization_heads import BaselineHead, OSAHead, SSMHead
 from keras_binaural.models.resnet import (
     BasicBlock,
     ResNet18,

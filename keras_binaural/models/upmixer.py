@@ -73,12 +73,9 @@ from keras_binaural import diffusion, generation
 from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
-from keras_binaural.models.localization import (
-    FEATURE_SIZE,
-    LocalizationModel,
-    check_frames,
-    upsample_map,
-)
+from keras_binaural.models.localization import LocalizationModel, check_frames
+from keras_binaural.models.localization_core import upsample_map
+from keras_binaural.models.localization_heads import FEATURE_SIZE
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import NUM_BANDS, NUM_FRAMES
 
