@@ -9,7 +9,7 @@ from roundtrip import assert_round_trip
 
 from keras_binaural import diffusion
 from keras_binaural.models.clup import CLUP
-from keras_binaural.models.localization import ssm_loss
+from keras_binaural.models.localization_core import ssm_loss
 
 SIZE = 64
 TINY = {

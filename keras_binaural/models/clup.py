@@ -17,7 +17,7 @@ Cyclic learning, our reading of the paper: one `keras.Model` holds the localizat
   clamps, to ±`clip_value` in the normalised units, times the chunk's level s), L̂ = m + d̂_0, R̂ = m - d̂_0 put in the chunk's
   place inside its 0.96 s `binaural_context`, log-mel patches computed differentiably
   (`frontend.log_mel_spectrogram`), scored by the SSM head against the negative frame and the
-  channel swap (`localization.ssm_loss`). Each example is weighted by ᾱ_t (our choice): at high
+  channel swap (`SSMHead.loss`). Each example is weighted by ᾱ_t (our choice): at high
   noise d̂_0 is mostly a guess whose gradient, scaled by √(1 - ᾱ_t) / √ᾱ_t, would dominate.
   The gradient reaches both sides: the denoiser (through ε̂) and the localizer (SSM head,
   audio and visual encoders), so generation feeds back into localization.
@@ -36,7 +36,6 @@ import tensorflow as tf
 
 from keras_binaural import diffusion
 from keras_binaural.audio import frontend
-from keras_binaural.models.localization import ssm_loss, weighted_mean
 from keras_binaural.models.upmixer import Upmixer
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
@@ -145,10 +144,9 @@ class CLUP(Upmixer):
             tf.reshape(patches, [-1, NUM_FRAMES, NUM_BANDS]), training=training
         )
         binaural_embedding = tf.reshape(embeddings, [-1, 2 * EMBEDDING_SIZE])
-        distances = self.localizer.ssm_head.pair_distances(
-            binaural_embedding, visual, negative_visual
+        return self.localizer.ssm_head.loss(
+            binaural_embedding, visual, negative_visual, weights=alpha_bar
         )
-        return weighted_mean(ssm_loss(*distances), alpha_bar)
 
     def compute_losses(self, data, training=False) -> dict:
         """loss = l_diff + (λ_sce l_sce + λ_obj l_obj + λ_ssm l_ssm) + λ_cyc l_cyc, and terms."""

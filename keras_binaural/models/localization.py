@@ -35,16 +35,16 @@ from keras_binaural.models.audio_encoders import (
 )
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.localization_core import (
-    baseline_gate,
-    l2_distance,
-    masked_pair_loss,
-    negative_audio_indices,
-    object_attention,
-    ssm_loss,
     upsample_map,
-    weighted_mean,
 )
-from keras_binaural.models.localization_heads import FEATURE_SIZE, BaselineHead, OSAHead, SSMHead
+from keras_binaural.models.localization_heads import (
+    FEATURE_SIZE,
+    BaselineHead,
+    EncodedBatch,
+    LocalizationObjective,
+    OSAHead,
+    SSMHead,
+)
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
@@ -86,7 +86,9 @@ class LocalizationModel(LossTermsModel):
     ignored). Uses `frame` and `negative_frame` `[B, H, W, 3]` float in [0, 1], `mono_patch`
     `[B, 96, 64]`, `binaural_patch` `[B, 2, 96, 64]` (SSM only) and `clip_id` `[B]` (which
     examples are other clips: in-batch negatives and the baseline's negative audio; without it,
-    only OSA's own negative frame, and the baseline's next example, are negatives). Loss:
+    only OSA's own negative frame, and the baseline's next example, are negatives). Each head
+    answers for its own loss terms (`localization_heads.LocalizationObjective.losses`, on the
+    batch encoded once by `encode_batch`); the loss is their sum weighted by `term_weights`:
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
     A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
@@ -174,11 +176,9 @@ class LocalizationModel(LossTermsModel):
         self.lambda_ssm = lambda_ssm
         self.distance_feature = distance_feature
         self.negatives = negatives
-        # The distance actually used: "auto" leaves out a term that is switched off.
-        self._distance_terms = {"scene": ("scene",), "object": ("object",),
-                                "sum": ("scene", "object")}.get(distance_feature) or tuple(
-            name for name, weight in (("scene", lambda_sce), ("object", lambda_obj)) if weight
-        ) or ("scene", "object")
+        # The weight of each loss term the objectives report (supp. Eq. 3's baseline loss: 1).
+        self.term_weights = {"sce_loss": lambda_sce, "obj_loss": lambda_obj,
+                             "baseline_loss": 1.0, "ssm_loss": lambda_ssm}
 
         # === Layers ===
         dtype = self.dtype_policy
@@ -187,19 +187,36 @@ class LocalizationModel(LossTermsModel):
             audio_encoder, trainable=audio_encoder_trainable,
             width_multiplier=audio_width_multiplier, layer_name="audio_encoder", dtype=dtype)
         if localizer == "osa":
-            self.head = OSAHead(temperature=temperature, name="osa_head", dtype=dtype)
+            self.head = OSAHead(temperature=temperature,
+                                distance_terms=self._distance_terms(), name="osa_head",
+                                dtype=dtype)
         else:
             self.head = BaselineHead(name="baseline_head", dtype=dtype)
         self.ssm_head = SSMHead(temperature=temperature, name="ssm_head", dtype=dtype) if (
             use_ssm) else None
 
         # === Metrics ===
-        term_names = ["sce_loss", "obj_loss"] if localizer == "osa" else ["baseline_loss"]
-        self.track_losses(term_names + (["ssm_loss"] if use_ssm else []))
+        self.track_losses([name for objective in self._objectives()
+                           for name in objective.loss_names])
         self.distance_metric = AudioVisualDistance(name="distance")
         self.accuracy_metric = PairAccuracy(name="accuracy")
 
         self.build(None)
+
+    def _distance_terms(self) -> tuple[str, ...]:
+        """OSA's pair distance terms: "auto" leaves out a term that is switched off."""
+        chosen = {"scene": ("scene",), "object": ("object",), "sum": ("scene", "object")}
+        return chosen.get(self.distance_feature) or tuple(
+            name for name, weight in (("scene", self.lambda_sce), ("object", self.lambda_obj))
+            if weight) or ("scene", "object")
+
+    def _objectives(self) -> list[LocalizationObjective]:
+        """The layers whose loss terms make the loss: the head, then the SSM head if any.
+
+        A method, not an attribute: a list attribute would put the heads into the saved weights
+        a second time, under another name.
+        """
+        return [self.head] + ([self.ssm_head] if self.ssm_head is not None else [])
 
     def build(self, input_shape=None):
         if self.built:  # built at construction: every size is known from the config
@@ -236,27 +253,14 @@ class LocalizationModel(LossTermsModel):
           visual: `[batch, h, w, 512]` encoded frames (`encode_frames`).
           audio_feature: `[batch, 512]` (`audio_feature(encode_audio(patches))`).
         """
-        if self.localizer == "baseline":
-            return self.head.pair_distance(audio_feature, visual)
-        d_scene, d_object = self.head.pair_distances(audio_feature, visual)
-        return self._combine_distances(d_scene, d_object)
-
-    def _combine_distances(self, d_scene, d_object):
-        """The OSA pair distance from its scene and object distances (`distance_feature`)."""
-        terms = {"scene": d_scene, "object": d_object}
-        total = terms[self._distance_terms[0]]
-        for name in self._distance_terms[1:]:
-            total = total + terms[name]
-        return total
+        return self.head.pair_distance(audio_feature, visual)
 
     def cell_map(self, visual, audio_feature):
         """The localization map over the stride-32 cells, `[batch, h, w]` (before upsampling).
 
         OSA: the object attention A (sums to 1); baseline: the per-cell gate sigma(V_ij^T f_a).
         """
-        if self.localizer == "baseline":
-            return self.head.gate_map(visual, audio_feature)
-        return object_attention(visual, audio_feature, self.temperature)
+        return self.head.cell_map(visual, audio_feature)
 
     def score_pairs(self, frames, negative_frames, mono_patch):
         """(D+, D-) `[batch]` each: softmax-scaled distances of (audio, frame) vs (audio, other).
@@ -282,8 +286,6 @@ class LocalizationModel(LossTermsModel):
         visual = self.encode_frames(frames, training=training)
         outputs = self.head({"audio_embedding": self.encode_audio(inputs["mono_patch"], training),
                              "visual": visual})
-        if self.localizer == "baseline":
-            outputs["scene_feature"] = outputs.pop("visual_feature")
         outputs["map"] = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
         return outputs
 
@@ -299,94 +301,76 @@ class LocalizationModel(LossTermsModel):
 
     # --- Training ---
 
-    def compute_losses(self, data, training=False):
-        """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
+    def encode_batch(self, data, training=False) -> EncodedBatch:
+        """A batch of `training_dataset` dicts encoded for every objective (`EncodedBatch`).
 
-        Returns:
-          dict: `loss` (scalar), each term (scalars), `scaled_positive`, `scaled_negative`
-          `[batch]` (D+, D-) and `pair_weight` `[batch]` for the metrics.
+        Each encoder makes one pass over everything the objectives need (`needs`), which keeps
+        BatchNorm's statistics whole.
         """
-        for key in ("frame", "negative_frame", "mono_patch") + (
-                ("binaural_patch",) if self.use_ssm else ()):
-            if key not in data:
-                raise ValueError(
-                    f"LocalizationModel training data needs the key {key!r} (the dicts of "
-                    f"keras_binaural.data.fairplay.training_dataset); got keys {sorted(data)}.")
-        frames, negative_frames = data["frame"], data["negative_frame"]
-        check_frames(frames)
-        check_frames(negative_frames, "negative_frame")
-        check_patches(data["mono_patch"], "LocalizationModel (mono_patch)")
+        needs = frozenset().union(*(o.needs(training) for o in self._objectives()))
+        frames = data["frame"]
         batch = tf.shape(frames)[0]
-        needs_negative_frames = self.localizer == "osa" or self.use_ssm or not training
-
-        # One pass of each encoder over everything it sees keeps BatchNorm's statistics whole.
-        if needs_negative_frames:
-            both = self.visual_encoder(tf.concat([frames, negative_frames], 0), training=training)
+        negative_visual = None
+        if "negative_visual" in needs:
+            both = self.visual_encoder(tf.concat([frames, data["negative_frame"]], 0),
+                                       training=training)
             visual, negative_visual = both[:batch], both[batch:]
         else:
             visual = self.visual_encoder(frames, training=training)
         # The reader's patches have an unknown frame count until run: fix the static shape.
         patches = tf.ensure_shape(data["mono_patch"], [None, NUM_FRAMES, NUM_BANDS])
-        if self.use_ssm:
+        if "binaural_embedding" in needs:
             binaural = tf.reshape(
                 tf.ensure_shape(data["binaural_patch"], [None, 2, NUM_FRAMES, NUM_BANDS]),
                 [-1, NUM_FRAMES, NUM_BANDS])
             patches = tf.concat([patches, binaural], 0)
         embeddings = self.audio_encoder(patches, training=training)
-        mono_embedding = embeddings[:batch]
-        audio = self.head.audio_feature(mono_embedding)
-
+        binaural_embedding = None
+        if "binaural_embedding" in needs:
+            binaural_embedding = tf.reshape(embeddings[batch:], [batch, 2 * EMBEDDING_SIZE])
         # Which examples of the batch are other clips (in-batch negatives need clip ids).
         clip_ids = data.get("clip_id")
-        use_batch = self.negatives == "batch" and clip_ids is not None
-        if use_batch:
+        other_clip = None
+        if self.negatives == "batch" and clip_ids is not None:
             other_clip = tf.not_equal(clip_ids[:, None], clip_ids[None, :])
+        return EncodedBatch(data, visual, negative_visual, embeddings[:batch], binaural_embedding,
+                            clip_ids, other_clip)
 
-        terms, weight = {}, None
-        if self.localizer == "osa":
-            # Candidates: the batch's frames, then its negative frames; the positive of example
-            # i is candidate i, its own negative frame candidate batch + i.
-            d_scene_all, d_object_all = self.head.pairwise_distances(
-                audio, tf.concat([visual, negative_visual], 0))
-            own_negative = tf.eye(batch, dtype=tf.bool)
-            mask = tf.concat([other_clip if use_batch else tf.zeros_like(own_negative),
-                              own_negative], axis=1)
-            d_scene, d_object = tf.linalg.diag_part(d_scene_all), tf.linalg.diag_part(d_object_all)
-            d_scene_negative = tf.linalg.diag_part(d_scene_all[:, batch:])
-            d_object_negative = tf.linalg.diag_part(d_object_all[:, batch:])
-            terms["sce_loss"] = weighted_mean(masked_pair_loss(d_scene, d_scene_all, mask)[0])
-            terms["obj_loss"] = weighted_mean(masked_pair_loss(d_object, d_object_all, mask)[0])
-            loss = self.lambda_sce * terms["sce_loss"] + self.lambda_obj * terms["obj_loss"]
-            d_positive = self._combine_distances(d_scene, d_object)
-            d_negative = self._combine_distances(d_scene_negative, d_object_negative)
-        else:
-            # f'_v is gated by the positive audio (supp. Eq. 1); candidates are every audio.
-            gated = baseline_gate(self.head.visual_feature(visual), audio)
-            d_all = l2_distance(gated[:, None], audio[None, :])  # [batch, batch]
-            indices, valid = negative_audio_indices(clip_ids, batch)
-            mask = other_clip if use_batch else tf.logical_and(
-                tf.one_hot(indices, batch, on_value=True, off_value=False), valid[:, None])
-            d_train_positive = tf.linalg.diag_part(d_all)
-            d_train_negative = tf.gather(d_all, indices, batch_dims=1)
-            losses, has_negative = masked_pair_loss(d_train_positive, d_all, mask)
-            terms["baseline_loss"] = weighted_mean(losses, has_negative)
-            loss = terms["baseline_loss"]
-            if training:
-                d_positive, d_negative = d_train_positive, d_train_negative
-                weight = tf.cast(valid, audio.dtype)
-            else:  # evaluate as supp. Table 1: the negative is another clip's frame
-                d_positive = d_train_positive
-                d_negative = self.head.pair_distance(audio, negative_visual)
+    def compute_losses(self, data, training=False):
+        """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
 
-        if self.use_ssm:
-            binaural_embedding = tf.reshape(embeddings[batch:], [batch, 2 * EMBEDDING_SIZE])
-            terms["ssm_loss"] = weighted_mean(ssm_loss(
-                *self.ssm_head.pair_distances(binaural_embedding, visual, negative_visual)))
-            loss = loss + self.lambda_ssm * terms["ssm_loss"]
+        loss = the sum over the objectives' terms of `term_weights[term]` x term.
 
-        scaled_positive, scaled_negative = softmax_scaled(d_positive, d_negative)
+        Returns:
+          dict: `loss` (scalar), each term (scalars), `scaled_positive`, `scaled_negative`
+          `[batch]` (D+, D-) and `pair_weight` `[batch]` for the metrics.
+        """
+        objectives = self._objectives()
+        required = ("frame", "negative_frame", "mono_patch") + tuple(
+            key for objective in objectives for key in objective.required_keys)
+        for key in required:
+            if key not in data:
+                raise ValueError(
+                    f"LocalizationModel training data needs the key {key!r} (the dicts of "
+                    f"keras_binaural.data.fairplay.training_dataset); got keys {sorted(data)}.")
+        check_frames(data["frame"])
+        check_frames(data["negative_frame"], "negative_frame")
+        check_patches(data["mono_patch"], "LocalizationModel (mono_patch)")
+
+        batch = self.encode_batch(data, training)
+        terms, pairs = {}, None
+        for objective in objectives:
+            result = objective.losses(batch, training)
+            terms.update(result.terms)
+            if pairs is None:  # the head's (it comes first): what the metrics score
+                pairs = result.pairs
+        loss = None
+        for name, value in terms.items():
+            weighted = self.term_weights[name] * value
+            loss = weighted if loss is None else loss + weighted
+        scaled_positive, scaled_negative = softmax_scaled(pairs[0], pairs[1])
         return {"loss": loss, **terms, "scaled_positive": scaled_positive,
-                "scaled_negative": scaled_negative, "pair_weight": weight}
+                "scaled_negative": scaled_negative, "pair_weight": pairs[2]}
 
     def _update_metrics(self, results):
         for metric in (self.distance_metric, self.accuracy_metric):

@@ -5,6 +5,14 @@ Each head is a Keras layer over an audio embedding e and a visual map V (`call` 
 (paper symbols there). `keras_binaural.models.localization.LocalizationModel` holds the encoders
 and one main head ("osa" or "baseline") plus, optionally, the SSM head.
 
+**Each head answers for its own losses** (`LocalizationObjective`): it names its loss terms
+(`loss_names`), says which encodings of the batch it reads (`needs`) and returns its terms from
+an `EncodedBatch`, the batch encoded once by the model (`losses`). The model weights each term by
+its λ and sums them, so a new objective is a new `LocalizationObjective` (its terms, its λ), not
+a new branch in the model. A main head (`LocalizationHead`: OSA, the baseline) also gives the
+pairs the distance and accuracy metrics score, and maps (audio, frame) pairs to a distance and a
+localization map.
+
 Design choices (ours, where the supplement is silent):
 - **OSA** (`OSAHead`): exactly the formulas above; the localization map is A upsampled to the
   frame (`upsample_map`: each cell of the stride-32 map covers a 32 x 32 pixel square).
@@ -27,7 +35,12 @@ Design choices (ours, where the supplement is silent):
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
 import keras
+import tensorflow as tf
 
 from keras_binaural.models.localization_core import (
     attention_centroid,
@@ -35,10 +48,107 @@ from keras_binaural.models.localization_core import (
     baseline_gate,
     l2_distance,
     l2_normalize,
+    masked_pair_loss,
+    negative_audio_indices,
     object_attention,
+    ssm_loss,
+    weighted_mean,
 )
 
 FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
+DISTANCE_TERMS = ("scene", "object")  # OSA's pair distance terms: ||a - s||, ||a - o||
+
+
+# === The objective interface ===
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedBatch:
+    """A training batch encoded once for all the localization objectives of a model.
+
+    Built by `LocalizationModel.encode_batch`: each encoder runs once over everything it sees
+    (which keeps BatchNorm's statistics whole), then every objective reads what it needs.
+
+    Attributes:
+      data: the batch as given (the dicts of `fairplay.training_dataset(...).batch(B)`), for an
+        objective that reads more keys.
+      visual: `[B, h, w, C]` V of `frame`.
+      negative_visual: `[B, h, w, C]` V- of `negative_frame`, or None when no objective needs it.
+      mono_embedding: `[B, e]` e of `mono_patch`.
+      binaural_embedding: `[B, 2 e]` [e(L), e(R)] of `binaural_patch`, or None.
+      clip_ids: `[B]` clip ids, or None.
+      other_clip: `[B, B]` bool, True where example j comes from another clip than example i:
+        the in-batch negatives (`negatives="batch"` with clip ids), or None (own negatives only).
+    """
+
+    data: dict
+    visual: Any
+    negative_visual: Any
+    mono_embedding: Any
+    binaural_embedding: Any
+    clip_ids: Any
+    other_clip: Any
+
+    @property
+    def batch_size(self):
+        """The batch size B, a scalar int32 tensor."""
+        return tf.shape(self.visual)[0]
+
+
+class ObjectiveLosses(NamedTuple):
+    """What an objective returns for a batch.
+
+    Attributes:
+      terms: {name: scalar loss}, one entry per name of its `loss_names`.
+      pairs: a main head's (d+ `[B]`, d- `[B]`, weight `[B]` or None): the pairs the distance
+        and accuracy metrics score; None for an auxiliary objective.
+    """
+
+    terms: dict
+    pairs: tuple | None = None
+
+
+class LocalizationObjective(keras.layers.Layer):
+    """A layer that adds named loss terms to a `LocalizationModel`'s loss.
+
+    Subclasses set `loss_names` (and `required_keys`, the data keys they read besides `frame`,
+    `negative_frame` and `mono_patch`) and implement `needs` and `losses`.
+    """
+
+    loss_names: tuple[str, ...] = ()
+    required_keys: tuple[str, ...] = ()
+
+    def needs(self, training: bool) -> frozenset[str]:
+        """The encodings `losses` reads besides `visual` and `mono_embedding`: a subset of
+        {"negative_visual", "binaural_embedding"}."""
+        return frozenset()
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        """The objective's loss terms on an encoded batch."""
+        raise NotImplementedError
+
+
+class LocalizationHead(LocalizationObjective):
+    """A main head: it also maps audio and frames for the metrics, evaluation and guidance.
+
+    Its `call` returns `audio_feature`, `scene_feature`, `object_feature` `[batch, F]` and
+    `attention` `[batch, h, w]` (the map over the cells); its `losses` return the metric pairs.
+    """
+
+    def audio_feature(self, audio_embedding):
+        """`[batch, e]` -> the head's audio feature `[batch, F]`."""
+        raise NotImplementedError
+
+    def pair_distance(self, audio_feature, visual):
+        """The raw distance d of (audio, frame) pairs, `[batch]`."""
+        raise NotImplementedError
+
+    def cell_map(self, visual, audio_feature):
+        """The localization map over the stride-32 cells, `[batch, h, w]`."""
+        raise NotImplementedError
+
+
+# === Heads ===
 
 
 def _head_shapes(input_shape) -> tuple[int, int]:
@@ -56,7 +166,7 @@ def _dense(units: int, name: str, dtype, activation=None) -> keras.layers.Dense:
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
-class OSAHead(keras.layers.Layer):
+class OSAHead(LocalizationHead):
     """Object-scene awareness head (supp. section 1; main-paper Eq. 5-6 as we read them).
 
     a = LayerNorm(FC(ReLU(FC(e)))); s = LayerNorm(GlobalAvgPool(V));
@@ -67,7 +177,13 @@ class OSAHead(keras.layers.Layer):
       feature_size: size of a, s and o; must equal the visual channels (512 for ResNet-18),
         since s enters ||a - s|| without a projection.
       temperature: tau of the attention softmax (cosine similarities / tau).
+      distance_terms: the terms of the pair distance d (`pair_distance`, the metrics' and the
+        evaluation's): ("scene", "object") sums ||a - s|| and ||a - o||; one of them alone.
       **kwargs: `keras.layers.Layer` arguments.
+
+    Losses (`losses`): l_sce_loc (`sce_loss`) and l_obj_loc (`obj_loss`), each the mean pair
+    loss of an example against its own negative frame and, with `batch.other_clip`, every frame
+    of another clip in its batch.
 
     Call arguments:
       inputs: dict with `audio_embedding` `[batch, e]` (e = 128, an audio encoder's output) and
@@ -87,13 +203,21 @@ class OSAHead(keras.layers.Layer):
     Reference: supp. section 1 ("Object-Scene Awareness Module"); SPEC section 4.
     """
 
-    def __init__(self, feature_size: int = FEATURE_SIZE, temperature: float = 0.07, **kwargs):
+    loss_names = ("sce_loss", "obj_loss")
+
+    def __init__(self, feature_size: int = FEATURE_SIZE, temperature: float = 0.07,
+                 distance_terms: Sequence[str] = DISTANCE_TERMS, **kwargs):
         super().__init__(**kwargs)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive; got {temperature}.")
+        distance_terms = tuple(distance_terms)
+        if not distance_terms or not set(distance_terms) <= set(DISTANCE_TERMS):
+            raise ValueError(f"distance_terms must be some of {DISTANCE_TERMS}; got "
+                             f"{distance_terms}.")
         # === Config ===
         self.feature_size = feature_size
         self.temperature = temperature
+        self.distance_terms = distance_terms
 
         # === Layers ===
         dtype = self.dtype_policy
@@ -161,6 +285,46 @@ class OSAHead(keras.layers.Layer):
         anchor = keras.ops.expand_dims(audio_feature, 1)
         return (l2_distance(anchor, keras.ops.expand_dims(scene, 0)), l2_distance(anchor, obj))
 
+    def combine_distances(self, d_scene, d_object):
+        """The pair distance d from the scene and object distances (`distance_terms`)."""
+        terms = {"scene": d_scene, "object": d_object}
+        total = terms[self.distance_terms[0]]
+        for name in self.distance_terms[1:]:
+            total = total + terms[name]
+        return total
+
+    def pair_distance(self, audio_feature, visual):
+        """d = the `distance_terms` of (||a - s(V)||, ||a - o(V, a)||), `[batch]`."""
+        return self.combine_distances(*self.pair_distances(audio_feature, visual))
+
+    def cell_map(self, visual, audio_feature):
+        """The object attention A over the cells, `[batch, h, w]` (sums to 1)."""
+        return object_attention(visual, audio_feature, self.temperature)
+
+    def needs(self, training: bool) -> frozenset[str]:
+        return frozenset({"negative_visual"})
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        """l_sce_loc and l_obj_loc; the metric pairs score the own negative frame."""
+        audio = self.audio_feature(batch.mono_embedding)
+        size = batch.batch_size
+        # Candidates: the batch's frames, then its negative frames; the positive of example i is
+        # candidate i, its own negative frame candidate size + i.
+        d_scene_all, d_object_all = self.pairwise_distances(
+            audio, tf.concat([batch.visual, batch.negative_visual], 0))
+        own_negative = tf.eye(size, dtype=tf.bool)
+        other_clip = batch.other_clip if batch.other_clip is not None else tf.zeros_like(
+            own_negative)
+        mask = tf.concat([other_clip, own_negative], axis=1)
+        d_scene, d_object = tf.linalg.diag_part(d_scene_all), tf.linalg.diag_part(d_object_all)
+        d_scene_negative = tf.linalg.diag_part(d_scene_all[:, size:])
+        d_object_negative = tf.linalg.diag_part(d_object_all[:, size:])
+        terms = {"sce_loss": weighted_mean(masked_pair_loss(d_scene, d_scene_all, mask)[0]),
+                 "obj_loss": weighted_mean(masked_pair_loss(d_object, d_object_all, mask)[0])}
+        pairs = (self.combine_distances(d_scene, d_object),
+                 self.combine_distances(d_scene_negative, d_object_negative), None)
+        return ObjectiveLosses(terms, pairs)
+
     def call(self, inputs):
         audio = self.audio_feature(inputs["audio_embedding"])
         obj, attention = self.object_feature(inputs["visual"], audio)
@@ -169,18 +333,20 @@ class OSAHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "feature_size": self.feature_size,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "distance_terms": list(self.distance_terms)}
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
-class SSMHead(keras.layers.Layer):
+class SSMHead(LocalizationObjective):
     """Semantic-spatial mining head: OSA's object branch on binaural audio (supp. section 1).
 
     e = [e(L), e(R)] (256-d); a = LayerNorm(FC(ReLU(FC(e)))) of size 2 F = [a_L, a_R]; each half
     attends over V (A_L, A_R, the left- and right-ear maps); o = FC(ReLU(FC([p_L, p_R]))) of size
     2 F with p_k = [sum_ij A_k,ij V_ij, centroid(A_k)] (the centroid, x and y in [-1, 1], is our
     addition: it tells the head where the attended object is). The loss (`ssm_loss`) takes the
-    negative frame and the channel-swapped audio e' = [e(R), e(L)] as negatives.
+    negative frame and the channel-swapped audio e' = [e(R), e(L)] as negatives: `losses` on
+    the real binaural chunk (`ssm_loss`), `loss` on any binaural audio (CLUP's cyclic loss on
+    the generated one).
 
     Args:
       feature_size: F, the size per ear (output 2 F = 1024 for F = 512); must equal the visual
@@ -205,6 +371,9 @@ class SSMHead(keras.layers.Layer):
 
     Reference: supp. section 1 ("Semantic-Spatial Mining Module"); SPEC section 4.
     """
+
+    loss_names = ("ssm_loss",)
+    required_keys = ("binaural_patch",)
 
     def __init__(self, feature_size: int = FEATURE_SIZE, temperature: float = 0.07, **kwargs):
         super().__init__(**kwargs)
@@ -271,6 +440,20 @@ class SSMHead(keras.layers.Layer):
         return (self.pair_distance(audio, visual), self.pair_distance(audio, negative_visual),
                 self.pair_distance(audio_swapped, visual))
 
+    def loss(self, binaural_embedding, visual, negative_visual, weights=None):
+        """The SSM loss of binaural audio with its frame (scalar): `ssm_loss` of `pair_distances`,
+        averaged over the batch (weighted by `weights` `[batch]` if given)."""
+        return weighted_mean(ssm_loss(*self.pair_distances(binaural_embedding, visual,
+                                                           negative_visual)), weights)
+
+    def needs(self, training: bool) -> frozenset[str]:
+        return frozenset({"negative_visual", "binaural_embedding"})
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        """l_ssm on the real binaural chunk."""
+        return ObjectiveLosses({"ssm_loss": self.loss(batch.binaural_embedding, batch.visual,
+                                                      batch.negative_visual)})
+
     def call(self, inputs):
         audio = self.audio_feature(inputs["audio_embedding"])
         obj, attention = self.object_feature(inputs["visual"], audio)
@@ -282,7 +465,7 @@ class SSMHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
-class BaselineHead(keras.layers.Layer):
+class BaselineHead(LocalizationHead):
     """The additional baseline localizer (supp. Eq. 1-3).
 
     f_v = GlobalAvgPool(V); f_a = FC(ReLU(FC(e))); f'_v = f_v sigma(f_v^T f_pa) (Eq. 1);
@@ -293,12 +476,18 @@ class BaselineHead(keras.layers.Layer):
       feature_size: size of f_a; must equal the visual channels (512).
       **kwargs: `keras.layers.Layer` arguments.
 
+    Losses (`losses`): l_baseline (`baseline_loss`, supp. Eq. 3), the mean pair loss of f'_v
+    against the audio of the nearest other clip of the batch (`negative_audio_indices`) or, with
+    `batch.other_clip`, of every other clip of the batch. The metric pairs are those training
+    pairs in training; in evaluation the negative is another clip's frame, as supp. Table 1.
+
     Call arguments:
       inputs: dict with `audio_embedding` `[batch, e]` and `visual` `[batch, h, w, feature_size]`.
 
     Returns:
-      dict: `audio_feature` f_a `[batch, feature_size]`, `visual_feature` f_v, `object_feature`
-      f'_v (same shape), `attention` `[batch, h, w]` the per-cell gate in [0, 1].
+      dict: `audio_feature` f_a `[batch, feature_size]`, `scene_feature` f_v (the pooled
+      frame), `object_feature` f'_v (same shape), `attention` `[batch, h, w]` the per-cell gate
+      in [0, 1].
 
     Example:
     >>> head = BaselineHead()
@@ -309,6 +498,8 @@ class BaselineHead(keras.layers.Layer):
 
     Reference: supp. section 2 ("Additional Baseline"), Eq. 1-3.
     """
+
+    loss_names = ("baseline_loss",)
 
     def __init__(self, feature_size: int = FEATURE_SIZE, **kwargs):
         super().__init__(**kwargs)
@@ -350,10 +541,38 @@ class BaselineHead(keras.layers.Layer):
         gated = baseline_gate(self.visual_feature(visual), audio_feature)
         return l2_distance(gated, audio_feature)
 
+    def cell_map(self, visual, audio_feature):
+        """The per-cell gate sigma(V_ij^T f_a) over the cells, `[batch, h, w]`."""
+        return self.gate_map(visual, audio_feature)
+
+    def needs(self, training: bool) -> frozenset[str]:
+        # Its training negatives are audio; the evaluation's are frames (supp. Table 1).
+        return frozenset() if training else frozenset({"negative_visual"})
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        """l_baseline; the metric pairs (module docstring)."""
+        audio = self.audio_feature(batch.mono_embedding)
+        size = batch.batch_size
+        # f'_v is gated by the positive audio (supp. Eq. 1); candidates are every audio.
+        gated = baseline_gate(self.visual_feature(batch.visual), audio)
+        d_all = l2_distance(gated[:, None], audio[None, :])  # [batch, batch]
+        indices, valid = negative_audio_indices(batch.clip_ids, size)
+        mask = batch.other_clip if batch.other_clip is not None else tf.logical_and(
+            tf.one_hot(indices, size, on_value=True, off_value=False), valid[:, None])
+        d_positive = tf.linalg.diag_part(d_all)
+        losses, has_negative = masked_pair_loss(d_positive, d_all, mask)
+        terms = {"baseline_loss": weighted_mean(losses, has_negative)}
+        if training:
+            pairs = (d_positive, tf.gather(d_all, indices, batch_dims=1),
+                     tf.cast(valid, audio.dtype))
+        else:  # evaluate as supp. Table 1: the negative is another clip's frame
+            pairs = (d_positive, self.pair_distance(audio, batch.negative_visual), None)
+        return ObjectiveLosses(terms, pairs)
+
     def call(self, inputs):
         audio = self.audio_feature(inputs["audio_embedding"])
         visual = self.visual_feature(inputs["visual"])
-        return {"audio_feature": audio, "visual_feature": visual,
+        return {"audio_feature": audio, "scene_feature": visual,
                 "object_feature": baseline_gate(visual, audio),
                 "attention": self.gate_map(inputs["visual"], audio)}
 
