@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_binaural.models.guidance import horizontal_profile
 from keras_binaural.models.localization_heads import FEATURE_SIZE
-from keras_binaural.models.upmixer import Upmixer, horizontal_profile
+from keras_binaural.models.upmixer import Upmixer
 
 LINKED = ("binaural_audios", "metadata", "splits", "videos", "dataset.json")
 

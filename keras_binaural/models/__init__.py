@@ -9,6 +9,7 @@ from keras_binaural.models.denoiser import (
     compiled_denoise_fn,
     upsample_frames,
 )
+from keras_binaural.models.guidance import GuidanceNetwork
 from keras_binaural.models.hub import HubVGGishEmbedder, vggish_embedder
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.models.localization_heads import BaselineHead, OSAHead, SSMHead
@@ -18,7 +19,7 @@ from keras_binaural.models.resnet import (
     load_torchvision_resnet18_weights,
     normalize_imagenet,
 )
-from keras_binaural.models.upmixer import GuidanceNetwork, Upmixer
+from keras_binaural.models.upmixer import Upmixer
 from keras_binaural.models.vggish import VGGish, VGGishEmbedder, load_vggish_checkpoint
 
 __all__ = [
