@@ -59,7 +59,6 @@ from keras_binaural.conventions import (
     SAMPLES_PER_FRAME,
 )
 from keras_binaural.files import atomic_directory, write_json
-from keras_binaural.models.localization import upsample_map
 
 SERVING_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "binauralize_wav"
@@ -180,14 +179,9 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
         height, width = frames.shape[2], frames.shape[3]
         flat_frames = tf.reshape(frames, [-1, height, width, 3])
         flat_patches = tf.reshape(patches, [-1, patches.shape[-2], patches.shape[-1]])
-        localizer = model.localizer
 
         def per_frame(frame, patch):
-            visual = localizer.encode_frames(frame)
-            outputs = localizer.head({"audio_embedding": localizer.encode_audio(patch),
-                                      "visual": visual})
-            heat = upsample_map(outputs["attention"], (height, width))
-            return model.frame_guidance(frame, patch, visual=visual), heat
+            return model.frame_guidance(frame, patch, return_map=True)
 
         vectors, heat = _in_batches(
             per_frame, (flat_frames, flat_patches), frame_batch_size,

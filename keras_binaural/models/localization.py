@@ -238,6 +238,8 @@ class LocalizationModel(LossTermsModel):
     def encode_audio(self, patches, training=False):
         """e: log-mel patches `[batch, 96, 64]` -> `[batch, 128]`."""
         check_patches(patches, "LocalizationModel")
+        # The reader's patches have an unknown frame count until run: fix the static shape.
+        patches = keras.ops.reshape(patches, (-1, NUM_FRAMES, NUM_BANDS))
         return self.audio_encoder(patches, training=training)
 
     # --- Distances on encoded inputs ---
@@ -282,9 +284,29 @@ class LocalizationModel(LossTermsModel):
                 "LocalizationModel is called on a dict with 'frame' [batch, H, W, 3] and "
                 f"'mono_patch' [batch, 96, 64]; got {type(inputs).__name__}"
                 + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "") + ".")
-        frames = inputs["frame"]
-        visual = self.encode_frames(frames, training=training)
-        outputs = self.head({"audio_embedding": self.encode_audio(inputs["mono_patch"], training),
+        return self.frame_outputs(inputs["frame"], inputs["mono_patch"], training)
+
+    def frame_outputs(self, frames, mono_patch, training=False, visual=None) -> dict:
+        """The head's outputs and the localization map of (frame, mono patch) pairs.
+
+        The one place the per-frame map is made: `call` and `localize`, the upmixer's guidance
+        (`Upmixer.frame_guidance`), whole-clip generation and serving
+        (`keras_binaural.generation`) and `binauralize` all come here.
+
+        Args:
+          frames: `[batch, H, W, 3]` float32 RGB in [0, 1] (static H, W).
+          mono_patch: `[batch, 96, 64]` the log-mel patch of the mono centred on each frame.
+          training: BatchNorm mode.
+          visual: optional `[batch, h, w, 512]` V of `frames`, if already computed.
+
+        Returns:
+          dict: `audio_feature`, `scene_feature`, `object_feature` `[batch, 512]`, `attention`
+          `[batch, h, w]` (the map over the cells) and `map` `[batch, H, W]` (upsampled).
+        """
+        check_frames(frames)
+        if visual is None:
+            visual = self.encode_frames(frames, training=training)
+        outputs = self.head({"audio_embedding": self.encode_audio(mono_patch, training),
                              "visual": visual})
         outputs["map"] = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
         return outputs

@@ -74,8 +74,7 @@ from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
-from keras_binaural.models.localization import LocalizationModel, check_frames
-from keras_binaural.models.localization_core import upsample_map
+from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.models.localization_heads import FEATURE_SIZE
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import NUM_BANDS, NUM_FRAMES
@@ -299,7 +298,8 @@ class Upmixer(LossTermsModel):
 
     # --- Guidance ---
 
-    def frame_guidance(self, frames, mono_patch, training=False, visual=None):
+    def frame_guidance(self, frames, mono_patch, training=False, visual=None,
+                       return_map: bool = False):
         """The guidance vector of each (frame, mono patch) pair, `[batch, G]` (None: no guidance).
 
         Args:
@@ -308,26 +308,23 @@ class Upmixer(LossTermsModel):
           training: BatchNorm mode.
           visual: optional `[batch, h, w, 512]` the localizer's map of `frames`, if already
             computed.
+          return_map: also return the localization map the guidance was made from.
+
+        Returns:
+          `[batch, G]`, or (`[batch, G]`, map `[batch, H, W]`) with `return_map`.
         """
         if self.guidance == "none":
             return None
-        check_frames(frames)
-        localizer = self.localizer
-        if visual is None:
-            visual = localizer.encode_frames(frames, training=training)
-        patches = ops.reshape(mono_patch, (-1, NUM_FRAMES, NUM_BANDS))
-        outputs = localizer.head(
-            {"audio_embedding": localizer.encode_audio(patches, training), "visual": visual}
-        )
-        localization_map = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
+        outputs = self.localizer.frame_outputs(frames, mono_patch, training, visual)
         scene = scene_layout(self.visual_encoder(frames, training=training), self.scene_columns)
-        return self.guidance_network(
+        guidance = self.guidance_network(
             {
                 "object_feature": outputs["object_feature"],
-                "profile": horizontal_profile(localization_map, self.profile_bins),
+                "profile": horizontal_profile(outputs["map"], self.profile_bins),
                 "scene_feature": scene,
             }
         )
+        return (guidance, outputs["map"]) if return_map else guidance
 
     # --- Forward ---
 
