@@ -24,7 +24,8 @@ at): the audio is cut, or padded with silence, to num_frames x 0.1 s.
 **Model** (`run_model`): one call of `model.generate` over the whole clip (it cuts clips longer
 than its window into overlapping windows and cross-fades them; fast sampler and seed 0 by
 default, so a rerun gives the same audio). With `overlay`, the localizer's map of every frame
-(`localization_maps`, with the 0.96 s mono patch centred on the frame, as the guidance sees it).
+(`generation.clip_maps`, with the 0.96 s mono patch centred on the frame, as the guidance sees
+it).
 
 **Output**: the binaural WAV (16 kHz, 16-bit PCM, (left, right)); optionally the video: the
 input video's pictures at their own size and frame rate (for a frames folder: its pictures at
@@ -208,30 +209,6 @@ def is_guided(model) -> bool:
     return getattr(model, "localizer", None) is not None
 
 
-def localization_maps(model, mono: np.ndarray, frames: np.ndarray, batch_size: int = 32,
-                      progress: bool = False) -> np.ndarray:
-    """The localizer's map of every frame with the 0.96 s mono patch centred on the frame (what
-    the guidance of `generate` sees).
-
-    Args:
-      mono: `[time]` float32 at 16 kHz; frames: `[num_frames, H, W, 3]` float32 in [0, 1].
-
-    Returns:
-      `[num_frames, H, W]` float32 >= 0 (OSA: the attention softmax upsampled; baseline: its
-      gate).
-    """
-    patches = generation.frame_patches(mono[None], len(frames))[0]
-    maps = []
-    with _progress_bar(len(frames), "localizing", progress) as bar:
-        for start in range(0, len(frames), batch_size):
-            chunk = model.localizer.localize(frames[start : start + batch_size],
-                                             patches[start : start + batch_size])
-            maps.append(np.asarray(chunk, np.float32))
-            if bar is not None:
-                bar.update(len(maps[-1]))
-    return np.concatenate(maps)
-
-
 def run_model(model, inputs: ClipInputs, sampler: str = "fast", seed: int = 0,
               with_maps: bool = False, progress: bool = False) -> ClipResult:
     """Binaural audio of the whole clip (one `model.generate` call, which windows long clips
@@ -240,8 +217,11 @@ def run_model(model, inputs: ClipInputs, sampler: str = "fast", seed: int = 0,
     binaural = model.generate(inputs.mono[None], frames, sampler=sampler, seed=seed,
                               progress=None if progress else False)
     binaural = np.asarray(binaural, np.float32)[0]
-    maps = localization_maps(model, inputs.mono, inputs.frames, progress=progress) if (
-        with_maps) else None
+    maps = None
+    if with_maps:
+        with _progress_bar(inputs.num_frames, "localizing", progress) as bar:
+            maps = generation.clip_maps(model.localizer, inputs.mono, inputs.frames,
+                                        on_batch=bar.update if bar is not None else None)
     return ClipResult(binaural, maps)
 
 

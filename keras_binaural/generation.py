@@ -1,17 +1,26 @@
-"""Whole-clip generation helpers: input checks, per-frame audio patches, windows, overlap-add.
+"""Whole-clip generation: the one owner of windows, cross-fades, guidance per frame and maps.
 
-The upmixers (`keras_binaural.models.upmixer.Upmixer`, `keras_binaural.models.clup.CLUP`)
-generate the differential d of a whole clip from its mono m and its 10 fps frames. These plain
-functions do the bookkeeping around the diffusion sampler, so they can be tested without a model:
+The upmixers (`keras_binaural.models.upmixer.Upmixer`, `keras_binaural.models.clup.CLUP`) hold
+the network and sample one stretch of audio (`Upmixer.sample_window`); this module turns that
+into binaural audio for whole clips of any length, eagerly (`generate`, behind
+`Upmixer.generate`) and as graph ops (`generate_in_graph`, behind the serving signatures of
+`keras_binaural.serving`). Both compute the same thing (tested equal):
 
 - `check_generation_inputs`: turns user input into `mono [batch, time]` and
   `frames [batch, num_frames, H, W, 3]` float32, or raises `GenerationInputError` naming what is
   wrong (stereo "mono", empty audio, NaN/Inf, frames whose duration does not match the audio's).
 - `frame_patches`: the VGGish log-mel patch centred on every frame (frame k, 0-based, shows
   samples [k hop, (k + 1) hop) and sits at (k + 0.5) hop), the audio half of the guidance.
-- `plan_windows` / `crossfade_weights`: clips longer than a window are cut into windows that
-  overlap by `overlap_samples` and are overlap-added with linear cross-fades whose weights sum to
-  one; every window starts on a frame boundary, so its guidance frames are a slice of the clip's.
+  The guidance of every frame (`clip_guidance`) and its localization map (`clip_maps`) come
+  from `Upmixer.frame_guidance` and `LocalizationModel.frame_outputs`, the one per-frame map.
+- `window_sizes`, `plan_windows` / `crossfade_weights` (and their tensor forms `window_plan` /
+  `crossfade`): clips longer than `WINDOW_SECONDS` are cut into windows that overlap by
+  `OVERLAP_SECONDS` and are overlap-added with linear cross-fades whose weights sum to one;
+  every window starts on a frame boundary, so its guidance frames are a slice of the clip's.
+  Window k of a clip generated with seed s is sampled with `window_seed(s, k)`.
+- Eagerly, `PARALLEL_WINDOWS` windows are sampled at once in threads (one sampler call leaves
+  the two cores partly idle between its small kernels; the result is the same) with a progress
+  bar over windows.
 
 Timing convention (SPEC section 2): frame k (1-based) shows [(k - 1) / 10, k / 10) s; at 16 kHz
 one frame is `hop_samples` = 1600 samples.
@@ -19,15 +28,27 @@ one frame is `hop_samples` = 1600 samples.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_binaural.audio import frontend
-from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
+from keras_binaural.conventions import (
+    FRAMES_PER_SECOND,
+    SAMPLE_RATE_HZ,
+    SAMPLERS,
+    SAMPLES_PER_FRAME,
+)
+
+# `generate`'s defaults, shared by the serving export (`generate_in_graph`).
+WINDOW_SECONDS = 5.0  # longest stretch sampled in one pass (the conditioning: layers x time x 2C)
+OVERLAP_SECONDS = 0.5  # overlap of consecutive windows, cross-faded
+FRAME_BATCH_SIZE = 32  # frames encoded at once for the guidance and the maps (bounds memory)
+PARALLEL_WINDOWS = 2  # windows sampled at once in threads: two fill two cores (BENCHMARKS.md)
 
 
 class GenerationInputError(ValueError):
@@ -247,15 +268,321 @@ def padded_length(num_samples: int, multiple: int) -> int:
     return int(math.ceil(num_samples / multiple) * multiple)
 
 
-def window_seed(seed: int, index: int) -> int:
-    """An int32 sampler seed for window `index` of a clip generated with `seed`."""
+def window_sizes(window_seconds: float, overlap_seconds: float) -> tuple[int, int]:
+    """(window, overlap) in samples: whole frames, at least one frame per window, the overlap
+    at most half the window."""
+    hop = SAMPLES_PER_FRAME
+    window = max(hop, round(window_seconds * FRAMES_PER_SECOND) * hop)
+    overlap = min(round(overlap_seconds * FRAMES_PER_SECOND) * hop, (window // (2 * hop)) * hop)
+    return window, overlap
+
+
+def window_seed(seed, index):
+    """The int32 sampler seed of window `index` of a clip generated with `seed`.
+
+    Python ints give an int; a tensor `seed` or `index` gives an int32 tensor of the same value
+    (int64 arithmetic in the graph).
+    """
+    if tf.is_tensor(seed) or tf.is_tensor(index):
+        return tf.cast((tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(index, tf.int64))
+                       % (2**31 - 1), tf.int32)
     return int((int(seed) * 1_000_003 + index) % (2**31 - 1))
 
 
-def progress(items: Iterable, total: int, enabled: bool) -> Iterator:
+def progress_bar(items: Iterable, total: int, enabled: bool) -> Iterator:
     """Yields `items`, showing a `keras.utils.Progbar` of `total` steps when `enabled`."""
     bar = keras.utils.Progbar(total, unit_name="window") if enabled else None
     for done, item in enumerate(items, start=1):
         yield item
         if bar is not None:
             bar.update(done)
+
+
+# === Whole clips, eagerly ===
+
+
+def _traced(model, kind: str, jit_compile: bool = True):
+    """`tf.function`s for eager generation, traced once per model and kind ("guidance" or a
+    sampler name) and kept on the model."""
+    key = (kind, jit_compile)
+    if key not in model._generation_functions:
+        if kind == "guidance":
+            function = lambda frames, patches: model.frame_guidance(frames, patches)
+        else:
+            function = lambda mono, guidance, seed: model.sample_window(
+                mono, guidance, seed, kind, jit_compile
+            )
+        model._generation_functions[key] = tf.function(function, reduce_retracing=True)
+    return model._generation_functions[key]
+
+
+def clip_guidance(model, mono, frames, frame_batch_size: int = FRAME_BATCH_SIZE):
+    """Guidance of every frame of whole clips, `[batch, num_frames, G]` (None: audio-only).
+
+    Args:
+      model: an `Upmixer` or `CLUP`.
+      mono: `[batch, time]` float32 at 16 kHz; frames: `[batch, F, H, W, 3]` in [0, 1].
+      frame_batch_size: frames encoded per call (bounds memory).
+    """
+    if model.guidance == "none":
+        return None
+    batch, num_frames = frames.shape[0], frames.shape[1]
+    patches = frame_patches(mono, num_frames)
+    patches = tf.reshape(patches, [batch * num_frames, frontend.PATCH_FRAMES,
+                                   frontend.NUM_MEL_BANDS])
+    flat = tf.reshape(
+        tf.convert_to_tensor(frames, tf.float32), [batch * num_frames, *frames.shape[2:]]
+    )
+    function = _traced(model, "guidance")
+    vectors = [
+        function(flat[i : i + frame_batch_size], patches[i : i + frame_batch_size])
+        for i in range(0, batch * num_frames, frame_batch_size)
+    ]
+    return tf.reshape(tf.concat(vectors, 0), [batch, num_frames, model.guidance_channels])
+
+
+def clip_maps(localizer, mono: np.ndarray, frames: np.ndarray,
+              batch_size: int = FRAME_BATCH_SIZE,
+              on_batch: Callable[[int], object] | None = None) -> np.ndarray:
+    """The localizer's map of every frame of a clip, with the 0.96 s mono patch centred on the
+    frame (what the guidance of `generate` sees).
+
+    Args:
+      localizer: a `LocalizationModel` (an upmixer's `localizer`).
+      mono: `[time]` float32 at 16 kHz; frames: `[num_frames, H, W, 3]` float32 in [0, 1].
+      batch_size: frames per call.
+      on_batch: called with the number of frames of each batch done (a progress bar's update).
+
+    Returns:
+      `[num_frames, H, W]` float32 >= 0 (OSA: the attention softmax upsampled; baseline: its
+      gate).
+    """
+    patches = frame_patches(mono[None], len(frames))[0]
+    maps = []
+    for start in range(0, len(frames), batch_size):
+        chunk = localizer.localize(frames[start : start + batch_size],
+                                   patches[start : start + batch_size])
+        maps.append(np.asarray(chunk, np.float32))
+        if on_batch is not None:
+            on_batch(len(maps[-1]))
+    return np.concatenate(maps)
+
+
+def generate(
+    model,
+    mono,
+    frames=None,
+    sampler: str = "fast",
+    seed: int = 0,
+    window_seconds: float = WINDOW_SECONDS,
+    overlap_seconds: float = OVERLAP_SECONDS,
+    progress: bool | None = None,
+    jit_compile: bool = True,
+    frame_batch_size: int = FRAME_BATCH_SIZE,
+    parallel_windows: int = PARALLEL_WINDOWS,
+) -> np.ndarray:
+    """Binaural audio for whole clips of any length: L = m + d̂, R = m - d̂ (Eq. 3).
+
+    Args:
+      model: an `Upmixer` or `CLUP` (`Upmixer.generate` calls this).
+      mono: `[batch, time]` float32 mono at 16 kHz in [-1, 1] (numpy or tensor).
+      frames: `[batch, num_frames, H, W, 3]` RGB in [0, 1] at 10 fps covering the clip
+        (frame k shows [(k - 1) / 10, k / 10) s; within one frame of time / 1600 frames),
+        or `[batch, H, W, 3]` one frame for the whole clip. Ignored (may be None) for
+        `guidance="none"`.
+      sampler: "fast" (BinauralGrad's 6 steps) or "full" (all T training steps).
+      seed: int; the same seed gives the same audio.
+      window_seconds: longest stretch generated in one pass (memory: the conditioning holds
+        layers x time x 2C values); longer clips are windowed.
+      overlap_seconds: overlap of consecutive windows (cross-faded).
+      progress: show a progress bar over windows (default: when there is more than one).
+      jit_compile: XLA for each residual layer of the sampler (faster on CPU).
+      frame_batch_size: frames encoded at once for the guidance.
+      parallel_windows: windows sampled at once, in threads (each holds its own
+        conditioning in memory); the result does not depend on it.
+
+    Returns:
+      `[batch, time, 2]` float32 binaural audio (left, right); (L + R) / 2 equals the mono.
+
+    Raises:
+      GenerationInputError: bad input (see `check_generation_inputs`).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
+    hop = SAMPLES_PER_FRAME
+    mono, frames = check_generation_inputs(
+        mono, frames, needs_frames=model.guidance != "none", hop_samples=hop
+    )
+    batch, num_samples = mono.shape
+    guidance = None
+    if frames is not None:
+        guidance = clip_guidance(model, mono, frames, frame_batch_size)
+        if frames.shape[1] == 1:
+            guidance = guidance[:, 0]  # one vector for the whole clip
+    window, overlap = window_sizes(window_seconds, overlap_seconds)
+    windows = plan_windows(num_samples, window, overlap, hop)
+    weights = crossfade_weights(windows, overlap)
+    function = _traced(model, sampler, jit_compile)
+
+    def sample(index: int) -> np.ndarray:
+        start, stop = windows[index]
+        # Pad a window to whole seconds (full windows are whole already when window_seconds
+        # is) so that XLA sees few shapes; padded samples are silent and cut off below.
+        length = stop - start
+        if length != window:
+            length = padded_length(length, FRAMES_PER_SECOND * hop)
+        segment = np.zeros((batch, length), np.float32)
+        segment[:, : stop - start] = mono[:, start:stop]
+        segment_guidance = guidance
+        if guidance is not None and len(guidance.shape) == 3:
+            first, frames_needed = start // hop, math.ceil(length / hop)
+            indices = np.minimum(np.arange(first, first + frames_needed), guidance.shape[1] - 1)
+            segment_guidance = tf.gather(guidance, indices, axis=1)
+        seed_tensor = tf.constant(window_seed(seed, index), tf.int32)
+        return np.asarray(function(tf.constant(segment), segment_guidance, seed_tensor))
+
+    diff = np.zeros((batch, num_samples), np.float32)
+    show = len(windows) > 1 if progress is None else progress
+    # Windows run in parallel threads: one sampler call leaves the cores idle part of the
+    # time (between its small per-layer kernels); two fill them (BENCHMARKS.md).
+    with concurrent.futures.ThreadPoolExecutor(max(1, parallel_windows)) as pool:
+        samples = pool.map(sample, range(len(windows)))
+        for index, window_sample in progress_bar(enumerate(samples), len(windows), show):
+            start, stop = windows[index]
+            diff[:, start:stop] += weights[index][None, :] * window_sample[:, : stop - start]
+    return np.stack([mono + diff, mono - diff], axis=-1)
+
+
+# === Whole clips in the graph (serving) ===
+
+
+def window_plan(num_samples, window_seconds: float, overlap_seconds: float):
+    """`generate`'s windows in the graph: (length, step, count) as tensors, and the overlap.
+
+    One window, padded to whole seconds, when the clip fits in `window_seconds`; otherwise
+    windows of `window_seconds` overlapping by `overlap_seconds` (the last one zero-padded).
+    """
+    window, overlap = window_sizes(window_seconds, overlap_seconds)
+    second = FRAMES_PER_SECOND * SAMPLES_PER_FRAME
+    whole_seconds = (num_samples + second - 1) // second * second
+    single = num_samples <= window
+    length = tf.where(single, whole_seconds, window)
+    step = tf.where(single, length, window - overlap)
+    count = 1 + (tf.maximum(num_samples - length, 0) + step - 1) // step
+    return length, step, count, overlap
+
+
+def crossfade(count, length, overlap: int):
+    """`crossfade_weights` of `count` windows of `length` as a `[count, length]` tensor."""
+    index = tf.range(length)
+    if overlap == 0:
+        return tf.ones([count, length])
+    ramp = (tf.cast(index, tf.float32) + 0.5) / overlap
+    fade_in = tf.where(index < overlap, ramp, 1.0)
+    fade_out = tf.where(index >= length - overlap,
+                        1.0 - (tf.cast(index - (length - overlap), tf.float32) + 0.5) / overlap,
+                        1.0)
+    window = tf.range(count)[:, None]
+    return (tf.where(window > 0, fade_in[None], 1.0)
+            * tf.where(window < count - 1, fade_out[None], 1.0))
+
+
+def _in_batches(function, inputs, batch_size: int, output_signature):
+    """`function` over the first axis of `inputs` (a tuple) in sequential chunks of batch_size."""
+    total = tf.shape(inputs[0])[0]
+    chunks = (total + batch_size - 1) // batch_size
+    padded = [tf.pad(x, [[0, chunks * batch_size - total]] + [[0, 0]] * (x.shape.rank - 1))
+              for x in inputs]
+    reshaped = [tf.reshape(x, tf.concat([[chunks, batch_size], tf.shape(x)[1:]], 0))
+                for x in padded]
+    outputs = tf.map_fn(lambda args: function(*args), tuple(reshaped),
+                        fn_output_signature=output_signature, parallel_iterations=1)
+    return tf.nest.map_structure(
+        lambda y: tf.reshape(y, tf.concat([[-1], tf.shape(y)[2:]], 0))[:total], outputs)
+
+
+def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
+                      jit_compile: bool = False, window_seconds: float = WINDOW_SECONDS,
+                      overlap_seconds: float = OVERLAP_SECONDS,
+                      frame_batch_size: int = FRAME_BATCH_SIZE):
+    """`generate` (and the localization maps) for whole clips, as TensorFlow graph ops.
+
+    Computes what `generate(model, mono, frames, sampler, seed)` computes (the same guidance per
+    frame, windows, cross-fades, level normalisation and per-window seeds; tested equal) but
+    traceable in a `tf.function` with unknown batch size and length, which the eager
+    `generate` (numpy bookkeeping, Python loops over windows) is not. Without XLA by default:
+    the stock TF Serving binary runs no XLA clusters unless started with
+    `--xla_cpu_compilation_enabled=true`.
+
+    Args:
+      model: an `Upmixer` or `CLUP`.
+      mono: `[batch, time]` float32 at 16 kHz.
+      frames: `[batch, num_frames, H, W, 3]` float32 in [0, 1] with static H, W (num_frames
+        within one frame of time / 1600); ignored for an audio-only model (may be None).
+      window_seconds, overlap_seconds, frame_batch_size: as `generate`.
+
+    Returns:
+      (binaural `[batch, time, 2]`, maps `[batch, num_frames, H, W]` or None without a localizer).
+    """
+    hop = SAMPLES_PER_FRAME
+    mono = tf.convert_to_tensor(mono, tf.float32)
+    batch, num_samples = tf.shape(mono)[0], tf.shape(mono)[1]
+    checks = [
+        tf.debugging.assert_positive(num_samples, message="mono: the clip holds no samples"),
+        tf.debugging.assert_all_finite(mono, "mono: NaN or Inf samples"),
+    ]
+    guidance = maps = None
+    if model.localizer is not None:
+        frames = tf.convert_to_tensor(frames, tf.float32)
+        num_frames = tf.shape(frames)[1]
+        mismatch = tf.abs(tf.cast(num_frames, tf.float32) - tf.cast(num_samples, tf.float32) / hop)
+        checks += [
+            tf.debugging.assert_positive(num_frames, message="frames: no frames"),
+            tf.debugging.assert_all_finite(frames, "frames: NaN or Inf values"),
+            # As generate: one frame per 0.1 s of audio (within one frame), or one for the clip.
+            tf.debugging.Assert(
+                tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
+                [("frames: need one frame per 0.1 s of audio (num_frames = ceil(time / 1600)) "
+                  "or one frame for the whole clip; got num_frames and audio samples"),
+                 num_frames, num_samples]),
+        ]
+        frames = tf.clip_by_value(frames, 0.0, 1.0)
+        with tf.control_dependencies(checks):
+            patches = frame_patches(mono, num_frames)
+        height, width = frames.shape[2], frames.shape[3]
+        flat_frames = tf.reshape(frames, [-1, height, width, 3])
+        flat_patches = tf.reshape(patches, [-1, patches.shape[-2], patches.shape[-1]])
+
+        def per_frame(frame, patch):
+            return model.frame_guidance(frame, patch, return_map=True)
+
+        vectors, heat = _in_batches(
+            per_frame, (flat_frames, flat_patches), frame_batch_size,
+            (tf.TensorSpec([frame_batch_size, model.guidance_channels], tf.float32),
+             tf.TensorSpec([frame_batch_size, height, width], tf.float32)))
+        guidance = tf.reshape(tf.cast(vectors, tf.float32), [batch, num_frames, -1])
+        maps = tf.reshape(tf.cast(heat, tf.float32), [batch, num_frames, height, width])
+    else:
+        with tf.control_dependencies(checks):
+            mono = tf.identity(mono)
+
+    length, step, count, overlap = window_plan(num_samples, window_seconds, overlap_seconds)
+    total = (count - 1) * step + length
+    padded = tf.pad(mono, [[0, 0], [0, total - num_samples]])
+
+    def one_window(index):
+        start = index * step
+        segment = padded[:, start : start + length]
+        segment.set_shape([None, None])
+        window_guidance = None
+        if guidance is not None:
+            frame_index = tf.minimum(start // hop + tf.range(length // hop), num_frames - 1)
+            window_guidance = tf.gather(guidance, frame_index, axis=1)
+        return model.sample_window(segment, window_guidance, window_seed(seed, index), sampler,
+                                   jit_compile)
+
+    windows = tf.map_fn(one_window, tf.range(count), parallel_iterations=1,
+                        fn_output_signature=tf.TensorSpec([None, None], tf.float32))
+    weighted = tf.transpose(windows, [1, 0, 2]) * crossfade(count, length, overlap)[None]
+    diff = tf.signal.overlap_and_add(weighted, step)[:, :num_samples]
+    return tf.stack([mono + diff, mono - diff], axis=-1), maps

@@ -20,8 +20,9 @@ num_frames must be ceil(time / 1600) (one frame per 0.1 s of audio; within one f
 frame for the whole clip), as the model's `generate` checks; a request that breaks this, or holds
 NaN or Inf, fails with an error that says so (an InvalidArgument status in TF Serving). The result
 is what `model.generate(mono, frames, sampler, seed)` returns, windows and all
-(`generate_in_graph`); the map is the localizer's map of each frame with the 0.96 s mono patch
-centred on it. The WAV signature decodes in the graph with `tf.audio.decode_wav` (16-bit PCM WAV, any
+(`keras_binaural.generation.generate_in_graph`); the map is the localizer's map of each frame
+with the 0.96 s mono patch centred on it. The WAV signature decodes in the graph with
+`tf.audio.decode_wav` (16-bit PCM WAV, any
 channel count and sample rate: downmixed by the mean of the channels, m = (L + R) / 2 for stereo,
 and resampled to 16 kHz with `keras_binaural.audio.resample`); every WAV of a batch must give the
 same number of samples. Only core TensorFlow ops are used, so the stock TF Serving binary runs the
@@ -43,7 +44,6 @@ Reference: SPEC section 7; TF Serving's model layout and REST/gRPC Predict API.
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 
@@ -56,7 +56,6 @@ from keras_binaural.conventions import (
     FRAMES_PER_SECOND,
     SAMPLE_RATE_HZ,
     SAMPLERS,
-    SAMPLES_PER_FRAME,
 )
 from keras_binaural.files import atomic_directory, write_json
 
@@ -67,154 +66,6 @@ METADATA_PATH = os.path.join("assets.extra", "keras_binaural.json")
 
 class ExportError(ValueError):
     """An export that cannot be done; the message names the argument and what is wrong."""
-
-
-# === Whole-clip generation in the graph ===
-
-
-def _generate_defaults(model) -> tuple[float, float, int]:
-    """`generate`'s window_seconds, overlap_seconds and frame_batch_size defaults."""
-    parameters = inspect.signature(model.generate).parameters
-    return (float(parameters["window_seconds"].default),
-            float(parameters["overlap_seconds"].default),
-            int(parameters["frame_batch_size"].default))
-
-
-def window_plan(num_samples, window_seconds: float, overlap_seconds: float):
-    """`Upmixer.generate`'s windows: (length, step, count) as tensors, and the overlap in samples.
-
-    One window, padded to whole seconds, when the clip fits in `window_seconds`; otherwise
-    windows of `window_seconds` overlapping by `overlap_seconds` (the last one zero-padded).
-    """
-    hop = SAMPLES_PER_FRAME
-    window = max(hop, round(window_seconds * 10) * hop)
-    overlap = min(round(overlap_seconds * 10) * hop, (window // (2 * hop)) * hop)
-    whole_seconds = (num_samples + 10 * hop - 1) // (10 * hop) * (10 * hop)
-    single = num_samples <= window
-    length = tf.where(single, whole_seconds, window)
-    step = tf.where(single, length, window - overlap)
-    count = 1 + (tf.maximum(num_samples - length, 0) + step - 1) // step
-    return length, step, count, overlap
-
-
-def crossfade(count, length, overlap: int):
-    """`generation.crossfade_weights` of `count` windows of `length` as a `[count, length]` tensor."""
-    index = tf.range(length)
-    if overlap == 0:
-        return tf.ones([count, length])
-    ramp = (tf.cast(index, tf.float32) + 0.5) / overlap
-    fade_in = tf.where(index < overlap, ramp, 1.0)
-    fade_out = tf.where(index >= length - overlap,
-                        1.0 - (tf.cast(index - (length - overlap), tf.float32) + 0.5) / overlap,
-                        1.0)
-    window = tf.range(count)[:, None]
-    return (tf.where(window > 0, fade_in[None], 1.0)
-            * tf.where(window < count - 1, fade_out[None], 1.0))
-
-
-def _in_batches(function, inputs, batch_size: int, output_signature):
-    """`function` over the first axis of `inputs` (a tuple) in sequential chunks of batch_size."""
-    total = tf.shape(inputs[0])[0]
-    chunks = (total + batch_size - 1) // batch_size
-    padded = [tf.pad(x, [[0, chunks * batch_size - total]] + [[0, 0]] * (x.shape.rank - 1))
-              for x in inputs]
-    reshaped = [tf.reshape(x, tf.concat([[chunks, batch_size], tf.shape(x)[1:]], 0))
-                for x in padded]
-    outputs = tf.map_fn(lambda args: function(*args), tuple(reshaped),
-                        fn_output_signature=output_signature, parallel_iterations=1)
-    return tf.nest.map_structure(
-        lambda y: tf.reshape(y, tf.concat([[-1], tf.shape(y)[2:]], 0))[:total], outputs)
-
-
-def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
-                      jit_compile: bool = False, window_seconds: float | None = None,
-                      overlap_seconds: float | None = None):
-    """`Upmixer.generate` (and the localization maps) for whole clips, as TensorFlow graph ops.
-
-    Computes what `model.generate(mono, frames, sampler, seed)` computes (the same guidance per
-    frame, windows, cross-fades, level normalisation and per-window seeds; tested equal) but
-    traceable in a `tf.function` with unknown batch size and length, which the eager
-    `generate` (numpy bookkeeping, Python loops over windows) is not. Without XLA by default:
-    the stock TF Serving binary runs no XLA clusters unless started with
-    `--xla_cpu_compilation_enabled=true`.
-
-    Args:
-      model: an `Upmixer` or `CLUP`.
-      mono: `[batch, time]` float32 at 16 kHz.
-      frames: `[batch, num_frames, H, W, 3]` float32 in [0, 1] with static H, W (num_frames
-        within one frame of time / 1600); ignored for an audio-only model (may be None).
-      window_seconds, overlap_seconds: windowing; None for `generate`'s defaults.
-
-    Returns:
-      (binaural `[batch, time, 2]`, maps `[batch, num_frames, H, W]` or None without a localizer).
-    """
-    hop = SAMPLES_PER_FRAME
-    default_window, default_overlap, frame_batch_size = _generate_defaults(model)
-    window_seconds = default_window if window_seconds is None else window_seconds
-    overlap_seconds = default_overlap if overlap_seconds is None else overlap_seconds
-    mono = tf.convert_to_tensor(mono, tf.float32)
-    batch, num_samples = tf.shape(mono)[0], tf.shape(mono)[1]
-    checks = [
-        tf.debugging.assert_positive(num_samples, message="mono: the clip holds no samples"),
-        tf.debugging.assert_all_finite(mono, "mono: NaN or Inf samples"),
-    ]
-    guidance = maps = None
-    if model.localizer is not None:
-        frames = tf.convert_to_tensor(frames, tf.float32)
-        num_frames = tf.shape(frames)[1]
-        mismatch = tf.abs(tf.cast(num_frames, tf.float32) - tf.cast(num_samples, tf.float32) / hop)
-        checks += [
-            tf.debugging.assert_positive(num_frames, message="frames: no frames"),
-            tf.debugging.assert_all_finite(frames, "frames: NaN or Inf values"),
-            # As generate: one frame per 0.1 s of audio (within one frame), or one for the clip.
-            tf.debugging.Assert(
-                tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
-                [("frames: need one frame per 0.1 s of audio (num_frames = ceil(time / 1600)) "
-                  "or one frame for the whole clip; got num_frames and audio samples"),
-                 num_frames, num_samples]),
-        ]
-        frames = tf.clip_by_value(frames, 0.0, 1.0)
-        with tf.control_dependencies(checks):
-            patches = generation.frame_patches(mono, num_frames)
-        height, width = frames.shape[2], frames.shape[3]
-        flat_frames = tf.reshape(frames, [-1, height, width, 3])
-        flat_patches = tf.reshape(patches, [-1, patches.shape[-2], patches.shape[-1]])
-
-        def per_frame(frame, patch):
-            return model.frame_guidance(frame, patch, return_map=True)
-
-        vectors, heat = _in_batches(
-            per_frame, (flat_frames, flat_patches), frame_batch_size,
-            (tf.TensorSpec([frame_batch_size, model.guidance_channels], tf.float32),
-             tf.TensorSpec([frame_batch_size, height, width], tf.float32)))
-        guidance = tf.reshape(tf.cast(vectors, tf.float32), [batch, num_frames, -1])
-        maps = tf.reshape(tf.cast(heat, tf.float32), [batch, num_frames, height, width])
-    else:
-        with tf.control_dependencies(checks):
-            mono = tf.identity(mono)
-
-    length, step, count, overlap = window_plan(num_samples, window_seconds, overlap_seconds)
-    total = (count - 1) * step + length
-    padded = tf.pad(mono, [[0, 0], [0, total - num_samples]])
-
-    def one_window(index):
-        start = index * step
-        segment = padded[:, start : start + length]
-        segment.set_shape([None, None])
-        window_guidance = None
-        if guidance is not None:
-            frame_index = tf.minimum(start // hop + tf.range(length // hop), num_frames - 1)
-            window_guidance = tf.gather(guidance, frame_index, axis=1)
-        # generation.window_seed in int64 arithmetic.
-        window_seed = tf.cast((tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(index, tf.int64))
-                              % (2**31 - 1), tf.int32)
-        return model.sample_window(segment, window_guidance, window_seed, sampler, jit_compile)
-
-    windows = tf.map_fn(one_window, tf.range(count), parallel_iterations=1,
-                        fn_output_signature=tf.TensorSpec([None, None], tf.float32))
-    weighted = tf.transpose(windows, [1, 0, 2]) * crossfade(count, length, overlap)[None]
-    diff = tf.signal.overlap_and_add(weighted, step)[:, :num_samples]
-    return tf.stack([mono + diff, mono - diff], axis=-1), maps
 
 
 # === In-graph audio decoding ===
@@ -294,7 +145,8 @@ def _serving_functions(model, frame_size_wh, sampler: str, seed: int):
     frames_spec = tf.TensorSpec([None, None, height, width, 3], tf.float32, name="frames")
 
     def outputs(mono, frames=None):
-        binaural, maps = generate_in_graph(model, mono, frames, sampler=sampler, seed=seed)
+        binaural, maps = generation.generate_in_graph(model, mono, frames, sampler=sampler,
+                                                     seed=seed)
         result = {"binaural": binaural}
         if maps is not None:
             result["map"] = maps

@@ -223,7 +223,7 @@ def test_graph_generation_equals_generate_over_windows(exported):
     windows = {"window_seconds": 0.5, "overlap_seconds": 0.1}
     expected = model.generate(mono, frames, seed=SEED, jit_compile=False, progress=False,
                               **windows)
-    binaural, maps = tf.function(lambda m, f: serving.generate_in_graph(
+    binaural, maps = tf.function(lambda m, f: generation.generate_in_graph(
         model, m, f, seed=SEED, **windows))(tf.constant(mono), tf.constant(frames))
     np.testing.assert_allclose(binaural.numpy(), expected, atol=1e-6)
     patches = generation.frame_patches(mono, frames.shape[1])

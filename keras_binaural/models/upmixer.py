@@ -42,14 +42,12 @@ Design choices (ours, where the supplement is silent):
   localize. The guidance is end-to-end: l_diff also trains the localizer and the generation
   encoder through it. A training chunk has one frame (its centre), so its guidance is one
   vector.
-- **Generation** (`generate`): the guidance of every frame of the clip (frame k's mono patch is
-  centred on the frame), then per window (`keras_binaural.generation`): the step-independent
-  conditioning once (`WaveNetDenoiser.condition`, guidance upsampled linearly between frame
-  centres inside the denoiser) and the whole sampler loop in one `tf.function`, each residual
-  layer an XLA cluster (`compiled_denoise_fn`). Clips longer than `window_seconds` are cut into
-  windows overlapping by `overlap_seconds`, cross-faded and overlap-added, with a progress bar;
-  `parallel_windows` windows are sampled at once in threads (one sampler call leaves the two
-  cores partly idle between its small kernels; the result is the same).
+- **Generation**: `sample_window` samples one stretch: the step-independent conditioning once
+  (`WaveNetDenoiser.condition`, guidance upsampled linearly between frame centres inside the
+  denoiser) and the whole sampler loop in one `tf.function`, each residual layer an XLA
+  cluster (`compiled_denoise_fn`). Whole clips (`generate`) are `keras_binaural.generation`'s
+  job: the guidance of every frame (frame k's mono patch centred on the frame), windows,
+  cross-fades, threads and progress, eagerly and in the serving graph.
 
 Paper symbols -> code names: m `mono`, d `diff`, s `scale`, g `guidance`, x_t `noisy`,
 ε `noise`, ε_θ `self.denoiser`, t `step`, ᾱ_t `schedule.alpha_bars[t]` (see
@@ -61,23 +59,19 @@ Reference: SPEC section 5; supp. section 1 ("Object-Aware Upmix Model"); Leng et
 
 from __future__ import annotations
 
-import concurrent.futures
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_binaural import diffusion, generation
-from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
+from keras_binaural.conventions import GUIDANCES, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.models.localization_heads import FEATURE_SIZE
 from keras_binaural.models.resnet import ResNet18
-from keras_binaural.models.vggish import NUM_BANDS, NUM_FRAMES
 
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
 
@@ -268,7 +262,7 @@ class Upmixer(LossTermsModel):
         # === Metrics ===
         self.track_losses(self._term_names())
 
-        self._generation_functions = {}
+        self._generation_functions = {}  # traced by keras_binaural.generation
         self._denoise_functions = {}
         self.build(None)
 
@@ -412,28 +406,6 @@ class Upmixer(LossTermsModel):
 
     # --- Generation ---
 
-    def clip_guidance(self, mono, frames, frame_batch_size: int = 32):
-        """Guidance of every frame of whole clips, `[batch, num_frames, G]` (None: audio-only).
-
-        Args:
-          mono: `[batch, time]` float32 at 16 kHz; frames: `[batch, F, H, W, 3]` in [0, 1].
-          frame_batch_size: frames encoded per call (bounds memory).
-        """
-        if self.guidance == "none":
-            return None
-        batch, num_frames = frames.shape[0], frames.shape[1]
-        patches = generation.frame_patches(mono, num_frames)
-        patches = tf.reshape(patches, [batch * num_frames, NUM_FRAMES, NUM_BANDS])
-        flat = tf.reshape(
-            tf.convert_to_tensor(frames, tf.float32), [batch * num_frames, *frames.shape[2:]]
-        )
-        function = self._generation_function("guidance")
-        vectors = [
-            function(flat[i : i + frame_batch_size], patches[i : i + frame_batch_size])
-            for i in range(0, batch * num_frames, frame_batch_size)
-        ]
-        return tf.reshape(tf.concat(vectors, 0), [batch, num_frames, self.guidance_channels])
-
     def sample_window(self, mono, guidance=None, seed=0, sampler: str = "fast",
                       jit_compile: bool = True):
         """d̂ of one stretch of audio by DDPM sampling; traceable in any `tf.function`.
@@ -474,105 +446,40 @@ class Upmixer(LossTermsModel):
                                 clip_range=(-self.clip_value, self.clip_value))
         return diff[..., 0] * scale
 
-    def _generation_function(self, kind: str, jit_compile: bool = True):
-        """`tf.function`s for eager generation, built once per kind ("guidance" or a sampler)."""
-        key = (kind, jit_compile)
-        if key not in self._generation_functions:
-            if kind == "guidance":
-                function = lambda frames, patches: self.frame_guidance(frames, patches)
-            else:
-                function = lambda mono, guidance, seed: self.sample_window(
-                    mono, guidance, seed, kind, jit_compile
-                )
-            self._generation_functions[key] = tf.function(function, reduce_retracing=True)
-        return self._generation_functions[key]
-
     def generate(
         self,
         mono,
         frames=None,
         sampler: str = "fast",
         seed: int = 0,
-        window_seconds: float = 5.0,
-        overlap_seconds: float = 0.5,
+        window_seconds: float = generation.WINDOW_SECONDS,
+        overlap_seconds: float = generation.OVERLAP_SECONDS,
         progress: bool | None = None,
         jit_compile: bool = True,
-        frame_batch_size: int = 32,
-        parallel_windows: int = 2,
+        frame_batch_size: int = generation.FRAME_BATCH_SIZE,
+        parallel_windows: int = generation.PARALLEL_WINDOWS,
     ) -> np.ndarray:
         """Binaural audio for whole clips of any length: L = m + d̂, R = m - d̂ (Eq. 3).
 
+        `keras_binaural.generation.generate` with this model (its Args).
+
         Args:
           mono: `[batch, time]` float32 mono at 16 kHz in [-1, 1] (numpy or tensor).
-          frames: `[batch, num_frames, H, W, 3]` RGB in [0, 1] at 10 fps covering the clip
-            (frame k shows [(k - 1) / 10, k / 10) s; within one frame of time / 1600 frames),
-            or `[batch, H, W, 3]` one frame for the whole clip. Ignored (may be None) for
-            `guidance="none"`.
+          frames: `[batch, num_frames, H, W, 3]` RGB in [0, 1] at 10 fps covering the clip,
+            or `[batch, H, W, 3]` one frame for the whole clip; None for `guidance="none"`.
           sampler: "fast" (BinauralGrad's 6 steps) or "full" (all T training steps).
           seed: int; the same seed gives the same audio.
-          window_seconds: longest stretch generated in one pass (memory: the conditioning holds
-            layers x time x 2C values); longer clips are windowed.
-          overlap_seconds: overlap of consecutive windows (cross-faded).
-          progress: show a progress bar over windows (default: when there is more than one).
-          jit_compile: XLA for each residual layer of the sampler (faster on CPU).
-          frame_batch_size: frames encoded at once for the guidance.
-          parallel_windows: windows sampled at once, in threads (each holds its own
-            conditioning in memory); the result does not depend on it.
 
         Returns:
           `[batch, time, 2]` float32 binaural audio (left, right); (L + R) / 2 equals the mono.
 
         Raises:
-          keras_binaural.generation.GenerationInputError: bad input (see
-            `generation.check_generation_inputs`).
+          keras_binaural.generation.GenerationInputError: bad input.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
-        hop = SAMPLES_PER_FRAME
-        mono, frames = generation.check_generation_inputs(
-            mono, frames, needs_frames=self.guidance != "none", hop_samples=hop
-        )
-        batch, num_samples = mono.shape
-        guidance = None
-        if frames is not None:
-            guidance = self.clip_guidance(mono, frames, frame_batch_size)
-            if frames.shape[1] == 1:
-                guidance = guidance[:, 0]  # one vector for the whole clip
-        window = max(hop, round(window_seconds * 10) * hop)
-        overlap = min(round(overlap_seconds * 10) * hop, (window // (2 * hop)) * hop)
-        windows = generation.plan_windows(num_samples, window, overlap, hop)
-        weights = generation.crossfade_weights(windows, overlap)
-        function = self._generation_function(sampler, jit_compile)
-
-        def sample(index: int) -> np.ndarray:
-            start, stop = windows[index]
-            # Pad a window to whole seconds (full windows are whole already when window_seconds
-            # is) so that XLA sees few shapes; padded samples are silent and cut off below.
-            length = stop - start
-            if length != window:
-                length = generation.padded_length(length, 10 * hop)
-            segment = np.zeros((batch, length), np.float32)
-            segment[:, : stop - start] = mono[:, start:stop]
-            segment_guidance = guidance
-            if guidance is not None and len(guidance.shape) == 3:
-                first, frames_needed = start // hop, math.ceil(length / hop)
-                indices = np.minimum(np.arange(first, first + frames_needed), guidance.shape[1] - 1)
-                segment_guidance = tf.gather(guidance, indices, axis=1)
-            seed_tensor = tf.constant(generation.window_seed(seed, index), tf.int32)
-            return np.asarray(function(tf.constant(segment), segment_guidance, seed_tensor))
-
-        diff = np.zeros((batch, num_samples), np.float32)
-        show = len(windows) > 1 if progress is None else progress
-        # Windows run in parallel threads: one sampler call leaves the cores idle part of the
-        # time (between its small per-layer kernels); two fill them (BENCHMARKS.md).
-        with concurrent.futures.ThreadPoolExecutor(max(1, parallel_windows)) as pool:
-            samples = pool.map(sample, range(len(windows)))
-            for index, window_sample in generation.progress(
-                enumerate(samples), len(windows), show
-            ):
-                start, stop = windows[index]
-                diff[:, start:stop] += weights[index][None, :] * window_sample[:, : stop - start]
-        return np.stack([mono + diff, mono - diff], axis=-1)
+        return generation.generate(
+            self, mono, frames, sampler=sampler, seed=seed, window_seconds=window_seconds,
+            overlap_seconds=overlap_seconds, progress=progress, jit_compile=jit_compile,
+            frame_batch_size=frame_batch_size, parallel_windows=parallel_windows)
 
     def get_config(self):
         return {
