@@ -49,18 +49,16 @@ import csv
 import io
 import json
 import os
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 import ml_collections
 import tensorflow as tf
-from absl import flags as absl_flags
 from absl import logging
 
-from keras_binaural import files
+from keras_binaural import cli, files
 from keras_binaural.conventions import GUIDANCES, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
@@ -163,11 +161,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise _fail(key, path, "must be a .weights.h5 file")
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    line = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def split_clips(config: ml_collections.ConfigDict, subset: str,
                 least: int = 1) -> list[fairplay.Clip]:
     """The clips of `subset` ("train", "val", "test") of `config.data.split`, checked.
@@ -184,7 +177,7 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
     try:
         clips = fairplay.list_clips(root, subset, config.data.split)
     except fairplay.DatasetError as error:
-        raise TrainingError(f"--config.data.root={root!r}: {_one_line(error)}") from error
+        raise TrainingError(f"--config.data.root={root!r}: {cli.one_line(error)}") from error
     if len(clips) < least:
         hint = (" or --config.train.validation_steps=0 to train without validation"
                 if subset == config.data.val_subset else "")
@@ -248,45 +241,6 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> dict | Non
             f"--workdir={workdir!r}: holds a run of another config (differs in {shown}{more}); "
             "use a new --workdir, or the same --config and overrides as that run")
     return saved
-
-
-# === Command-line flags ===
-
-
-def explain_flag_error(error: Exception, argv: Sequence[str]) -> str:
-    """One line for a flag that absl or ml_collections refused while parsing `argv`.
-
-    A misspelt config override (`--config.train.epoch=3`) names the flag and the key it probably
-    meant; an error raised inside a config file (e.g. an unknown variant) gives that error's own
-    message; anything else its first line.
-    """
-    text = str(error)
-    if isinstance(error, (AttributeError, KeyError)):
-        guess = re.search(r'Did you mean "([^"]+)"', text)
-        bad = re.search(r"'([^'\\]+)\\?'", text)
-        key = bad.group(1) if bad else "?"
-        flag = next((arg.split("=")[0] for arg in argv
-                     if arg.startswith("--config.") and re.search(rf"\.{re.escape(key)}(=|$)",
-                                                                   arg.split("=")[0])), None)
-        hint = f"; did you mean {guess.group(1)!r}?" if guess else ""
-        return f"{flag or '--config.…'}: the config has no key {key!r}{hint}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if "Traceback" in text and lines:  # an exception inside the config file: its last line
-        last = lines[-1]
-        return re.sub(r"^\w+(Error|Exception): ", "", last)
-    return lines[0] if lines else type(error).__name__
-
-
-def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
-    """An `app.run(..., flags_parser=...)` that turns a flag error into one line and exit 1."""
-
-    def parse(argv: list[str]) -> list[str]:
-        try:
-            return absl_flags.FLAGS(argv)
-        except (absl_flags.Error, AttributeError, KeyError, ValueError, TypeError) as error:
-            raise SystemExit(f"{program}: error: {explain_flag_error(error, argv)}") from None
-
-    return parse
 
 
 # === Strategies ===
@@ -584,7 +538,7 @@ class EpochCheckpoints(keras.callbacks.BackupAndRestore):
                 self.model.load_weights(path)
             except (OSError, ValueError, KeyError) as error:
                 logging.warning("checkpoint %s unreadable (%s); trying the one before", path,
-                                _one_line(error, 200))
+                                cli.one_line(error, 200))
                 continue
             epoch = int(entry["epoch"])
             self.checkpoints = [c for c in self.checkpoints if c["epoch"] <= epoch]

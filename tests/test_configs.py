@@ -7,7 +7,7 @@ from absl import flags
 from ml_collections import config_flags
 from training_data import CONFIG_FILE, config_module
 
-from keras_binaural import training
+from keras_binaural import cli, training
 
 CLUP = config_module()
 VARIANTS = [f"{size},{ablation}" for size in CLUP.SIZES for ablation in CLUP.ABLATIONS]
@@ -82,7 +82,7 @@ def test_overrides_apply_and_a_misspelt_key_is_an_error():
 def test_flag_errors_become_one_line():
     with pytest.raises((AttributeError, KeyError)) as caught:
         _parse("--config.train.epoch=7")
-    line = training.explain_flag_error(caught.value, ["train", "--config.train.epoch=7"])
+    line = cli.explain_flag_error(caught.value, ["train", "--config.train.epoch=7"])
     assert line == "--config.train.epoch: the config has no key 'epoch'; did you mean 'epochs'?"
 
 

@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from absl import app, flags
 
-from keras_binaural import evaluate_lib, training
+from keras_binaural import cli, evaluate_lib
 from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model or a tools/train.py workdir.")
@@ -73,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=training.flags_parser("evaluate"))
+    app.run(main, flags_parser=cli.flags_parser("evaluate"))

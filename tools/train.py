@@ -41,7 +41,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from keras_binaural import training
+from keras_binaural import cli, training
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and variant, e.g. configs/clup.py:demo,no_cyc.",
@@ -81,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=training.flags_parser("train"))
+    app.run(main, flags_parser=cli.flags_parser("train"))
