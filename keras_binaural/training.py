@@ -32,11 +32,8 @@ Reruns of a workdir (decided here; the tool's docstring repeats it):
   shorter, a moved dataset, other evaluation settings); config.json is updated;
 - any other difference: refused, naming the keys that differ.
 
-Strategies (`make_strategy`): "default" (one device), "mirrored" (`tf.distribute.MirroredStrategy`
-over the GPUs, or without GPUs over the logical CPU devices made by `split_cpu`), "multi_worker"
-(`tf.distribute.MultiWorkerMirroredStrategy`, cluster from the TF_CONFIG environment variable;
-without it, one local worker). `config.train.batch_size` is the global batch, split over replicas.
-With several workers, only the chief writes WORKDIR; the others keep their checkpoints and logs in
+Strategies: `keras_binaural.distribute` ("default", "mirrored", "multi_worker"). With several
+workers, only the chief writes WORKDIR; the others keep their checkpoints and logs in
 WORKDIR/workers/<task>_<id>/ (each restores from its own on a rerun).
 
 Every problem found before training is a `TrainingError` with a one-line message naming the flag,
@@ -58,7 +55,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from keras_binaural import cli, files
+from keras_binaural import cli, distribute, files
 from keras_binaural.conventions import GUIDANCES, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
@@ -68,7 +65,6 @@ from keras_binaural.models.vggish import VGGish
 from keras_binaural.runs import CONFIG_FILE, MODEL_FILE
 
 KINDS = ("clup", "upmixer", "localizer")
-STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine")
 # Config keys a rerun of a workdir may change (see the module docstring).
@@ -241,78 +237,6 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> dict | Non
             f"--workdir={workdir!r}: holds a run of another config (differs in {shown}{more}); "
             "use a new --workdir, or the same --config and overrides as that run")
     return saved
-
-
-# === Strategies ===
-
-
-def split_cpu(num_devices: int) -> None:
-    """Splits the CPU into `num_devices` logical devices (for MirroredStrategy without GPUs).
-
-    Must run before TensorFlow initialises its runtime (before any tensor is made).
-
-    Raises:
-      TrainingError: the runtime is already initialised with another device count.
-    """
-    if num_devices <= 1:
-        return
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
-    except RuntimeError as error:
-        if len(tf.config.list_logical_devices("CPU")) != num_devices:
-            raise TrainingError(
-                f"--cpu_devices={num_devices}: TensorFlow is already initialised ({error})"
-            ) from error
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The `tf.distribute` strategy called `name` (see the module docstring).
-
-    Raises:
-      TrainingError: an unknown name.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        # Two Keras 3 / TF 2.16 incompatibilities of this strategy's `reduce`, worked around here:
-        # fit reduces a first (dict) batch to build the model, and reduce takes one tensor
-        # (keras-team/keras#20329); fit reduces the scalar metrics with axis=0, which fails on
-        # scalars (tensorflow/tensorflow#72388). So: leaf by leaf, scalars across replicas only.
-        reduce = strategy.reduce
-
-        def reduce_leaf(reduce_op, leaf, axis):
-            local = strategy.experimental_local_results(leaf)[0] if isinstance(
-                leaf, tf.distribute.DistributedValues) else leaf
-            if axis is not None and len(getattr(local, "shape", ())) == 0:
-                axis = None
-            return reduce(reduce_op, leaf, axis=axis)
-
-        def reduce_each(reduce_op, value, axis=None):
-            return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
-
-        strategy.reduce = reduce_each
-        return strategy
-    raise TrainingError(f"--strategy={name!r}: must be one of {', '.join(STRATEGIES)}")
-
-
-def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, str]:
-    """(is_chief, a name for this worker) from the strategy's cluster resolver (TF_CONFIG)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    task_type = getattr(resolver, "task_type", None)
-    if resolver is None or task_type is None:
-        return True, "chief"
-    task_id = int(resolver.task_id or 0)
-    cluster = resolver.cluster_spec().as_dict()
-    is_chief = task_type == "chief" or (
-        task_type == "worker" and task_id == 0 and "chief" not in cluster)
-    return is_chief, f"{task_type}_{task_id}"
 
 
 # === Models by name ===
@@ -606,7 +530,7 @@ def train(
     Args:
       config: a config of `configs/clup.py` (`get_config(...)`, with any overrides).
       workdir: the run's folder (created if missing).
-      strategy: a name of `STRATEGIES` or a `tf.distribute.Strategy`.
+      strategy: a name of `distribute.STRATEGIES` or a `tf.distribute.Strategy`.
       verbose: Keras's fit verbosity (1: progress bar, 2: one line per epoch, 0: silent).
 
     Returns:
@@ -623,13 +547,13 @@ def train(
     val_clips = split_clips(config, config.data.val_subset, least=2) if (
         config.train.validation_steps > 0) else []
     if isinstance(strategy, str):
-        strategy = make_strategy(strategy)
+        strategy = distribute.make_strategy(strategy, TrainingError)
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
         raise _fail("train.batch_size", config.train.batch_size,
                     f"must be a multiple of the {replicas} replicas of the strategy")
 
-    is_chief, worker = worker_role(strategy)
+    is_chief, worker = distribute.worker_role(strategy)
     run_dir = workdir if is_chief else os.path.join(workdir, "workers", worker)
     checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
     model_path = os.path.join(workdir, MODEL_FILE)

@@ -41,13 +41,13 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from keras_binaural import cli, training
+from keras_binaural import cli, distribute, training
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and variant, e.g. configs/clup.py:demo,no_cyc.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder of the run (created if missing).")
-_STRATEGY = flags.DEFINE_enum("strategy", "default", list(training.STRATEGIES),
+_STRATEGY = flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
                               "tf.distribute strategy.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", 0, "Split the CPU into this many logical devices (for --strategy mirrored "
@@ -70,7 +70,7 @@ def main(argv):
     if _CPU_DEVICES.value > 1 and _STRATEGY.value == "default":
         raise SystemExit("train: error: --cpu_devices needs --strategy mirrored (or multi_worker)")
     try:
-        training.split_cpu(_CPU_DEVICES.value)
+        distribute.split_cpu(_CPU_DEVICES.value, training.TrainingError)
         summary = training.train(_CONFIG.value, _WORKDIR.value, _STRATEGY.value,
                                  verbose=int(_VERBOSE.value))
     except training.TrainingError as error:
