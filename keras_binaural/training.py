@@ -5,32 +5,7 @@ everything first (config values, the dataset's splits, the workdir), then builds
 `config.model.kind` inside the distribution strategy's scope and runs `model.fit` on random 0.63 s
 chunks of the train split, with validation on the val split after each epoch.
 
-Workdir layout:
-
-    WORKDIR/config.json                  the run's config (written at the first start)
-    WORKDIR/checkpoints/epoch_NNNN.weights.h5   model + optimizer state after epoch N (newest
-                                         `config.train.keep_checkpoints` kept)
-    WORKDIR/checkpoints/state.json       the commit point: last finished epoch, its checkpoint,
-                                         the per-epoch metrics
-    WORKDIR/history.csv                  one row per finished epoch (epoch, loss, val_loss, ...)
-    WORKDIR/logs/{train,validation}/     TensorBoard event files (`tensorboard --logdir WORKDIR`)
-    WORKDIR/model.keras                  the trained model, written when training ends
-
-Resume: `EpochCheckpoints` is a `keras.callbacks.BackupAndRestore` whose backup is the per-epoch
-checkpoint above, written atomically (weights to a temporary file renamed into place, then
-`state.json` rewritten atomically: an interrupted save leaves the previous epoch's state intact).
-Killing the process at any moment and rerunning the same command restores the last finished epoch
-(weights, optimizer moments and step count, so the learning-rate schedule continues) and trains
-the remaining epochs: no epoch is lost or repeated. Only the epoch that was running when the
-process died is redone. The data stream of a resumed run is reseeded with the epoch it starts
-at (`config.seed + 1000 * epoch`): deterministic, and not a replay of the first epochs' chunks.
-A checkpoint that cannot be read falls back to the one before it.
-
-Reruns of a workdir (decided here; the tool's docstring repeats it):
-- the same config: resume (or, when every epoch is done and model.keras exists, do nothing);
-- a config that differs only in `train.epochs`, `data.root` or `eval.*`: allowed (train longer or
-  shorter, a moved dataset, other evaluation settings); config.json is updated;
-- any other difference: refused, naming the keys that differ.
+The workdir (layout, checkpoints, resume, which reruns are allowed): `keras_binaural.workdir`.
 
 Strategies: `keras_binaural.distribute` ("default", "mirrored", "multi_worker"). With several
 workers, only the chief writes WORKDIR; the others keep their checkpoints and logs in
@@ -42,9 +17,6 @@ config key or file, what is wrong and what would be right.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -56,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_binaural import cli, distribute, files
+from keras_binaural import workdir as workdir_lib
 from keras_binaural.conventions import GUIDANCES, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
@@ -67,13 +40,7 @@ from keras_binaural.runs import CONFIG_FILE, MODEL_FILE
 KINDS = ("clup", "upmixer", "localizer")
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine")
-# Config keys a rerun of a workdir may change (see the module docstring).
-RESUMABLE_CHANGES = ("train.epochs", "data.root", "eval.")
 
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.csv"
-LOG_DIR = "logs"
 
 
 class TrainingError(ValueError):
@@ -182,61 +149,6 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
             f"at least {least} are needed (negatives come from other clips); use a larger "
             f"dataset{hint}")
     return clips
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
-
-
-def config_to_dict(config: ml_collections.ConfigDict) -> dict:
-    """A JSON-ready dict of the config (tuples become lists)."""
-    return json.loads(config.to_json_best_effort())
-
-
-def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list[str]:
-    """Keys whose values differ between a saved config dict and `config`, sorted."""
-    old, new = _flatten(saved), _flatten(config_to_dict(config))
-    return sorted(key for key in set(old) | set(new) if old.get(key, "<missing>") != new.get(
-        key, "<missing>"))
-
-
-def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-    """Checks that `workdir` is new, or a run of the same config; returns its config.json or None.
-
-    Raises:
-      TrainingError: `workdir` is a file, holds a run of another config (the differing keys are
-        named), or holds checkpoints or a model without config.json.
-    """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise TrainingError(f"--workdir={workdir!r}: is a file; give a directory (new or a run)")
-    config_path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        for name in (CHECKPOINT_DIR, MODEL_FILE):
-            if os.path.exists(os.path.join(workdir, name)):
-                raise TrainingError(
-                    f"--workdir={workdir!r}: holds {name} but no {CONFIG_FILE}, so it is not a run "
-                    "of tools/train.py; use a new --workdir")
-        return None
-    try:
-        with open(config_path) as stream:
-            saved = json.load(stream)
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"{config_path}: unreadable ({error}); use a new --workdir") from error
-    changed = [key for key in config_differences(saved, config)
-               if not key.startswith(RESUMABLE_CHANGES)]
-    if changed:
-        shown = ", ".join(f"{key} ({_flatten(saved).get(key, '<missing>')!r} there)"
-                          for key in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise TrainingError(
-            f"--workdir={workdir!r}: holds a run of another config (differs in {shown}{more}); "
-            "use a new --workdir, or the same --config and overrides as that run")
-    return saved
 
 
 # === Models by name ===
@@ -395,128 +307,7 @@ def validation_batches(config: ml_collections.ConfigDict,
                                                    ).take(config.train.validation_steps).cache()
 
 
-# === Checkpoints and resume ===
-
-
-def read_state(directory: str) -> dict | None:
-    """The checkpoint state (`state.json`) in `directory`, or None before the first epoch."""
-    path = os.path.join(directory, STATE_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as stream:
-            return json.load(stream)
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"{path}: unreadable ({error}); delete it to restart training from "
-                            "scratch") from error
-
-
-def history_csv(history: Sequence[dict]) -> str:
-    """One CSV row per epoch: `epoch` first, then every metric name (sorted)."""
-    names = sorted({key for row in history for key in row} - {"epoch"})
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["epoch", *names])
-    for row in history:
-        writer.writerow([row["epoch"], *(row.get(name, "") for name in names)])
-    return text.getvalue()
-
-
-class EpochCheckpoints(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` with one atomic checkpoint per epoch and the epoch history.
-
-    After epoch N (1-based): `epoch_NNNN.weights.h5` (model and optimizer variables) is written to
-    a temporary name and renamed into place; then `state.json` (the commit point) is rewritten
-    atomically with {"epoch": N, "checkpoints": [{"epoch", "weights"}...], "history": [...]}; then
-    `history_path` (CSV) is rewritten from the state; then checkpoints beyond the newest `keep` are
-    deleted. At `on_train_begin` the newest readable checkpoint is restored and fit continues at
-    the epoch after it. The checkpoints are kept when training ends (a rerun after the last epoch
-    trains nothing).
-
-    Args:
-      directory: where the checkpoints and state.json live (created when needed).
-      keep: how many of the newest checkpoints to keep (>= 1).
-      history_path: optional CSV path rewritten after each epoch.
-    """
-
-    def __init__(self, directory: str, keep: int = 3, history_path: str | None = None):
-        super().__init__(backup_dir=directory, save_freq="epoch", delete_checkpoint=False)
-        self.directory = directory
-        self.keep = max(1, keep)
-        self.history_path = history_path
-        state = read_state(directory) or {}
-        self.checkpoints = list(state.get("checkpoints", []))
-        self.history = list(state.get("history", []))
-        self.restored_epoch = 0
-
-    # --- restore (called by BackupAndRestore.on_train_begin) ---
-
-    def _load_model(self):
-        if not self.checkpoints:
-            return
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)  # its slots must exist
-        for entry in reversed(list(self.checkpoints)):
-            path = os.path.join(self.directory, entry["weights"])
-            try:
-                self.model.load_weights(path)
-            except (OSError, ValueError, KeyError) as error:
-                logging.warning("checkpoint %s unreadable (%s); trying the one before", path,
-                                cli.one_line(error, 200))
-                continue
-            epoch = int(entry["epoch"])
-            self.checkpoints = [c for c in self.checkpoints if c["epoch"] <= epoch]
-            self.history = [row for row in self.history if row["epoch"] <= epoch]
-            self.model._initial_epoch = epoch  # what BackupAndRestore sets to resume fit
-            self.restored_epoch = epoch
-            logging.info("resuming after epoch %d from %s", epoch, path)
-            return
-        raise TrainingError(f"{self.directory}: no readable checkpoint; delete it to restart "
-                            "training from scratch")
-
-    # --- save (called by BackupAndRestore.on_epoch_end) ---
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1}
-        for key, value in (logs or {}).items():
-            try:
-                row[key] = float(value)
-            except (TypeError, ValueError):
-                pass  # not a scalar metric
-        self.history = [r for r in self.history if r["epoch"] < epoch + 1] + [row]
-        super().on_epoch_end(epoch, logs)
-
-    def _save_model(self):
-        epoch = self._current_epoch
-        os.makedirs(self.directory, exist_ok=True)
-        name = f"epoch_{epoch:04d}.weights.h5"
-        temporary = os.path.join(self.directory, f".{name}.{os.getpid()}.tmp.weights.h5")
-        try:
-            self.model.save_weights(temporary, overwrite=True)
-            os.replace(temporary, os.path.join(self.directory, name))
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-        self.checkpoints = [c for c in self.checkpoints if c["epoch"] < epoch]
-        self.checkpoints.append({"epoch": epoch, "weights": name})
-        dropped, self.checkpoints = self.checkpoints[: -self.keep], self.checkpoints[-self.keep:]
-        files.write_json(os.path.join(self.directory, STATE_FILE), {
-            "epoch": epoch, "checkpoints": self.checkpoints, "history": self.history})
-        if self.history_path:
-            files.write_text(self.history_path, history_csv(self.history))
-        for entry in dropped:
-            path = os.path.join(self.directory, entry["weights"])
-            if os.path.exists(path):
-                os.remove(path)
-
-
 # === Training ===
-
-
-def save_model(model: keras.Model, path: str) -> None:
-    """`model.save(path)` (a .keras file) atomically."""
-    with files.atomic_file(path) as temporary:
-        model.save(temporary)
 
 
 def train(
@@ -542,7 +333,7 @@ def train(
     """
     check_config(config)
     workdir = os.fspath(workdir)
-    saved = check_workdir(workdir, config)
+    saved = workdir_lib.check_workdir(workdir, config, TrainingError)
     train_clips = split_clips(config, config.data.train_subset, least=2)
     val_clips = split_clips(config, config.data.val_subset, least=2) if (
         config.train.validation_steps > 0) else []
@@ -555,13 +346,13 @@ def train(
 
     is_chief, worker = distribute.worker_role(strategy)
     run_dir = workdir if is_chief else os.path.join(workdir, "workers", worker)
-    checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    checkpoint_dir = os.path.join(run_dir, workdir_lib.CHECKPOINT_DIR)
     model_path = os.path.join(workdir, MODEL_FILE)
     os.makedirs(run_dir, exist_ok=True)
-    if is_chief and saved != config_to_dict(config):
-        files.write_json(os.path.join(workdir, CONFIG_FILE), config_to_dict(config))
+    if is_chief and saved != workdir_lib.config_to_dict(config):
+        files.write_json(os.path.join(workdir, CONFIG_FILE), workdir_lib.config_to_dict(config))
 
-    state = read_state(checkpoint_dir)
+    state = workdir_lib.read_state(checkpoint_dir, TrainingError)
     done = int(state["epoch"]) if state else 0
     if done >= config.train.epochs and os.path.isfile(model_path):
         logging.info("%s: all %d epochs done and %s written; nothing to do", workdir, done,
@@ -573,10 +364,11 @@ def train(
     with strategy.scope():
         model = build_model(config)
         model.compile(optimizer=make_optimizer(config), jit_compile=config.train.jit_compile)
-    backup = EpochCheckpoints(checkpoint_dir, keep=config.train.keep_checkpoints,
-                              history_path=os.path.join(run_dir, HISTORY_FILE))
+    backup = workdir_lib.EpochCheckpoints(
+        checkpoint_dir, keep=config.train.keep_checkpoints,
+        history_path=os.path.join(run_dir, workdir_lib.HISTORY_FILE), error=TrainingError)
     callbacks = [
-        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, LOG_DIR), write_graph=False,
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, workdir_lib.LOG_DIR), write_graph=False,
                                     update_freq="epoch"),
         backup,
     ]
@@ -591,17 +383,6 @@ def train(
               validation_data=val_data, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.monotonic() - start
     if is_chief:
-        save_model(model, model_path)
+        workdir_lib.save_model(model, model_path)
     return {"workdir": workdir, "model_path": model_path, "initial_epoch": backup.restored_epoch,
             "epochs": len(backup.history), "history": backup.history, "seconds": seconds}
-
-
-def load_config_json(path: str) -> ml_collections.ConfigDict:
-    """A run's config.json as a locked ConfigDict."""
-    with open(path) as stream:
-        config = ml_collections.ConfigDict(json.load(stream))
-    for key in ("resize_hw", "crop_hw"):
-        config.data[key] = tuple(config.data[key])
-    config.lock()
-    return config
-

@@ -12,6 +12,7 @@ import pytest
 from training_data import EVALUATE_TOOL, tiny_config, tiny_root
 
 from keras_binaural import evaluate_lib, files, metrics, training
+from keras_binaural import workdir as workdir_lib
 from keras_binaural.data import fairplay
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -21,8 +22,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _save_run(config, workdir) -> None:
     """What tools/train.py leaves in a workdir, without the training: config.json, model.keras."""
     model = training.build_model(config)
-    files.write_json(workdir / "config.json", training.config_to_dict(config))
-    training.save_model(model, str(workdir / "model.keras"))
+    files.write_json(workdir / "config.json", workdir_lib.config_to_dict(config))
+    workdir_lib.save_model(model, str(workdir / "model.keras"))
     keras.backend.clear_session()
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from training_data import CONFIG_FILE, TRAIN_TOOL, tiny_config, tiny_root
 
 from keras_binaural import training
+from keras_binaural import workdir as workdir_lib
 
 EPOCHS = 4
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -120,7 +121,7 @@ def test_rerun_with_another_config_is_refused(resumed_run, root):
         training.train(config, str(workdir))
     config.model.lambda_obj = 1.0
     config.train.epochs = EPOCHS + 2  # training longer is allowed
-    assert training.check_workdir(str(workdir), config)["train"]["epochs"] == EPOCHS
+    assert workdir_lib.check_workdir(str(workdir), config)["train"]["epochs"] == EPOCHS
 
 
 def test_mirrored_strategy_on_two_logical_cpus(root, tmp_path):
