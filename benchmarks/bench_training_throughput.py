@@ -93,7 +93,7 @@ def main(argv):
     root = FLAGS.root or common.synthetic_root(FLAGS.workdir, FLAGS.num_clips, 6, "136x136")
     clips = fairplay.list_clips(root, "train")
     batch = config.train.batch_size
-    print(f"configs/clup.py:{FLAGS.variant} ({config.model.kind}, batch {batch}); {root}: "
+    print(f"configs/clup.py:{FLAGS.variant} ({config.model_kind}, batch {batch}); {root}: "
           f"{len(clips)} train clips; {os.cpu_count()} cores, TF {tf.__version__}, Keras "
           f"{keras.__version__}; {common.load()}", flush=True)
     rate = pipeline_rate(config, clips)

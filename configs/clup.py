@@ -29,11 +29,17 @@ Usage:
 Any value can be overridden on the command line (`--config.train.epochs 20`); a key that does not
 exist is an error (the tools load this file with `lock_config=True`).
 
-Components are chosen by name: `model.kind` ("clup": `CLUP`; "upmixer": `Upmixer`; "localizer":
-`LocalizationModel`),
-`model.localizer.localizer` ("osa" | "baseline"), `model.localizer.audio_encoder` ("compact" |
-"vggish"), `model.upmixer.guidance` ("object" | "baseline" | "none"), `eval.sampler` ("fast" |
-"full"), `train.lr_schedule` ("constant" | "cosine").
+The model section is the constructor's keyword arguments, as they are: `config.model_kind` names
+the class ("clup": `CLUP`; "upmixer": `Upmixer`; "localizer": `LocalizationModel`) and
+`training.build_model` calls it with `**config.model` (google-research/big_vision passes
+`config.model` to its model the same way). So the keys of `config.model` depend on the variant:
+  clup       CLUP's: the denoiser sizes, `lambda_cyc`, `seed` and `localizer_config` (the
+             localizer's arguments and its λs: lambda_sce, lambda_obj, lambda_ssm)
+  upmixer    Upmixer's: the same plus `guidance` ("object" | "baseline" | "none") and `lambda_loc`
+  localizer  LocalizationModel's: `localizer` ("osa" | "baseline"), `audio_encoder` ("compact" |
+             "vggish"), the λs, ...
+`config.model_init` names pre-trained weights loaded after building. Other components are chosen
+by name too: `eval.sampler` ("fast" | "full"), `train.lr_schedule` ("constant" | "cosine").
 
 Paper-size choices. From the supplement: frozen pre-trained VGGish, ResNet-18 (not frozen, separate
 encoders for localization and generation), 3 residual blocks x 10 dilated layers, T = 200 with beta
@@ -44,7 +50,8 @@ the order of BinauralGrad's), every lambda 1, FAIR-Play's frame preparation (res
 random crop 224 x 448, colour jitter), validation on 10 batches of the split's val set each epoch
 (held in memory: about 1.6 GB at this frame size).
 No pre-trained weights can be downloaded here: convert them once (tools/convert_vggish_checkpoint.py,
-tools/convert_resnet18_weights.py) and name the files in model.vggish_weights / model.resnet_weights.
+tools/convert_resnet18_weights.py) and name the files in model_init.vggish_weights /
+model_init.resnet_weights.
 
 Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (4 x 4
 cells of the localization map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
@@ -73,6 +80,57 @@ def parse_variant(variant: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) == 2 else "clup"
 
 
+def localizer_arguments(size: str) -> ml_collections.ConfigDict:
+    """`LocalizationModel`'s arguments but `localizer` (an upmixer's guidance chooses it) and
+    `use_ssm` (CLUP's localizer always has the SSM head)."""
+    arguments = ml_collections.ConfigDict()
+    arguments.audio_encoder = "compact"  # "compact" | "vggish"
+    arguments.audio_encoder_trainable = True
+    arguments.audio_width_multiplier = 0.125
+    arguments.temperature = 0.07
+    arguments.lambda_sce = 1.0  # l_sce_loc
+    arguments.lambda_obj = 1.0  # l_obj_loc
+    arguments.lambda_ssm = 1.0  # SSM on the real binaural audio
+    arguments.distance_feature = "auto"  # the sum of the OSA terms whose lambda > 0
+    arguments.negatives = "batch"
+    if size == "paper":
+        arguments.audio_encoder = "vggish"
+        arguments.audio_encoder_trainable = False
+        arguments.audio_width_multiplier = 1.0
+    elif size == "tiny":
+        arguments.audio_width_multiplier = 0.0625
+    return arguments
+
+
+def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
+    """The `Upmixer` (and `CLUP`) arguments of the denoiser, the guidance and the diffusion."""
+    arguments = ml_collections.ConfigDict()
+    arguments.residual_channels = 16  # C
+    arguments.num_cycles = 2  # 20 layers: a 2,047-sample receptive field each cycle
+    arguments.layers_per_cycle = 10
+    arguments.conditioner_channels = 16
+    arguments.conditioner_layers = 2
+    arguments.step_hidden_channels = 512
+    arguments.guidance_channels = 64
+    arguments.guidance_hidden_channels = 256
+    arguments.profile_bins = 16
+    arguments.num_train_steps = 200  # T
+    arguments.beta_start = 1e-4
+    arguments.beta_end = 0.02
+    arguments.min_scale = 1e-3  # level normalisation: floor of the mono's peak
+    arguments.normalized_peak = 2.5  # peak of the normalised mono
+    arguments.clip_value = 5.0  # the sampler's clamp, in normalised units
+    if size == "paper":
+        arguments.residual_channels = 64
+        arguments.num_cycles = 3
+        arguments.conditioner_channels = 64
+    elif size == "tiny":
+        arguments.residual_channels = 8
+        arguments.num_cycles = 1
+        arguments.conditioner_channels = 8
+    return arguments
+
+
 def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     """The experiment `variant` ("SIZE[,ABLATION]", see the module docstring)."""
     size, ablation = parse_variant(variant)
@@ -93,43 +151,15 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.data.augment = True
     config.data.chunks_per_clip = 4  # random 0.63 s chunks drawn per decoded clip
 
-    # === Model ===
-    config.model = ml_collections.ConfigDict()
-    config.model.kind = "clup"  # "clup" | "upmixer" | "localizer"
-    config.model.lambda_sce = 1.0  # l_sce_loc
-    config.model.lambda_obj = 1.0  # l_obj_loc
-    config.model.lambda_ssm = 1.0  # SSM on the real binaural audio
+    # === Model: the constructor's arguments (module docstring) ===
+    config.model_kind = "clup"
+    config.model = denoiser_arguments(size)
     config.model.lambda_cyc = 1.0  # l_cyc (SSM on the generated binaural audio)
-    config.model.resnet_weights = ""  # ResNet-18 .weights.h5 for every visual encoder ("": random)
-    config.model.vggish_weights = ""  # VGGish .weights.h5 for audio_encoder "vggish" ("": random)
-    # The localizer (keras_binaural.models.localization.LocalizationModel's arguments).
-    config.model.localizer = ml_collections.ConfigDict()
-    config.model.localizer.localizer = "osa"  # "osa" | "baseline"
-    config.model.localizer.audio_encoder = "compact"  # "compact" | "vggish"
-    config.model.localizer.audio_encoder_trainable = True
-    config.model.localizer.audio_width_multiplier = 0.125
-    config.model.localizer.use_ssm = True
-    config.model.localizer.temperature = 0.07
-    config.model.localizer.distance_feature = "auto"  # the sum of the OSA terms whose lambda > 0
-    config.model.localizer.negatives = "batch"
-    # The object-aware diffusion upmixer (keras_binaural.models.upmixer.Upmixer's arguments).
-    config.model.upmixer = ml_collections.ConfigDict()
-    config.model.upmixer.guidance = "object"  # "object" (OSA) | "baseline" | "none" (audio only)
-    config.model.upmixer.residual_channels = 16  # C
-    config.model.upmixer.num_cycles = 2  # 20 layers: a 2,047-sample receptive field each cycle
-    config.model.upmixer.layers_per_cycle = 10
-    config.model.upmixer.conditioner_channels = 16
-    config.model.upmixer.conditioner_layers = 2
-    config.model.upmixer.step_hidden_channels = 512
-    config.model.upmixer.guidance_channels = 64
-    config.model.upmixer.guidance_hidden_channels = 256
-    config.model.upmixer.profile_bins = 16
-    config.model.upmixer.num_train_steps = 200  # T
-    config.model.upmixer.beta_start = 1e-4
-    config.model.upmixer.beta_end = 0.02
-    config.model.upmixer.min_scale = 1e-3  # level normalisation: floor of the mono's peak
-    config.model.upmixer.normalized_peak = 2.5  # peak of the normalised mono
-    config.model.upmixer.clip_value = 5.0  # the sampler's clamp, in normalised units
+    config.model.localizer_config = localizer_arguments(size)
+    config.model.seed = config.get_ref("seed")
+    config.model_init = ml_collections.ConfigDict()
+    config.model_init.resnet_weights = ""  # ResNet-18 .weights.h5 for every visual encoder
+    config.model_init.vggish_weights = ""  # VGGish .weights.h5 for audio_encoder "vggish"
 
     # === Training (keras_binaural.training) ===
     config.train = ml_collections.ConfigDict()
@@ -162,12 +192,6 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.data.root = "/data/fairplay16k"
         config.data.resize_hw = (240, 480)
         config.data.crop_hw = (224, 448)
-        config.model.localizer.audio_encoder = "vggish"
-        config.model.localizer.audio_encoder_trainable = False
-        config.model.localizer.audio_width_multiplier = 1.0
-        config.model.upmixer.residual_channels = 64
-        config.model.upmixer.num_cycles = 3
-        config.model.upmixer.conditioner_channels = 64
         config.train.batch_size = 64
         config.train.epochs = 200
         config.train.steps_per_epoch = 500
@@ -180,10 +204,6 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.data.resize_hw = (72, 72)
         config.data.crop_hw = (64, 64)
         config.data.chunks_per_clip = 2
-        config.model.localizer.audio_width_multiplier = 0.0625
-        config.model.upmixer.residual_channels = 8
-        config.model.upmixer.num_cycles = 1
-        config.model.upmixer.conditioner_channels = 8
         config.train.batch_size = 4
         config.train.epochs = 2
         config.train.steps_per_epoch = 2
@@ -193,23 +213,27 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.eval.correlation_clips = 2
         config.eval.plot_clips = 2
 
-    if ablation == "audio_only":
-        config.model.kind = "upmixer"
-        config.model.upmixer.guidance = "none"
-        config.model.lambda_sce = config.model.lambda_obj = config.model.lambda_ssm = 0.0
-        config.model.lambda_cyc = 0.0
-    elif ablation == "baseline":
-        config.model.kind = "upmixer"
-        config.model.localizer.localizer = "baseline"
-        config.model.upmixer.guidance = "baseline"
-        config.model.lambda_cyc = 0.0
+    if ablation in ("audio_only", "baseline"):
+        guided = ablation == "baseline"
+        config.model_kind = "upmixer"
+        config.model = denoiser_arguments(size)
+        config.model.guidance = "baseline" if guided else "none"
+        config.model.lambda_loc = 1.0
+        if guided:  # the baseline localizer, trained with its own loss (no cyclic term)
+            config.model.localizer_config = localizer_arguments(size)
+            config.model.localizer_config.use_ssm = True
+        config.model.seed = config.get_ref("seed")
     elif ablation == "sce_only":
-        config.model.lambda_obj = config.model.lambda_cyc = 0.0
+        config.model.localizer_config.lambda_obj = 0.0
+        config.model.lambda_cyc = 0.0
     elif ablation == "obj_only":
-        config.model.lambda_sce = config.model.lambda_cyc = 0.0
+        config.model.localizer_config.lambda_sce = 0.0
+        config.model.lambda_cyc = 0.0
     elif ablation == "no_cyc":
         config.model.lambda_cyc = 0.0
     elif ablation == "localizer":
-        config.model.kind = "localizer"
-        config.model.lambda_cyc = 0.0
+        config.model_kind = "localizer"
+        config.model = localizer_arguments(size)
+        config.model.localizer = "osa"  # "osa" | "baseline"
+        config.model.use_ssm = True
     return config

@@ -1,9 +1,10 @@
-"""Training from a config: models and datasets by name, checkpoints, resume, strategies.
+"""Training from a config: the model and the datasets by name, the optimizer, `model.fit`.
 
 The library behind `tools/train.py` (configs in `configs/clup.py`). `train(config, workdir)` checks
 everything first (config values, the dataset's splits, the workdir), then builds the model named by
-`config.model.kind` inside the distribution strategy's scope and runs `model.fit` on random 0.63 s
-chunks of the train split, with validation on the val split after each epoch.
+`config.model_kind` from `config.model` (its constructor's keyword arguments, as they are) inside
+the distribution strategy's scope and runs `model.fit` on random 0.63 s chunks of the train split,
+with validation on the val split after each epoch.
 
 The workdir (layout, checkpoints, resume, which reruns are allowed): `keras_binaural.workdir`.
 
@@ -32,15 +33,16 @@ from keras_binaural import workdir as workdir_lib
 from keras_binaural.conventions import GUIDANCES, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.audio_encoders import AUDIO_ENCODERS
+from keras_binaural.models.clup import CLUP
 from keras_binaural.models.localization import LOCALIZERS, LocalizationModel
 from keras_binaural.models.resnet import ResNet18
+from keras_binaural.models.upmixer import Upmixer
 from keras_binaural.models.vggish import VGGish
 from keras_binaural.runs import CONFIG_FILE, MODEL_FILE
 
 KINDS = ("clup", "upmixer", "localizer")
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine")
-
 
 
 class TrainingError(ValueError):
@@ -67,22 +69,38 @@ def _get(config: ml_collections.ConfigDict, key: str) -> Any:
     return value
 
 
+def _lambda_keys(section: ml_collections.ConfigDict, prefix: str) -> list[str]:
+    """The keys of every loss weight (`lambda_*`) in a model section, at any depth."""
+    keys = []
+    for name, value in section.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            keys += _lambda_keys(value, f"{prefix}.{name}")
+        elif name.startswith("lambda_"):
+            keys.append(f"{prefix}.{name}")
+    return keys
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Checks the values of a config (its keys are fixed by `lock_config`).
+
+    `config.model` holds the arguments of the class `config.model_kind` names (configs/clup.py);
+    the constructors check the rest when `build_model` calls them.
 
     Raises:
       TrainingError: naming the first bad key, its value and what would be right.
     """
-    _check_choice(config, "model.kind", KINDS)
-    _check_choice(config, "model.localizer.localizer", LOCALIZERS)
-    _check_choice(config, "model.localizer.audio_encoder", AUDIO_ENCODERS)
-    _check_choice(config, "model.upmixer.guidance", GUIDANCES)
+    _check_choice(config, "model_kind", KINDS)
+    localizer = "model" if config.model_kind == "localizer" else "model.localizer_config"
+    if config.model_kind == "localizer":
+        _check_choice(config, "model.localizer", LOCALIZERS)
+    elif config.model_kind == "upmixer":
+        _check_choice(config, "model.guidance", GUIDANCES)
+    if localizer == "model" or "localizer_config" in config.model:
+        _check_choice(config, f"{localizer}.audio_encoder", AUDIO_ENCODERS)
     _check_choice(config, "train.optimizer", OPTIMIZERS)
     _check_choice(config, "train.lr_schedule", LR_SCHEDULES)
     _check_choice(config, "eval.sampler", SAMPLERS)
-    for key in ("model.lambda_sce", "model.lambda_obj", "model.lambda_ssm", "model.lambda_cyc",
-                "train.weight_decay",
-                "train.clipnorm"):
+    for key in (*_lambda_keys(config.model, "model"), "train.weight_decay", "train.clipnorm"):
         if _get(config, key) < 0:
             raise _fail(key, _get(config, key), "must be >= 0")
     for key, least in (("train.batch_size", 2), ("train.epochs", 1), ("train.steps_per_epoch", 1),
@@ -99,22 +117,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             raise _fail(key, size, "must be (height, width), two positive integers")
     if crop_hw[0] > resize_hw[0] or crop_hw[1] > resize_hw[1]:
         raise _fail("data.crop_hw", crop_hw, f"must fit inside data.resize_hw={resize_hw}")
-    guidance, localizer = config.model.upmixer.guidance, config.model.localizer.localizer
-    if config.model.kind != "localizer" and guidance != "none" and localizer != (
-            "osa" if guidance == "object" else "baseline"):
-        raise _fail("model.localizer.localizer", localizer,
-                    f"model.upmixer.guidance={guidance!r} takes its guidance from the "
-                    f"{'OSA' if guidance == 'object' else 'baseline'} localizer: set "
-                    f"model.localizer.localizer={'osa' if guidance == 'object' else 'baseline'!r}")
-    if config.model.kind == "clup" and guidance != "object":
-        raise _fail("model.upmixer.guidance", guidance,
-                    "model.kind 'clup' is guided by its OSA localizer: use 'object' (or "
-                    "model.kind 'upmixer' for 'baseline' or 'none')")
-    if config.model.kind == "clup" and not config.model.localizer.use_ssm:
-        raise _fail("model.localizer.use_ssm", False, "model.kind 'clup' needs the SSM head (its "
-                    "cyclic loss is an SSM loss): use True, and model.lambda_ssm=0 to drop SSM "
-                    "on real audio")
-    for key in ("model.resnet_weights", "model.vggish_weights"):
+    for key in ("model_init.resnet_weights", "model_init.vggish_weights"):
         path = _get(config, key)
         if path and not os.path.isfile(path):
             raise _fail(key, path, "no such file (a .weights.h5 written by "
@@ -154,57 +157,29 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
 # === Models by name ===
 
 
-def localizer_arguments(config: ml_collections.ConfigDict) -> dict:
-    """`LocalizationModel` arguments: `config.model.localizer` and the localization lambdas."""
-    return {**config.model.localizer.to_dict(), "lambda_sce": config.model.lambda_sce,
-            "lambda_obj": config.model.lambda_obj, "lambda_ssm": config.model.lambda_ssm}
-
-
-def upmixer_arguments(config: ml_collections.ConfigDict) -> dict:
-    """`Upmixer` arguments: `config.model.upmixer`, the localizer's as `localizer_config` (its
-    type comes from `guidance`), and `config.seed`."""
-    localizer = localizer_arguments(config)
-    del localizer["localizer"]
-    return {**config.model.upmixer.to_dict(), "localizer_config": localizer, "seed": config.seed}
-
-
-def clup_arguments(config: ml_collections.ConfigDict) -> dict:
-    """`CLUP` arguments: the upmixer's (but `guidance`, always OSA's object guidance) and the four
-    lambdas (its localizer always uses SSM)."""
-    arguments = upmixer_arguments(config)
-    del arguments["guidance"]
-    localizer = arguments["localizer_config"]
-    for key in ("use_ssm", "lambda_sce", "lambda_obj", "lambda_ssm"):
-        del localizer[key]
-    return {**arguments, "lambda_sce": config.model.lambda_sce,
-            "lambda_obj": config.model.lambda_obj, "lambda_ssm": config.model.lambda_ssm,
-            "lambda_cyc": config.model.lambda_cyc}
-
-
 def build_model(config: ml_collections.ConfigDict) -> keras.Model:
-    """The model named by `config.model.kind`, built, with pre-trained weights loaded if named.
+    """The model `config.model_kind` names, built from `config.model`, its constructor's keyword
+    arguments as they are, with the pre-trained weights of `config.model_init` loaded.
 
     - "localizer": `LocalizationModel` (OSA or baseline; lambda_sce, lambda_obj, lambda_ssm).
     - "upmixer": `Upmixer` (audio-only with guidance "none"; else guided by a localizer trained
       with its own loss, no cyclic term).
-    - "clup": `CLUP`, OSA + SSM localizer and the upmixer trained together (lambda_sce,
-      lambda_obj, lambda_ssm, lambda_cyc).
+    - "clup": `CLUP`, OSA + SSM localizer and the upmixer trained together (lambda_cyc; the
+      localizer's λs in its `localizer_config`).
 
     Call inside `strategy.scope()` to place the variables.
+
+    Raises:
+      TrainingError: an unknown kind, or arguments the constructor refuses.
     """
-    kind = config.model.kind
-    if kind == "localizer":
-        model = LocalizationModel(**localizer_arguments(config), name="localizer")
-    elif kind == "upmixer":
-        from keras_binaural.models.upmixer import Upmixer
-
-        model = Upmixer(**upmixer_arguments(config), name="upmixer")
-    elif kind == "clup":
-        from keras_binaural.models.clup import CLUP
-
-        model = CLUP(**clup_arguments(config), name="clup")
-    else:
-        raise _fail("model.kind", kind, f"must be one of {', '.join(KINDS)}")
+    classes = {"clup": CLUP, "upmixer": Upmixer, "localizer": LocalizationModel}
+    kind = config.model_kind
+    if kind not in classes:
+        raise _fail("model_kind", kind, f"must be one of {', '.join(KINDS)}")
+    try:
+        model = classes[kind](**config.model.to_dict(), name=kind)
+    except (TypeError, ValueError) as error:
+        raise TrainingError(f"--config.model: {cli.one_line(error)} (model_kind {kind!r})") from error
     load_pretrained(model, config)
     return model
 
@@ -225,15 +200,16 @@ def _layers_of_type(model: keras.Model, cls: type) -> list[keras.layers.Layer]:
 
 
 def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> None:
-    """Loads `model.resnet_weights` into every ResNet-18 and `model.vggish_weights` into every
-    VGGish inside `model` (no-op for empty paths)."""
+    """Loads `model_init.resnet_weights` into every ResNet-18 and `model_init.vggish_weights`
+    into every VGGish inside `model` (no-op for empty paths)."""
     for key, cls in (("resnet_weights", ResNet18), ("vggish_weights", VGGish)):
-        path = config.model[key]
+        path = config.model_init[key]
         if not path:
             continue
         targets = _layers_of_type(model, cls)
         if not targets:
-            raise _fail(f"model.{key}", path, f"the model has no {cls.__name__} to load it into")
+            raise _fail(f"model_init.{key}", path,
+                        f"the model has no {cls.__name__} to load it into")
         for layer in targets:
             layer.load_weights(path)
         logging.info("loaded %s into %d %s layer(s)", path, len(targets), cls.__name__)
@@ -348,35 +324,36 @@ def train(
     run_dir = workdir if is_chief else os.path.join(workdir, "workers", worker)
     checkpoint_dir = os.path.join(run_dir, workdir_lib.CHECKPOINT_DIR)
     model_path = os.path.join(workdir, MODEL_FILE)
+    state = workdir_lib.read_state(checkpoint_dir, TrainingError)
+    done = int(state["epoch"]) if state else 0
+    finished = done >= config.train.epochs and os.path.isfile(model_path)
+    if not finished:  # built before anything is written: the constructor checks its arguments
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            model = build_model(config)
+            model.compile(optimizer=make_optimizer(config), jit_compile=config.train.jit_compile)
     os.makedirs(run_dir, exist_ok=True)
     if is_chief and saved != workdir_lib.config_to_dict(config):
         files.write_json(os.path.join(workdir, CONFIG_FILE), workdir_lib.config_to_dict(config))
-
-    state = workdir_lib.read_state(checkpoint_dir, TrainingError)
-    done = int(state["epoch"]) if state else 0
-    if done >= config.train.epochs and os.path.isfile(model_path):
+    if finished:
         logging.info("%s: all %d epochs done and %s written; nothing to do", workdir, done,
                      MODEL_FILE)
         return {"workdir": workdir, "model_path": model_path, "initial_epoch": done,
                 "epochs": done, "history": state["history"], "seconds": 0.0}
 
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build_model(config)
-        model.compile(optimizer=make_optimizer(config), jit_compile=config.train.jit_compile)
     backup = workdir_lib.EpochCheckpoints(
         checkpoint_dir, keep=config.train.keep_checkpoints,
         history_path=os.path.join(run_dir, workdir_lib.HISTORY_FILE), error=TrainingError)
     callbacks = [
-        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, workdir_lib.LOG_DIR), write_graph=False,
-                                    update_freq="epoch"),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, workdir_lib.LOG_DIR),
+                                    write_graph=False, update_freq="epoch"),
         backup,
     ]
     # The stream of a resumed run is reseeded with its first epoch (see the module docstring).
     train_data = training_batches(config, train_clips, seed=config.seed + 1000 * done)
     val_data = validation_batches(config, val_clips) if val_clips else None
     logging.info("training %s (%s) in %s: epochs %d..%d of %d steps, batch %d on %d replica(s)",
-                 config.model.kind, config.variant, workdir, done + 1, config.train.epochs,
+                 config.model_kind, config.variant, workdir, done + 1, config.train.epochs,
                  config.train.steps_per_epoch, config.train.batch_size, replicas)
     start = time.monotonic()
     model.fit(train_data, epochs=config.train.epochs, steps_per_epoch=config.train.steps_per_epoch,

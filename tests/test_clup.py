@@ -26,9 +26,10 @@ TINY = {
 }
 
 
-def tiny_clup(**kwargs) -> CLUP:
+def tiny_clup(localizer_config=None, **kwargs) -> CLUP:
     keras.utils.set_random_seed(0)
-    model = CLUP(**{**TINY, **kwargs})
+    localizer_config = {**TINY["localizer_config"], **(localizer_config or {})}
+    model = CLUP(**{**TINY, **kwargs, "localizer_config": localizer_config})
     randomise_output_layer(model)
     return model
 
@@ -46,7 +47,9 @@ def batch(tiny_root):
 
 
 def test_loss_is_the_weighted_sum_of_its_terms(batch):
-    model = tiny_clup(lambda_sce=0.5, lambda_obj=2.0, lambda_ssm=0.0, lambda_cyc=3.0)
+    model = tiny_clup(
+        lambda_cyc=3.0, localizer_config={"lambda_sce": 0.5, "lambda_obj": 2.0, "lambda_ssm": 0.0}
+    )
     results = {k: float(v) for k, v in model.compute_losses(batch, training=False).items()}
     expected = (
         results["diff_loss"]
@@ -118,7 +121,7 @@ def test_fit_lowers_the_loss_on_a_tiny_set(batch):
 
 
 def test_round_trip_keeps_the_lambdas_and_the_generated_audio(batch, tmp_path):
-    model = tiny_clup(lambda_cyc=0.25, lambda_ssm=0.5)
+    model = tiny_clup(lambda_cyc=0.25, localizer_config={"lambda_ssm": 0.5})
     inputs = {
         "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
         "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),
@@ -129,7 +132,8 @@ def test_round_trip_keeps_the_lambdas_and_the_generated_audio(batch, tmp_path):
     assert assert_round_trip(model, inputs, tmp_path).shape == (4, 10080, 1)
     loaded = keras.saving.load_model(tmp_path / "round_trip.keras")
     assert isinstance(loaded, CLUP)
-    assert (loaded.lambda_cyc, loaded.lambda_ssm, loaded.localizer.lambda_ssm) == (0.25, 0.5, 0.5)
+    assert (loaded.lambda_cyc, loaded.localizer_config["lambda_ssm"],
+            loaded.localizer.lambda_ssm) == (0.25, 0.5, 0.5)
     assert loaded.localizer.use_ssm and loaded.localizer.localizer == "osa"
     mono = batch["mono"].numpy()[:2, :5000]
     frames = np.repeat(batch["frame"].numpy()[:2, None], 4, axis=1)
@@ -143,9 +147,20 @@ def test_round_trip_keeps_the_lambdas_and_the_generated_audio(batch, tmp_path):
 def test_bad_arguments_and_data_raise_clear_errors(batch):
     with pytest.raises(ValueError, match="does not take 'guidance'"):
         CLUP(guidance="baseline")
-    with pytest.raises(ValueError, match="not in localizer_config"):
-        CLUP(localizer_config={"lambda_ssm": 2.0})
+    with pytest.raises(ValueError, match="takes 'lambda_ssm' in localizer_config"):
+        CLUP(lambda_ssm=2.0)
+    with pytest.raises(ValueError, match="must not set 'use_ssm'"):
+        CLUP(localizer_config={"use_ssm": False})
     model = tiny_clup()
     data = {k: v for k, v in batch.items() if k != "binaural_context"}
     with pytest.raises(ValueError, match="needs the key 'binaural_context'"):
         model.compute_losses(data)
+
+
+def test_configs_saved_with_the_lambdas_as_clup_arguments_still_load():
+    """Before the localization λs moved into localizer_config they were CLUP's own arguments."""
+    config = tiny_clup(localizer_config={"lambda_obj": 0.25}).get_config()
+    localizer_config = dict(config["localizer_config"])
+    old = {**config, "lambda_obj": localizer_config.pop("lambda_obj"), "lambda_sce": 1.0,
+           "lambda_ssm": 1.0, "localizer_config": localizer_config}
+    assert CLUP.from_config(old).localizer.lambda_obj == 0.25

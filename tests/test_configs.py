@@ -34,25 +34,38 @@ def test_every_variant_is_a_valid_config(variant):
     assert CLUP.get_config(size).variant == f"{size},clup"
 
 
+def _components(config):
+    """(kind, λ_sce, λ_obj, λ_cyc, guidance, localizer, λ_ssm) that a config's model trains with:
+    a λ the model does not have is 0, CLUP's guidance is "object" from the OSA localizer."""
+    kind, model = config.model_kind, config.model
+    localizer = model if kind == "localizer" else model.get("localizer_config", {})
+    guidance = {"clup": "object", "localizer": None}.get(kind, model.get("guidance"))
+    localizer_name = localizer.get("localizer") or {"object": "osa", "baseline": "baseline"}.get(
+        guidance)
+    return (kind, localizer.get("lambda_sce", 0.0), localizer.get("lambda_obj", 0.0),
+            model.get("lambda_cyc", 0.0), guidance, localizer_name,
+            localizer.get("lambda_ssm", 0.0))
+
+
 def test_ablations_set_their_loss_terms_and_components():
     lambdas = {}
     for ablation in CLUP.ABLATIONS:
-        model = CLUP.get_config(f"demo,{ablation}").model
-        lambdas[ablation] = (model.kind, model.lambda_sce, model.lambda_obj, model.lambda_cyc,
-                             model.upmixer.guidance, model.localizer.localizer)
-        assert model.lambda_ssm == (0.0 if ablation == "audio_only" else 1.0)
+        components = _components(CLUP.get_config(f"demo,{ablation}"))
+        lambdas[ablation] = components[:-1]
+        assert components[-1] == (0.0 if ablation == "audio_only" else 1.0)  # λ_ssm
     assert lambdas["clup"] == ("clup", 1.0, 1.0, 1.0, "object", "osa")
     assert lambdas["no_cyc"] == ("clup", 1.0, 1.0, 0.0, "object", "osa")
     assert lambdas["sce_only"] == ("clup", 1.0, 0.0, 0.0, "object", "osa")
     assert lambdas["obj_only"] == ("clup", 0.0, 1.0, 0.0, "object", "osa")
     assert lambdas["baseline"] == ("upmixer", 1.0, 1.0, 0.0, "baseline", "baseline")
     assert lambdas["audio_only"][0] == "upmixer" and lambdas["audio_only"][4] == "none"
+    assert lambdas["localizer"][5] == "osa"
     assert lambdas["localizer"][0] == "localizer"
 
 
 def test_paper_variant_has_the_paper_settings():
     config = CLUP.get_config("paper")
-    localizer, upmixer = config.model.localizer, config.model.upmixer
+    localizer, upmixer = config.model.localizer_config, config.model
     assert (localizer.audio_encoder, localizer.audio_encoder_trainable) == ("vggish", False)
     assert (upmixer.residual_channels, upmixer.num_cycles, upmixer.layers_per_cycle) == (64, 3, 10)
     assert (upmixer.num_train_steps, upmixer.beta_start, upmixer.beta_end) == (200, 1e-4, 0.02)
@@ -72,7 +85,7 @@ def test_overrides_apply_and_a_misspelt_key_is_an_error():
     config = _parse("--config.train.epochs=7", "--config.data.crop_hw=(32, 48)",
                     variant="tiny,no_cyc")
     assert config.train.epochs == 7 and tuple(config.data.crop_hw) == (32, 48)
-    assert config.model.lambda_cyc == 0.0
+    assert config.model.lambda_cyc == 0.0 and config.model.localizer_config.lambda_sce == 1.0
     with pytest.raises((flags.Error, AttributeError, KeyError), match="epoch"):
         _parse("--config.train.epoch=7")
     with pytest.raises(AttributeError):  # the loaded config is locked too
@@ -86,24 +99,33 @@ def test_flag_errors_become_one_line():
     assert line == "--config.train.epoch: the config has no key 'epoch'; did you mean 'epochs'?"
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("model.kind", "gan", "must be one of clup, upmixer, localizer"),
-    ("train.batch_size", 1, "at least 2"),
-    ("data.crop_hw", (80, 80), "must fit inside data.resize_hw"),
-    ("model.localizer.localizer", "baseline", "set model.localizer.localizer='osa'"),
-    ("model.upmixer.guidance", "none", "model.kind 'clup' is guided by its OSA localizer"),
-    ("model.resnet_weights", "/nonexistent.weights.h5", "no such file"),
-    ("eval.sampler", "ddim", "must be one of fast, full"),
+@pytest.mark.parametrize("variant, key, value, message", [
+    ("tiny", "model_kind", "gan", "must be one of clup, upmixer, localizer"),
+    ("tiny", "train.batch_size", 1, "at least 2"),
+    ("tiny", "data.crop_hw", (80, 80), "must fit inside data.resize_hw"),
+    ("tiny,localizer", "model.localizer", "attention", "must be one of osa, baseline"),
+    ("tiny,baseline", "model.guidance", "scene", "must be one of object, baseline, none"),
+    ("tiny", "model.localizer_config.lambda_obj", -1.0, "must be >= 0"),
+    ("tiny", "model_init.resnet_weights", "/nonexistent.weights.h5", "no such file"),
+    ("tiny", "eval.sampler", "ddim", "must be one of fast, full"),
 ])
-def test_bad_values_name_the_key(key, value, message):
-    config = CLUP.get_config("tiny")
-    section, name = key.rsplit(".", 1)
+def test_bad_values_name_the_key(variant, key, value, message):
+    config = CLUP.get_config(variant)
+    *sections, name = key.split(".")
     target = config
-    for part in section.split("."):
+    for part in sections:
         target = target[part]
     target[name] = value
     with pytest.raises(training.TrainingError, match=rf"^--config\.{key}=.*{message}"):
         training.check_config(config)
+
+
+def test_arguments_the_model_refuses_name_the_model_section():
+    config = CLUP.get_config("tiny,baseline")
+    config.model.localizer_config.localizer = "osa"  # the guidance chooses it
+    with pytest.raises(training.TrainingError,
+                       match=r"^--config\.model: localizer_config must not set 'localizer'"):
+        training.build_model(config)
 
 
 @pytest.mark.parametrize("ablation", CLUP.ABLATIONS)
@@ -113,11 +135,12 @@ def test_tiny_variants_build_their_models(ablation):
     model.compile(optimizer=training.make_optimizer(config))
     assert model.built and model.count_params() > 0
     expected = {"clup": "CLUP", "upmixer": "Upmixer", "localizer": "LocalizationModel"}
-    assert type(model).__name__ == expected[config.model.kind]
-    if config.model.kind != "localizer":
-        assert model.denoiser.residual_channels == config.model.upmixer.residual_channels
-        assert (model.localizer is None) == (config.model.upmixer.guidance == "none")
-    if config.model.kind == "clup":
-        assert (model.lambda_sce, model.lambda_obj, model.lambda_cyc) == (
-            config.model.lambda_sce, config.model.lambda_obj, config.model.lambda_cyc)
+    assert type(model).__name__ == expected[config.model_kind]
+    if config.model_kind != "localizer":
+        assert model.denoiser.residual_channels == config.model.residual_channels
+        assert (model.localizer is None) == (config.model.get("guidance") == "none")
+    if config.model_kind == "clup":
+        localizer = config.model.localizer_config
+        assert (model.localizer.lambda_sce, model.localizer.lambda_obj, model.lambda_cyc) == (
+            localizer.lambda_sce, localizer.lambda_obj, config.model.lambda_cyc)
     keras.backend.clear_session()

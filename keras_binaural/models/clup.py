@@ -22,14 +22,17 @@ Cyclic learning, our reading of the paper: one `keras.Model` holds the localizat
   The gradient reaches both sides: the denoiser (through ε̂) and the localizer (SSM head,
   audio and visual encoders), so generation feeds back into localization.
 
-Every λ is a constructor argument; λ = 0 gives the ablations (λ_cyc = 0: the OSA-guided
-upmixer trained jointly with OSA and SSM). All λ terms are reported as metrics even when their
-weight is 0.
+Every λ is a constructor argument: λ_cyc CLUP's, λ_sce, λ_obj and λ_ssm its localizer's (in
+`localizer_config`, as for `LocalizationModel`); λ = 0 gives the ablations (λ_cyc = 0: the
+OSA-guided upmixer trained jointly with OSA and SSM). All λ terms are reported as metrics even
+when their weight is 0.
 
 Reference: SPEC sections 4-5; supp. section 1 (OSA, SSM, unified training of the upmix model).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import keras
 import tensorflow as tf
@@ -39,7 +42,7 @@ from keras_binaural.audio import frontend
 from keras_binaural.models.upmixer import Upmixer
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
-_CLUP_LOCALIZER_KEYS = ("use_ssm", "lambda_sce", "lambda_obj", "lambda_ssm")
+_LOCALIZER_LAMBDAS = ("lambda_sce", "lambda_obj", "lambda_ssm")  # in localizer_config
 _REQUIRED_KEYS = (
     "mono",
     "diff",
@@ -56,13 +59,14 @@ class CLUP(Upmixer):
     """Unified cyclic model: OSA + SSM localizer and the object-aware diffusion upmixer.
 
     Args:
-      lambda_sce: weight of OSA's scene loss l_sce_loc.
-      lambda_obj: weight of OSA's object loss l_obj_loc.
-      lambda_ssm: weight of the SSM loss on real binaural audio (see the module docstring).
       lambda_cyc: weight of the cyclic loss l_cyc.
       **kwargs: the `Upmixer` arguments (denoiser size, guidance size, schedule, `min_scale`,
         `localizer_config`, `seed`, ...) except `guidance` (always "object") and `lambda_loc`
-        (the localizer's terms carry their own λ), and `keras.Model` arguments.
+        (1: the localizer's terms carry their own λ), and `keras.Model` arguments. The
+        localization λs are the localizer's arguments, in `localizer_config`: `lambda_sce`
+        (OSA's scene loss l_sce_loc), `lambda_obj` (its object loss l_obj_loc) and `lambda_ssm`
+        (the SSM loss on real binaural audio, see the module docstring); its `use_ssm` is
+        always True (l_cyc is an SSM loss).
 
     Call arguments and generation: as `Upmixer` (`call` returns ε̂; `generate(mono, frames,
     sampler="fast", seed=0)` returns binaural `[batch, time, 2]` for whole clips of any length).
@@ -75,7 +79,8 @@ class CLUP(Upmixer):
     Reported metrics: `loss`, `diff_loss`, `sce_loss`, `obj_loss`, `ssm_loss`, `cyc_loss`.
 
     Example:
-    >>> model = CLUP(residual_channels=32, lambda_cyc=0.1)
+    >>> model = CLUP(residual_channels=32, lambda_cyc=0.1,
+    ...              localizer_config={"lambda_sce": 1.0, "lambda_obj": 1.0})
     >>> model.compile(optimizer=keras.optimizers.Adam(2e-4))
     >>> model.fit(fairplay.training_dataset(clips, resize_hw=(136, 136), crop_hw=(128, 128))
     ...           .batch(8), steps_per_epoch=100, epochs=5)  # doctest: +SKIP
@@ -85,35 +90,34 @@ class CLUP(Upmixer):
     Reference: SPEC section 5 ("Unified (cyclic) training"); supp. section 1.
     """
 
-    def __init__(
-        self,
-        lambda_sce: float = 1.0,
-        lambda_obj: float = 1.0,
-        lambda_ssm: float = 1.0,
-        lambda_cyc: float = 1.0,
-        **kwargs,
-    ):
+    FIXED_LOCALIZER_ARGUMENTS: ClassVar[dict] = {"use_ssm": True}  # l_cyc is an SSM loss
+
+    def __init__(self, lambda_cyc: float = 1.0, **kwargs):
         for key in ("guidance", "lambda_loc"):
             if key in kwargs:
                 raise ValueError(
                     f"CLUP does not take {key!r}: its guidance is the OSA localizer's and each "
                     "localization term has its own λ."
                 )
-        localizer_config = dict(kwargs.pop("localizer_config", None) or {})
-        clashing = sorted(set(localizer_config) & set(_CLUP_LOCALIZER_KEYS))
-        if clashing:
-            raise ValueError(f"set {clashing} as CLUP arguments, not in localizer_config.")
-        localizer_config.update(
-            use_ssm=True, lambda_sce=lambda_sce, lambda_obj=lambda_obj, lambda_ssm=lambda_ssm
-        )
-        super().__init__(
-            guidance="object", lambda_loc=1.0, localizer_config=localizer_config, **kwargs
-        )
+        for key in _LOCALIZER_LAMBDAS:
+            if key in kwargs:
+                raise ValueError(
+                    f"CLUP takes {key!r} in localizer_config (it weights a localizer's term), "
+                    f"e.g. localizer_config={{{key!r}: {kwargs[key]!r}}}."
+                )
+        super().__init__(guidance="object", lambda_loc=1.0, **kwargs)
         # === Config ===
-        self.lambda_sce = lambda_sce
-        self.lambda_obj = lambda_obj
-        self.lambda_ssm = lambda_ssm
         self.lambda_cyc = lambda_cyc
+
+    @classmethod
+    def from_config(cls, config):
+        # .keras files saved before the localization λs moved into localizer_config had them
+        # as CLUP arguments: they are read where they live now.
+        config = dict(config)
+        moved = {key: config.pop(key) for key in _LOCALIZER_LAMBDAS if key in config}
+        if moved:
+            config["localizer_config"] = {**(config.get("localizer_config") or {}), **moved}
+        return super().from_config(config)
 
     def _term_names(self) -> list[str]:
         return super()._term_names() + ["cyc_loss"]
@@ -175,15 +179,4 @@ class CLUP(Upmixer):
         config = super().get_config()
         for key in ("guidance", "lambda_loc"):
             config.pop(key)
-        config["localizer_config"] = {
-            key: value
-            for key, value in config["localizer_config"].items()
-            if key not in _CLUP_LOCALIZER_KEYS
-        }
-        return {
-            **config,
-            "lambda_sce": self.lambda_sce,
-            "lambda_obj": self.lambda_obj,
-            "lambda_ssm": self.lambda_ssm,
-            "lambda_cyc": self.lambda_cyc,
-        }
+        return {**config, "lambda_cyc": self.lambda_cyc}

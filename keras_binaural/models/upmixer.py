@@ -59,6 +59,8 @@ Reference: SPEC section 5; supp. section 1 ("Object-Aware Upmix Model"); Leng et
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -138,8 +140,9 @@ class Upmixer(LossTermsModel):
       clip_value: the sampler's clamp (and l_cyc's) in normalised units.
       lambda_loc: weight of the localizer's own loss in training (0: the localizer learns only
         through the guidance).
-      localizer_config: keyword arguments of the `LocalizationModel` (e.g. `{"temperature":
-        0.07, "audio_width_multiplier": 0.125}`); its `localizer` is set by `guidance`.
+      localizer_config: keyword arguments of the `LocalizationModel`, its loss weights included
+        (e.g. `{"temperature": 0.07, "audio_width_multiplier": 0.125, "lambda_sce": 1.0}`); its
+        `localizer` is set by `guidance` (and, for a subclass, `FIXED_LOCALIZER_ARGUMENTS`).
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
 
@@ -163,6 +166,9 @@ class Upmixer(LossTermsModel):
 
     Reference: SPEC section 5; supp. section 1; BinauralGrad (denoiser, fast schedule).
     """
+
+    # `LocalizationModel` arguments the model decides for its localizer (CLUP: the SSM head).
+    FIXED_LOCALIZER_ARGUMENTS: ClassVar[dict] = {}
 
     def __init__(
         self,
@@ -203,8 +209,10 @@ class Upmixer(LossTermsModel):
                 f"{scene_columns}."
             )
         localizer_config = dict(localizer_config or {})
-        if "localizer" in localizer_config:
-            raise ValueError("localizer_config must not set 'localizer': `guidance` chooses it.")
+        for key in sorted(set(localizer_config) & {"localizer", *self.FIXED_LOCALIZER_ARGUMENTS}):
+            why = "`guidance` chooses it" if key == "localizer" else (
+                f"{type(self).__name__} sets it to {self.FIXED_LOCALIZER_ARGUMENTS[key]!r}")
+            raise ValueError(f"localizer_config must not set {key!r}: {why}.")
         # === Config ===
         self.guidance = guidance
         self.residual_channels = residual_channels
@@ -249,7 +257,8 @@ class Upmixer(LossTermsModel):
         if guided:
             self.localizer = LocalizationModel(
                 localizer=_LOCALIZER_OF_GUIDANCE[guidance],
-                **self._localizer_kwargs(),
+                **self.FIXED_LOCALIZER_ARGUMENTS,
+                **localizer_config,
                 name="localizer",
                 dtype=dtype,
             )
@@ -265,10 +274,6 @@ class Upmixer(LossTermsModel):
         self._generation_functions = {}  # traced by keras_binaural.generation
         self._denoise_functions = {}
         self.build(None)
-
-    def _localizer_kwargs(self) -> dict:
-        """The `LocalizationModel` arguments besides `localizer` (CLUP adds SSM and λs)."""
-        return dict(self.localizer_config)
 
     def _term_names(self) -> list[str]:
         names = ["diff_loss"]
