@@ -2,8 +2,8 @@
 
 The library behind `tools/binauralize.py`:
 
-    model = load_model("runs/demo/model.keras")
-    geometry = frame_geometry("runs/demo/model.keras")       # the frames the model was trained on
+    model = runs.load_model("runs/demo/model.keras", generates=True)
+    geometry = runs.frame_geometry("runs/demo/model.keras")  # the frames the model was trained on
     result = binauralize(model, geometry, video="talk.mp4", output_wav="talk_binaural.wav",
                          output_video="talk_binaural.mp4", overlay=True)
 
@@ -17,7 +17,7 @@ block by block so that long recordings need little memory; `resample_long`). A v
 placed on the video's clock: an audio stream that starts after time 0 is preceded by silence,
 as `iter_frames` holds the first picture back to time 0. Pictures: 10 fps (`iter_frames`: frame
 k shows (k - 1) / 10 s), or the sorted PNG/JPEG files of a frames folder (000001.png ..., taken
-as 10 fps), prepared as the model's training and evaluation prepared them (`FrameGeometry`:
+as 10 fps), prepared as the model's training and evaluation prepared them (`runs.FrameGeometry`:
 resize, central crop). The frames decide the clip's duration (they are what the model looks
 at): the audio is cut, or padded with silence, to num_frames x 0.1 s.
 
@@ -49,7 +49,6 @@ from collections.abc import Callable
 
 import av
 import numpy as np
-import tensorflow as tf
 from absl import logging
 from PIL import Image
 
@@ -62,9 +61,7 @@ from keras_binaural.conventions import (
     SAMPLES_PER_FRAME,
 )
 from keras_binaural.data import video as video_io
-from keras_binaural.data.fairplay import prepare_frame
 from keras_binaural.files import atomic_file
-from keras_binaural.runs import DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
@@ -86,7 +83,7 @@ class ClipInputs:
     Attributes:
       mono: `[time]` float32 at 16 kHz in [-1, 1], time = num_frames * 1600.
       frames: `[num_frames, height, width, 3]` float32 RGB in [0, 1] at 10 fps, prepared for the
-        model (`FrameGeometry.prepare`).
+        model (`runs.FrameGeometry.prepare`).
       video_path: the source video, or None for a frames folder.
       frame_paths: the source pictures of a frames folder, or None.
       source_samples: the sound's length at 16 kHz before it was fitted to the frames.
@@ -121,37 +118,7 @@ class ClipResult:
     maps: np.ndarray | None = None
 
 
-# === Frames as the model saw them in training ===
-
-
-@dataclasses.dataclass(frozen=True)
-class FrameGeometry:
-    """How frames are prepared for a model, as in its training and evaluation: resized to
-    `resize_hw` (height, width; the aspect ratio is not kept), then cropped to `crop_hw` at the
-    centre (`keras_binaural.data.fairplay.prepare_frame` without augmentation)."""
-
-    resize_hw: tuple[int, int] = DEFAULT_RESIZE_HW
-    crop_hw: tuple[int, int] = DEFAULT_CROP_HW
-
-    @property
-    def frame_size_wh(self) -> tuple[int, int]:
-        """The model's frame size as (width, height)."""
-        return self.crop_hw[1], self.crop_hw[0]
-
-    def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """`[h, w, 3]` uint8 RGB of any size -> `[crop_h, crop_w, 3]` float32 in [0, 1]."""
-        image = tf.convert_to_tensor(frame, tf.float32) / 255.0
-        return prepare_frame(image, None, self.resize_hw, self.crop_hw, augment=False).numpy()
-
-    def uncrop(self, heat: np.ndarray) -> np.ndarray:
-        """A map over the crop -> a map over the whole resized frame, which stretched to a
-        picture's size lies over that picture. Outside the crop (unseen by the model) it holds
-        the map's minimum, so that a drawing of it shows nothing there."""
-        top = (self.resize_hw[0] - self.crop_hw[0]) // 2
-        left = (self.resize_hw[1] - self.crop_hw[1]) // 2
-        canvas = np.full(self.resize_hw, np.min(heat), np.float32)
-        canvas[top : top + self.crop_hw[0], left : left + self.crop_hw[1]] = heat
-        return canvas
+# === The model ===
 
 
 def parse_frame_size(text: str, flag: str = "--frame_size") -> tuple[int, int]:
@@ -163,45 +130,6 @@ def parse_frame_size(text: str, flag: str = "--frame_size") -> tuple[int, int]:
     if width < 32 or height < 32:
         raise BinauralizeError(f"{flag}={text!r}: width and height must be >= 32 pixels")
     return width, height
-
-
-def frame_geometry(model_path: str | os.PathLike,
-                   frame_size_wh: tuple[int, int] | None = None) -> FrameGeometry:
-    """The frame preparation of a model.
-
-    `frame_size_wh` (resize to it, no crop) if given; else its training run's `config.json`
-    beside the model file (`data.resize_hw`, `data.crop_hw`); else the demo config's (resize to
-    136 x 136, crop 128 x 128).
-    """
-    if frame_size_wh is not None:
-        width, height = frame_size_wh
-        return FrameGeometry((height, width), (height, width))
-    config = runs.run_config(model_path, BinauralizeError)
-    if config is None:
-        return FrameGeometry()
-    try:
-        geometry = FrameGeometry(tuple(int(v) for v in config.data.resize_hw),
-                                 tuple(int(v) for v in config.data.crop_hw))
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise BinauralizeError(f"{model_path}: its run config has no usable data.resize_hw / "
-                               f"data.crop_hw ({error!r}); give --frame_size WxH instead") from None
-    if any(c > r for c, r in zip(geometry.crop_hw, geometry.resize_hw)):
-        raise BinauralizeError(f"{model_path}: data.crop_hw {geometry.crop_hw} is larger than "
-                               f"data.resize_hw {geometry.resize_hw}; give --frame_size WxH")
-    return geometry
-
-
-# === The model ===
-
-
-def load_model(path: str | os.PathLike, flag: str = "--model"):
-    """Loads a trained model (a .keras file) that can `generate`; BinauralizeError naming it."""
-    model = runs.load_model(path, flag, BinauralizeError)
-    if not callable(getattr(model, "generate", None)) or not hasattr(model, "localizer"):
-        raise BinauralizeError(
-            f"{flag}={path}: a {type(model).__name__} cannot generate binaural audio (want a "
-            "CLUP model or an upmixer, e.g. trained with configs/clup.py)")
-    return model
 
 
 def is_guided(model) -> bool:
@@ -328,7 +256,7 @@ def _progress_bar(total: int | None, description: str, enabled: bool):
     return tqdm(total=total, desc=description, unit="frame", file=sys.stderr, leave=False)
 
 
-def load_video(path: str | os.PathLike, geometry: FrameGeometry,
+def load_video(path: str | os.PathLike, geometry: runs.FrameGeometry,
                progress: bool = False) -> ClipInputs:
     """Reads a video with sound: its 10-fps frames prepared by `geometry` and its sound as 16 kHz
     mono, cut or padded to the frames' duration."""
@@ -371,7 +299,7 @@ def _read_picture(path: str) -> np.ndarray:
 
 
 def load_frames_dir(frames_dir: str | os.PathLike, audio_path: str | os.PathLike,
-                    geometry: FrameGeometry, progress: bool = False) -> ClipInputs:
+                    geometry: runs.FrameGeometry, progress: bool = False) -> ClipInputs:
     """Reads a folder of 10-fps frames (prepared by `geometry`) and a recording (16 kHz mono,
     cut or padded to the frames' duration)."""
     paths = list_frames(frames_dir)
@@ -438,7 +366,7 @@ def write_outputs(
     result: ClipResult,
     output_wav: str | os.PathLike,
     output_video: str | os.PathLike | None = None,
-    geometry: FrameGeometry | None = None,
+    geometry: runs.FrameGeometry | None = None,
     progress: bool = False,
 ) -> None:
     """Writes the binaural WAV and, if `output_video`, the video with the binaural track; with
@@ -460,7 +388,7 @@ def write_outputs(
         video_temporary = stack.enter_context(atomic_file(output_video))
         draw: Callable[[np.ndarray, float], np.ndarray] | None = None
         if result.maps is not None:
-            geometry = geometry or FrameGeometry()
+            geometry = geometry or runs.FrameGeometry()
 
             def draw(frame, time_s):
                 return heatmap_overlay(frame, geometry.uncrop(map_at(result.maps, time_s)))
@@ -562,7 +490,7 @@ def check_request(
 
 def binauralize(
     model,
-    geometry: FrameGeometry,
+    geometry: runs.FrameGeometry,
     *,
     video: str | None = None,
     frames_dir: str | None = None,
@@ -577,8 +505,8 @@ def binauralize(
     """Reads a clip, binauralizes it with `model` and writes the outputs (module docstring).
 
     Args:
-      model: a model with `generate` (from `load_model`).
-      geometry: how the model's frames are prepared (`frame_geometry`).
+      model: a model with `generate` (from `runs.load_model(..., generates=True)`).
+      geometry: how the model's frames are prepared (`runs.frame_geometry`).
       video: a video with sound; or `frames_dir` (10-fps pictures) with `audio` (a recording).
       output_wav: the binaural WAV to write.
       output_video: optionally the video to write with the binaural track.

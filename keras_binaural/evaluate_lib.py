@@ -52,7 +52,7 @@ from keras_binaural import files, localization_eval, metrics, runs
 from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.models.localization import LocalizationModel
-from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW, MODEL_FILE
+from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 
 MONO_MONO = "mono_mono"
 PLOTS_DIR = "plots"
@@ -85,26 +85,6 @@ class System:
 # === Models ===
 
 
-def resolve_model_path(path: str, flag: str = "--model") -> str:
-    """A `.keras` file, or the `model.keras` of a workdir.
-
-    Raises:
-      EvaluationError: naming `flag`, when neither exists.
-    """
-    if os.path.isdir(path):
-        candidate = os.path.join(path, MODEL_FILE)
-        if not os.path.isfile(candidate):
-            raise EvaluationError(f"{flag}={path}: the folder holds no {MODEL_FILE} (train one with "
-                                  "tools/train.py, or give a .keras file)")
-        return candidate
-    if not os.path.isfile(path):
-        raise EvaluationError(f"{flag}={path}: no such file (a .keras model or a tools/train.py "
-                              "workdir)")
-    if not path.endswith(".keras"):
-        raise EvaluationError(f"{flag}={path}: not a .keras file (a .keras model or a workdir)")
-    return path
-
-
 def localizer_of(model: keras.Model) -> LocalizationModel | None:
     """The model's localizer: the model itself or its `localizer` attribute, else None."""
     if isinstance(model, LocalizationModel):
@@ -115,12 +95,11 @@ def localizer_of(model: keras.Model) -> LocalizationModel | None:
 
 def make_system(name: str, path: str, flag: str) -> System:
     """Loads and describes one model to evaluate (`path`: a .keras file or a workdir)."""
-    model_path = resolve_model_path(path, flag)
+    model_path = runs.resolve_model_path(path, flag, EvaluationError)
     config = runs.run_config(model_path, EvaluationError)
     model = runs.load_model(model_path, flag, EvaluationError)
-    resize_hw = tuple(config.data.resize_hw) if config is not None else DEFAULT_RESIZE_HW
-    crop_hw = tuple(config.data.crop_hw) if config is not None else DEFAULT_CROP_HW
-    system = System(name, model_path, model, config, resize_hw, crop_hw)
+    geometry = runs.frame_geometry(model_path, error=EvaluationError)
+    system = System(name, model_path, model, config, geometry.resize_hw, geometry.crop_hw)
     if system.localizer is None and not system.generates:
         raise EvaluationError(f"{flag}={path}: the model neither localizes nor generates "
                               f"({type(model).__name__})")
@@ -469,7 +448,7 @@ def run(
     """
     say = log or (lambda line: None)
     # Everything cheap is checked before any model is loaded.
-    main_path = resolve_model_path(model, "--model")
+    main_path = runs.resolve_model_path(model, "--model", EvaluationError)
     config = runs.run_config(main_path, EvaluationError)
     evaluation = config.eval if config is not None and "eval" in config else None
 
@@ -500,7 +479,7 @@ def run(
         if baseline_name == name:
             raise EvaluationError(f"--baseline={baseline_name}={path}: the name is the model's "
                                   "(--name); choose another")
-        resolve_model_path(path, "--baseline")
+        runs.resolve_model_path(path, "--baseline", EvaluationError)
     if not os.path.isdir(root):
         raise EvaluationError(f"--root={root}: no such directory (a FAIR-Play-layout dataset)")
     try:

@@ -13,7 +13,7 @@ from PIL import Image
 from training_data import config_module
 
 from keras_binaural import binauralize as lib
-from keras_binaural import training
+from keras_binaural import runs, training
 from keras_binaural.audio import resample
 from keras_binaural.data import video as video_io
 from keras_binaural.models.clup import CLUP
@@ -21,7 +21,7 @@ from keras_binaural.models.upmixer import Upmixer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = config_module().get_config("tiny")  # CLUP as configs/clup.py:tiny builds it
-GEOMETRY = lib.FrameGeometry(tuple(TINY.data.resize_hw), tuple(TINY.data.crop_hw))  # 72 -> 64
+GEOMETRY = runs.FrameGeometry(tuple(TINY.data.resize_hw), tuple(TINY.data.crop_hw))  # 72 -> 64
 
 
 def _picture(index: int, height: int = 96, width: int = 128) -> np.ndarray:
@@ -44,7 +44,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(model_path):
-    return lib.load_model(model_path)
+    return runs.load_model(model_path, generates=True)
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +135,10 @@ def test_frames_folder_and_recording_give_generate_s_audio(model, tmp_path):
 
 
 def test_frame_geometry_follows_the_run_config(model_path):
-    geometry = lib.frame_geometry(model_path)
+    geometry = runs.frame_geometry(model_path)
     assert geometry == GEOMETRY
     assert geometry.frame_size_wh == (TINY.data.crop_hw[1], TINY.data.crop_hw[0])
-    assert lib.frame_geometry(model_path, (96, 48)) == lib.FrameGeometry((48, 96), (48, 96))
+    assert runs.frame_geometry(model_path, (96, 48)) == runs.FrameGeometry((48, 96), (48, 96))
     prepared = geometry.prepare(_picture(0))
     assert prepared.shape == (*TINY.data.crop_hw, 3) and prepared.dtype == np.float32
     assert 0.0 <= prepared.min() and prepared.max() <= 1.0
@@ -186,7 +186,8 @@ def test_bad_files_and_models_are_refused_and_nothing_is_written(model, tmp_path
         lib.binauralize(audio_only, geometry, video=str(silent), overlay=True, **out)
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     with pytest.raises(lib.BinauralizeError, match="--model=.*broken.keras: cannot be loaded as a Keras model"):
-        lib.load_model(str(tmp_path / "broken.keras"))
+        runs.load_model(str(tmp_path / "broken.keras"), "--model", lib.BinauralizeError,
+                        generates=True)
     assert sorted(os.listdir(tmp_path)) == ["broken.keras", "broken.mp4", "silent.mp4"]
 
 

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import binauralize
+from keras_binaural import binauralize, runs
 from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.generation import GenerationInputError
 
@@ -59,8 +59,9 @@ def main(argv):
         binauralize.check_request(**request, sampler=_SAMPLER.value)
         size = (binauralize.parse_frame_size(_FRAME_SIZE.value)
                 if _FRAME_SIZE.value else None)
-        geometry = binauralize.frame_geometry(_MODEL.value, size)
-        model = binauralize.load_model(_MODEL.value)
+        geometry = runs.frame_geometry(_MODEL.value, size, binauralize.BinauralizeError)
+        model = runs.load_model(_MODEL.value, "--model", binauralize.BinauralizeError,
+                                generates=True)
         result = binauralize.binauralize(model, geometry, **request, sampler=_SAMPLER.value,
                                          seed=_SEED.value, progress=_PROGRESS.value)
     except binauralize.BinauralizeError as error:

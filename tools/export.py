@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import binauralize, serving
+from keras_binaural import binauralize, runs, serving
 from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "The trained model, a .keras file.")
@@ -44,11 +44,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         size = binauralize.parse_frame_size(_FRAME_SIZE.value) if _FRAME_SIZE.value else None
-        frame_size = binauralize.frame_geometry(_MODEL.value, size).frame_size_wh
+        frame_size = runs.frame_geometry(_MODEL.value, size, serving.ExportError).frame_size_wh
         # Checked before the (slow) model load, so a typo fails at once.
         serving.check_export_arguments(_EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
                                        _OVERWRITE.value, _SAMPLER.value)
-        model = binauralize.load_model(_MODEL.value)
+        model = runs.load_model(_MODEL.value, "--model", serving.ExportError, generates=True)
         path = serving.export_saved_model(
             model, _EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
             frame_size_wh=frame_size, sampler=_SAMPLER.value, seed=_SEED.value,
