@@ -21,6 +21,7 @@ import time
 import numpy as np
 from absl import app, flags
 
+from keras_binaural import cli
 from keras_binaural.data import hrtf, synthetic
 
 flags.DEFINE_integer("num_clips", 24, "Clips to generate.")
@@ -33,7 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     settings = synthetic.SceneSettings(
-        clip_seconds=FLAGS.clip_seconds, frame_size=synthetic.parse_frame_size(FLAGS.frame_size)
+        clip_seconds=FLAGS.clip_seconds, frame_size=cli.parse_size_wh(FLAGS.frame_size)
     )
     hrtf.load_hrirs(settings.hrtf)
     folder = tempfile.mkdtemp(prefix="bench_make_dataset_")

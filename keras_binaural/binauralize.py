@@ -121,17 +121,6 @@ class ClipResult:
 # === The model ===
 
 
-def parse_frame_size(text: str, flag: str = "--frame_size") -> tuple[int, int]:
-    """"WxH" (e.g. 128x128) -> (width, height); BinauralizeError naming `flag` otherwise."""
-    parts = str(text).lower().split("x")
-    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
-        raise BinauralizeError(f"{flag}={text!r}: want WIDTHxHEIGHT in pixels, e.g. 128x128")
-    width, height = (int(part) for part in parts)
-    if width < 32 or height < 32:
-        raise BinauralizeError(f"{flag}={text!r}: width and height must be >= 32 pixels")
-    return width, height
-
-
 def is_guided(model) -> bool:
     """Whether the model looks at the frames (has a localizer, so it can draw a map)."""
     return getattr(model, "localizer", None) is not None

@@ -3,7 +3,7 @@
 The tools are thin absl programs (`tools/*.py`); on bad input each prints one line naming the
 flag, config key or file and exits with status 1. `flags_parser` does that for the flags absl and
 ml_collections refuse while parsing (`app.run(main, flags_parser=cli.flags_parser("train"))`);
-`one_line` folds a multi-line library message into one.
+`one_line` folds a multi-line library message into one; `parse_size_wh` reads a frame-size flag.
 """
 
 from __future__ import annotations
@@ -12,6 +12,24 @@ import re
 from collections.abc import Callable, Sequence
 
 from absl import flags as absl_flags
+
+
+def parse_size_wh(text: str, flag: str = "--frame_size", error: type[Exception] = ValueError,
+                  minimum: int = 1, example: str = "128x128") -> tuple[int, int]:
+    """A frame size flag, "WxH" (e.g. 128x128) or "N" for a square, -> (width, height) in pixels.
+
+    Raises:
+      error: naming `flag`: not a size, or a side below `minimum` pixels.
+    """
+    parts = str(text).lower().split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise error(f"{flag}={text!r}: want WIDTHxHEIGHT in pixels, e.g. {example}")
+    width, height = (int(part) for part in parts)
+    if width < minimum or height < minimum:
+        raise error(f"{flag}={text!r}: width and height must be >= {minimum} pixels")
+    return width, height
 
 
 def one_line(text, limit: int = 400) -> str:

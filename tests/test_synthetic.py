@@ -304,7 +304,7 @@ def test_equirect_scenes_use_the_whole_circle():
         ),
         (lambda: synthetic.SceneSettings(moving=2.0), "moving is a probability"),
         (lambda: synthetic.SceneSettings(max_sources=0), "max_sources must be at least 1"),
-        (lambda: synthetic.parse_frame_size("big"), "frame size 'big' not understood"),
+        (lambda: synthetic.SceneSettings(frame_size=(16, 16)), "even and >= 32"),
     ],
 )
 def test_bad_settings(make, message):

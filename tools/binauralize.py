@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import binauralize, runs
+from keras_binaural import binauralize, cli, runs
 from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.generation import GenerationInputError
 
@@ -57,7 +57,8 @@ def main(argv):
     try:
         # Everything that can be checked is checked before the (slow) model load.
         binauralize.check_request(**request, sampler=_SAMPLER.value)
-        size = (binauralize.parse_frame_size(_FRAME_SIZE.value)
+        size = (cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size",
+                                   binauralize.BinauralizeError, minimum=32)
                 if _FRAME_SIZE.value else None)
         geometry = runs.frame_geometry(_MODEL.value, size, binauralize.BinauralizeError)
         model = runs.load_model(_MODEL.value, "--model", binauralize.BinauralizeError,

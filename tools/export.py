@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import binauralize, runs, serving
+from keras_binaural import cli, runs, serving
 from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "The trained model, a .keras file.")
@@ -43,7 +43,8 @@ def main(argv):
     # TensorFlow's INFO lines about saving (thousands of renamed loop inputs) drown the result.
     logging.set_verbosity(logging.WARNING)
     try:
-        size = binauralize.parse_frame_size(_FRAME_SIZE.value) if _FRAME_SIZE.value else None
+        size = cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size", serving.ExportError,
+                                 minimum=32) if _FRAME_SIZE.value else None
         frame_size = runs.frame_geometry(_MODEL.value, size, serving.ExportError).frame_size_wh
         # Checked before the (slow) model load, so a typo fails at once.
         serving.check_export_arguments(_EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
@@ -53,7 +54,7 @@ def main(argv):
             model, _EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
             frame_size_wh=frame_size, sampler=_SAMPLER.value, seed=_SEED.value,
             overwrite=_OVERWRITE.value)
-    except (serving.ExportError, binauralize.BinauralizeError) as error:
+    except serving.ExportError as error:
         raise SystemExit(f"export: error: {_flag_names(error)}")
     print(f"exported to {path} (signatures {serving.SERVING_SIGNATURE} and "
           f"{serving.WAV_SIGNATURE}; frames {frame_size[0]}x{frame_size[1]}, sampler "

@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags
 
+from keras_binaural import cli
 from keras_binaural.data import synthetic
 from keras_binaural.data.hrtf import HrtfError
 from keras_binaural.data.sources import SourceError
@@ -66,7 +67,8 @@ def main(argv):
     try:
         settings = synthetic.SceneSettings(
             clip_seconds=_CLIP_SECONDS.value,
-            frame_size=synthetic.parse_frame_size(_FRAME_SIZE.value),
+            frame_size=cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size", synthetic.SceneError,
+                                         example="224x224"),
             camera=_CAMERA.value,
             hrtf=_HRTF.value,
             max_sources=_MAX_SOURCES.value,

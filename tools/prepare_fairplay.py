@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags
 
+from keras_binaural import cli
 from keras_binaural.data import fairplay, prepare
 
 flags.DEFINE_string("root", None, "The downloaded FAIR-Play folder (videos/, binaural_audios/, splits/).")
@@ -32,12 +33,9 @@ def _frame_size(text):
     if text == "original":
         return None
     try:
-        width, height = (int(v) for v in text.lower().split("x"))
-        assert width > 0 and height > 0
-    except (ValueError, AssertionError):
-        raise SystemExit(f"prepare_fairplay: error: --frame_size={text!r}: want WIDTHxHEIGHT "
-                         "(e.g. 480x240) or 'original'")
-    return width, height
+        return cli.parse_size_wh(text, example="480x240, or 'original'")
+    except ValueError as error:
+        raise SystemExit(f"prepare_fairplay: error: {error}") from None
 
 
 def main(argv):

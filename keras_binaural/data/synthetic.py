@@ -187,20 +187,6 @@ def parse_camera(spec: str, width: int, height: int) -> Camera:
     return Camera("pinhole", width, height, float(match.group(1) or 90.0))
 
 
-def parse_frame_size(text: str) -> tuple[int, int]:
-    """`WxH` (e.g. 224x224) or a single number for a square, to (width, height) in pixels."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
-    if not match:
-        raise SceneError(f"frame size {text!r} not understood; use WxH, e.g. 224x224")
-    width = int(match.group(1))
-    height = int(match.group(2) or width)
-    if width < 32 or height < 32 or width % 2 or height % 2:
-        raise SceneError(
-            f"frame size {width}x{height}: width and height must be even and >= 32 (H.264 video)"
-        )
-    return width, height
-
-
 # === Looks =======================================================================================
 
 
@@ -320,7 +306,12 @@ class SceneSettings:
             raise SceneError(f"moving is a probability in [0, 1], got {self.moving}")
         if not 0.0 < self.peak <= 1.0:
             raise SceneError(f"peak must be in (0, 1], got {self.peak}")
-        parse_frame_size(f"{self.frame_size[0]}x{self.frame_size[1]}")
+        width, height = self.frame_size
+        if width < 32 or height < 32 or width % 2 or height % 2:
+            raise SceneError(
+                f"frame size {width}x{height}: width and height must be even and >= 32 (H.264 "
+                "video)"
+            )
         self.camera_model()  # validates the camera spec
 
     def camera_model(self) -> Camera:
