@@ -20,7 +20,7 @@ examples/s. Steps rather than a time budget keep the result independent of other
 machine. Frames are resized to 176 x 176 and cropped to 160 x 160 (random crop in
 training, central in evaluation): 5 x 5 cells of the stride-32 map.
 
-Evaluation on the test split (`keras_binaural.localization_eval.evaluate_localization`): supp.
+Evaluation on the test split (`keras_binaural.evaluation.localization.evaluate_localization`): supp.
 Table 1's distance and accuracy over every 0.1 s window, the pointing game, and the fraction of
 ambiguous negatives. Targets: OSA accuracy >= 96.1 % and distance <= 0.028, better than the
 baseline on both; pointing game >= 90 % of test clips. Writes to --workdir: results.json,
@@ -41,8 +41,9 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from keras_binaural import files, localization_eval
+from keras_binaural import files
 from keras_binaural.data import fairplay
+from keras_binaural.evaluation import localization as localization_eval
 from keras_binaural.models.localization import LocalizationModel
 
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")

@@ -178,7 +178,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     # the denoiser's residual chain compiles badly as one cluster (models/denoiser.py).
     config.train.jit_compile = False
 
-    # === Evaluation (keras_binaural.evaluate_lib) ===
+    # === Evaluation (keras_binaural.evaluation.trained_runs) ===
     config.eval = ml_collections.ConfigDict()
     config.eval.sampler = "fast"  # "fast" (BinauralGrad's 6 steps) | "full" (T steps)
     config.eval.seed = 0

@@ -22,7 +22,7 @@ Writes to --output_dir (default: <model folder>/eval_<subset>): results.json, re
 waveform envelopes: supp. Fig. 1-5 analogues). Every file is written atomically. Flags, model
 files and the dataset are checked before anything is computed; a problem prints one line naming
 the flag or file, exits with status 1 and writes nothing. The work is done by
-`keras_binaural.evaluate_lib.run`.
+`keras_binaural.evaluation.trained_runs.run`.
 """
 
 import os
@@ -34,8 +34,9 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from absl import app, flags
 
-from keras_binaural import cli, evaluate_lib
+from keras_binaural import cli
 from keras_binaural.conventions import SAMPLERS
+from keras_binaural.evaluation import EvaluationError, trained_runs
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model or a tools/train.py workdir.")
 _BASELINE = flags.DEFINE_multi_string(
@@ -62,14 +63,14 @@ def main(argv):
     if not _MODEL.value:
         raise SystemExit("evaluate: error: --model is required (a .keras file or a workdir)")
     try:
-        results = evaluate_lib.run(
+        results = trained_runs.run(
             _MODEL.value, output_dir=_OUTPUT_DIR.value, baselines=_BASELINE.value,
             root=_ROOT.value, split=_SPLIT.value, subset=_SUBSET.value, sampler=_SAMPLER.value,
             seed=_SEED.value, max_clips=_MAX_CLIPS.value, normalize=_NORMALIZE.value,
             plots=_PLOTS.value, name=_NAME.value, log=print)
-    except evaluate_lib.EvaluationError as error:
+    except EvaluationError as error:
         raise SystemExit(f"evaluate: error: {error}")
-    print(evaluate_lib.format_markdown(results))
+    print(trained_runs.format_markdown(results))
 
 
 if __name__ == "__main__":

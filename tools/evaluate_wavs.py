@@ -16,7 +16,7 @@ Each clip is scored for the prediction and the mono-mono baseline (L = R = (L + 
 truth). The JSON holds {"clips": {name: {"pred": {...}, "mono_mono": {...}}}, "mean": {...}} with the
 keys stft, env, wav, amp, pha, snr. All files are checked before any scoring; on bad input the tool
 prints one line naming the file and the problem, exits with status 1 and writes nothing.
-The work is done by `keras_binaural.evaluation.run_evaluation`.
+The work is done by `keras_binaural.evaluation.wav_folders.run_evaluation`.
 """
 
 import os
@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import evaluation
+from keras_binaural.evaluation import EvaluationError, wav_folders
 
 flags.DEFINE_string("pred_dir", None, "Folder of predicted binaural audio.")
 flags.DEFINE_string("gt_dir", None, "Folder of ground-truth binaural audio.")
@@ -46,7 +46,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        results = evaluation.run_evaluation(
+        results = wav_folders.run_evaluation(
             FLAGS.pred_dir,
             FLAGS.gt_dir,
             FLAGS.output_json,
@@ -55,11 +55,11 @@ def main(argv):
             pred_name=FLAGS.pred_name,
             gt_name=FLAGS.gt_name,
         )
-    except evaluation.EvaluationError as error:
+    except EvaluationError as error:
         raise SystemExit(f"evaluate_wavs: error: {error}")
     mean = results["mean"]
     logging.info("%d clips scored; written to %s", len(results["clips"]), FLAGS.output_json)
-    for system in evaluation.SYSTEMS:
+    for system in wav_folders.SYSTEMS:
         print(system, " ".join(f"{name}={value:.4f}" for name, value in mean[system].items()))
 
 

@@ -13,7 +13,7 @@ Design choices (ours, where the supplement is silent):
   the paper's sampling as we read it) stayed at chance accuracy for 200 steps, where in-batch
   negatives reached 71 % (86 % at 1e-4). Without clip ids, only the own negative is used.
 - **Pair distance for any (audio, frame) pair** (`LocalizationModel.pair_distance`, used by the
-  metrics and by `keras_binaural.localization_eval`): OSA: ||a - s(V)|| + ||a - o(V, a)||
+  metrics and by `keras_binaural.evaluation.localization`): OSA: ||a - s(V)|| + ||a - o(V, a)||
   (`distance_feature="sum"`; "scene" or "object" pick one term; "auto", the default, sums the
   terms that are trained, i.e. whose lambda is not 0); baseline: ||f_v sigma(f_v^T f_a) - f_a||.
 """

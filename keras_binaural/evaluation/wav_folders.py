@@ -33,13 +33,10 @@ import numpy as np
 from keras_binaural import files, metrics
 from keras_binaural.audio import AudioError, load_audio
 from keras_binaural.audio.io import AUDIO_EXTENSIONS
+from keras_binaural.evaluation import MONO_MONO, EvaluationError, metric_title, mono_mono
 
 MAX_LENGTH_MISMATCH = 0.01  # as a fraction of the ground truth's length
-SYSTEMS = ("pred", "mono_mono")
-
-
-class EvaluationError(ValueError):
-    """Input that cannot be evaluated; the message names the file or clip and the problem."""
+SYSTEMS = ("pred", MONO_MONO)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +118,6 @@ def load_pair(pair: ClipPair) -> tuple[np.ndarray, np.ndarray]:
     return gt[:num_samples], pred[:num_samples]
 
 
-def mono_mono(y_true: np.ndarray) -> np.ndarray:
-    """The mono-mono baseline: `[time, 2]` ground truth -> `[time, 2]` with L̂ = R̂ = (L + R) / 2."""
-    mono = np.mean(y_true, axis=-1, keepdims=True)
-    return np.repeat(mono, 2, axis=-1)
-
-
 def evaluate_pairs(pairs: list[ClipPair], normalize: bool = False) -> dict:
     """Scores every pair and the mono-mono baseline; loads and checks all files first.
 
@@ -140,7 +131,7 @@ def evaluate_pairs(pairs: list[ClipPair], normalize: bool = False) -> dict:
     for name, gt, pred in loaded:
         clips[name] = {
             "pred": metrics.evaluate_clip_numpy(gt, pred, normalize),
-            "mono_mono": metrics.evaluate_clip_numpy(gt, mono_mono(gt), normalize),
+            MONO_MONO: metrics.evaluate_clip_numpy(gt, mono_mono(gt), normalize),
         }
     mean = {
         system: {
@@ -154,7 +145,7 @@ def evaluate_pairs(pairs: list[ClipPair], normalize: bool = False) -> dict:
 
 def format_markdown(results: dict, normalize: bool = False) -> str:
     """A Markdown table of `evaluate_pairs`' results: one row per clip and system, then means."""
-    header = ["clip", "system"] + [_column_title(name) for name in metrics.METRIC_NAMES]
+    header = ["clip", "system"] + [metric_title(name) for name in metrics.METRIC_NAMES]
     lines = [
         "# Binaural quality (FAIR-Play metrics, supp. Eq. 4-9)",
         "",
@@ -210,11 +201,6 @@ def run_evaluation(
     if markdown_text is not None:
         files.write_text(output_md, markdown_text)
     return results
-
-
-def _column_title(metric: str) -> str:
-    unit = " (dB)" if metric == "snr" else ""
-    return f"{metric.upper()}{unit} {'↑' if metrics.HIGHER_IS_BETTER[metric] else '↓'}"
 
 
 def _files_under(folder: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""tools/evaluate.py and keras_binaural.evaluate_lib: the tables, the JSON layout, the PNGs and
+"""tools/evaluate.py and keras_binaural.evaluation.trained_runs: the tables, the JSON layout, the PNGs and
 checked inputs, on a tiny synthetic split with tiny untrained CLUP and audio-only models."""
 
 import json
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from training_data import EVALUATE_TOOL, tiny_config, tiny_root
 
-from keras_binaural import evaluate_lib, files, metrics, training
+from keras_binaural import evaluation, files, metrics, training
 from keras_binaural import workdir as workdir_lib
 from keras_binaural.data import fairplay
+from keras_binaural.evaluation import trained_runs
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -44,7 +45,7 @@ def runs(root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def evaluated(runs, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("eval") / "out"
-    results = evaluate_lib.run(str(runs / "clup"), output_dir=str(output_dir),
+    results = trained_runs.run(str(runs / "clup"), output_dir=str(output_dir),
                                baselines=[f"audio_only={runs / 'audio_only' / 'model.keras'}"],
                                plots=True, progress=False)
     return results, output_dir
@@ -83,7 +84,7 @@ def test_mono_mono_row_matches_the_metrics(evaluated, root):
     clip = fairplay.list_clips(str(root), "test")[0]
     binaural = next(iter(fairplay.evaluation_dataset([clip], (72, 72), (64, 64))))["binaural"]
     binaural = binaural.numpy()
-    expected = metrics.evaluate_clip_numpy(binaural, evaluate_lib.mono_mono(binaural))
+    expected = metrics.evaluate_clip_numpy(binaural, evaluation.mono_mono(binaural))
     assert results["table2"]["clips"][clip.clip_id]["mono_mono"] == pytest.approx(expected)
 
 
@@ -104,16 +105,16 @@ def test_markdown_and_plots(evaluated):
 
 
 def test_bad_inputs_name_the_flag(runs, tmp_path):
-    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--model=.*no such file"):
-        evaluate_lib.run(str(tmp_path / "missing.keras"))
-    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--model=.*holds no model.keras"):
-        evaluate_lib.run(str(tmp_path))
-    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--baseline=audio_only: expected"):
-        evaluate_lib.run(str(runs / "clup"), baselines=["audio_only"])
-    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--baseline=mono_mono=.*reserved"):
-        evaluate_lib.run(str(runs / "clup"), baselines=[f"mono_mono={runs / 'audio_only'}"])
-    with pytest.raises(evaluate_lib.EvaluationError, match=r"^--root=.*no such directory"):
-        evaluate_lib.run(str(runs / "clup"), root=str(tmp_path / "nowhere"))
+    with pytest.raises(evaluation.EvaluationError, match=r"^--model=.*no such file"):
+        trained_runs.run(str(tmp_path / "missing.keras"))
+    with pytest.raises(evaluation.EvaluationError, match=r"^--model=.*holds no model.keras"):
+        trained_runs.run(str(tmp_path))
+    with pytest.raises(evaluation.EvaluationError, match=r"^--baseline=audio_only: expected"):
+        trained_runs.run(str(runs / "clup"), baselines=["audio_only"])
+    with pytest.raises(evaluation.EvaluationError, match=r"^--baseline=mono_mono=.*reserved"):
+        trained_runs.run(str(runs / "clup"), baselines=[f"mono_mono={runs / 'audio_only'}"])
+    with pytest.raises(evaluation.EvaluationError, match=r"^--root=.*no such directory"):
+        trained_runs.run(str(runs / "clup"), root=str(tmp_path / "nowhere"))
     assert not (runs / "clup" / "eval_test").exists()  # nothing written
 
 

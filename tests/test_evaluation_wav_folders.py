@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_binaural import evaluation, metrics
+from keras_binaural import metrics
 from keras_binaural.audio import load_audio
-from keras_binaural.evaluation import EvaluationError, run_evaluation
+from keras_binaural.evaluation import EvaluationError, wav_folders
+from keras_binaural.evaluation.wav_folders import run_evaluation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_SAMPLES = 8000  # 0.5 s at 16 kHz
@@ -160,7 +161,7 @@ def test_all_files_are_checked_before_any_scoring(dirs, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("scored a clip before all files were checked")
 
-    monkeypatch.setattr(evaluation.metrics, "evaluate_clip_numpy", fail)
+    monkeypatch.setattr(wav_folders.metrics, "evaluate_clip_numpy", fail)
     with pytest.raises(EvaluationError, match="NaN"):
         run_evaluation(pred_dir, gt_dir, out_dir / "r.json")
 

@@ -5,7 +5,7 @@ The library behind `tools/evaluate.py`. `run(...)` loads a trained model (a `.ke
 
 - **Table 1** (localization, supp. Eq. 10-11), for every model that holds a localizer (a
   `LocalizationModel`, or a model with one as its `localizer` attribute):
-  `keras_binaural.localization_eval.evaluate_localization` over every 0.1 s window of every clip
+  `keras_binaural.evaluation.localization.evaluate_localization` over every 0.1 s window of every clip
   (distance, accuracy, and on synthetic clips the pointing game).
 - **Table 2** (binaural quality, supp. Eq. 4-9), for every model that generates: whole clips,
   generated with the fast sampler (or `sampler="full"`) from the clip's mono m = (L + R) / 2 and
@@ -48,18 +48,15 @@ import keras
 import ml_collections
 import numpy as np
 
-from keras_binaural import files, localization_eval, metrics, runs
+from keras_binaural import cli, files, metrics, runs
 from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLERS
 from keras_binaural.data import fairplay
+from keras_binaural.evaluation import MONO_MONO, EvaluationError, metric_title, mono_mono
+from keras_binaural.evaluation import localization as localization_eval
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
 
-MONO_MONO = "mono_mono"
 PLOTS_DIR = "plots"
-
-
-class EvaluationError(ValueError):
-    """Input that cannot be evaluated; the message names the flag or file and the problem."""
 
 
 @dataclasses.dataclass
@@ -156,11 +153,6 @@ def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, samp
     return binaural
 
 
-def mono_mono(binaural: np.ndarray) -> np.ndarray:
-    """The mono-mono baseline L = R = (L + R) / 2: `[time, 2]` -> `[time, 2]`."""
-    return np.repeat(binaural.mean(axis=-1, keepdims=True), 2, axis=-1)
-
-
 def _mean_scores(clips: dict, systems: Sequence[str]) -> dict:
     return {system: {name: float(np.mean([scores[system][name] for scores in clips.values()]))
                      for name in metrics.METRIC_NAMES} for system in systems}
@@ -226,7 +218,7 @@ def localization_table(systems: Sequence[System], clips: Sequence[fairplay.Clip]
         negative_pool_size=negative_pool_size) for system in systems if system.localizer}
 
 
-# === Plots (supp. Fig. 3-4; Fig. 1-2 and 5 through localization_eval) ===
+# === Plots (supp. Fig. 3-4; Fig. 1-2 and 5 through evaluation.localization) ===
 
 
 def _figure(width_in: float, height_in: float):
@@ -361,11 +353,6 @@ def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: 
 # === Reports ===
 
 
-def _metric_title(name: str) -> str:
-    unit = " (dB)" if name == "snr" else ""
-    return f"{name.upper()}{unit} {'↑' if metrics.HIGHER_IS_BETTER[name] else '↓'}"
-
-
 def format_markdown(results: dict) -> str:
     """The report: Table 1 and Table 2 as Markdown tables, then the plots."""
     dataset, settings = results["dataset"], results["settings"]
@@ -396,7 +383,7 @@ def format_markdown(results: dict) -> str:
         lines.append("No model with a localizer.")
     lines += ["", "## Table 2: binaural audio quality (supp. Eq. 4-9), whole clips", ""]
     table2 = results["table2"]
-    header = ["system"] + [_metric_title(name) for name in metrics.METRIC_NAMES]
+    header = ["system"] + [metric_title(name) for name in metrics.METRIC_NAMES]
     lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(metrics.METRIC_NAMES)]
     for name in table2["systems"]:
         values = [f"{table2['mean'][name][metric]:.4f}" for metric in metrics.METRIC_NAMES]
@@ -485,8 +472,7 @@ def run(
     try:
         clips = fairplay.list_clips(root, subset, split)
     except fairplay.DatasetError as error:
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        raise EvaluationError(f"--root={root}: {message[:400]}") from error
+        raise EvaluationError(f"--root={root}: {cli.one_line(error)}") from error
     if max_clips > 0:
         clips = clips[:max_clips]
 

@@ -6,9 +6,9 @@ import tensorflow as tf
 from localization_data import COLOURS, TONES_HZ, write_tiny_root
 from PIL import Image
 
-from keras_binaural import localization_eval as le
 from keras_binaural.audio import frontend
 from keras_binaural.data import fairplay
+from keras_binaural.evaluation import localization as le
 from keras_binaural.models.localization import LocalizationModel
 
 SIZE = 64
