@@ -44,6 +44,7 @@ from absl import app, flags
 from keras_binaural import files
 from keras_binaural.data import fairplay
 from keras_binaural.evaluation import localization as localization_eval
+from keras_binaural.evaluation import plots
 from keras_binaural.models.localization import LocalizationModel
 
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
@@ -145,13 +146,13 @@ def main(argv):
             model, test_clips, resize_hw, hw, seed=0, negatives="audio", pointing_game=False)
         correlation = localization_eval.correlation_matrix(
             model, correlation_inputs["mono_patch"], correlation_inputs["frame"])
-        localization_eval.plot_correlation_matrix(
+        plots.plot_correlation_matrix(
             correlation["correlation"], os.path.join(FLAGS.workdir, f"correlation_{name}.png"),
             title=f"{name}: audio-visual correlation (1 - D), 10 test clips",
             labels=correlation_inputs["clip_id"])
         panels = localization_eval.localization_panels(model, test_clips, resize_hw, hw,
                                                        num_clips=4, times_s=(0.5, 1.8, 3.1, 4.4))
-        localization_eval.plot_localization_maps(
+        plots.plot_localization_maps(
             panels["frames"], panels["maps"], os.path.join(FLAGS.workdir, f"maps_{name}.png"),
             titles=panels["titles"], boxes=panels["boxes"], peaks=panels["peaks"])
         scores["correlation_diagonal_mean"] = float(correlation["correlation"].diagonal().mean())

@@ -9,6 +9,7 @@ from PIL import Image
 from keras_binaural.audio import frontend
 from keras_binaural.data import fairplay
 from keras_binaural.evaluation import localization as le
+from keras_binaural.evaluation import plots
 from keras_binaural.models.localization import LocalizationModel
 
 SIZE = 64
@@ -142,8 +143,8 @@ def test_correlation_matrix_values_and_plot(root, tmp_path):
     expected = np.where(np.eye(4, dtype=bool), 1 - scaled_positive, scaled_positive)
     np.testing.assert_allclose(matrix["correlation"], expected, atol=1e-6)
     path = tmp_path / "correlation.png"
-    le.plot_correlation_matrix(matrix["correlation"], path, title="oracle",
-                               labels=inputs["clip_id"])
+    plots.plot_correlation_matrix(matrix["correlation"], path, title="oracle",
+                                  labels=inputs["clip_id"])
     with Image.open(path) as image:
         assert image.format == "PNG" and min(image.size) > 100
 
@@ -161,8 +162,8 @@ def test_real_model_end_to_end(root, tmp_path):
                                     times_s=(0.5, 1.5))
     assert panels["maps"].shape == (4, SIZE, SIZE) and len(panels["boxes"]) == 4
     path = tmp_path / "maps.png"
-    le.plot_localization_maps(panels["frames"], panels["maps"], path, titles=panels["titles"],
-                              boxes=panels["boxes"], peaks=panels["peaks"], columns=2)
+    plots.plot_localization_maps(panels["frames"], panels["maps"], path, titles=panels["titles"],
+                                 boxes=panels["boxes"], peaks=panels["peaks"], columns=2)
     with Image.open(path) as image:
         assert image.format == "PNG"
     with pytest.raises(ValueError, match="at least two clips"):

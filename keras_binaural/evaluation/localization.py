@@ -29,12 +29,10 @@
   clips' frames. distance[i, j] = d(audio i, frame j); for j != i, scaled[i, j] = D- of the pair
   softmax([d_ii, d_ij]); scaled[i, i] = the mean over j != i of D+ of the same pairs.
   correlation = 1 - scaled (diagonal -> 1 and off-diagonal -> 0 for a perfect model; a positive
-  is "paired" when its correlation >= 0.5). `plot_correlation_matrix` draws it.
-- **Localization maps over frames** (`plot_localization_maps`, supp. Fig. 5): frames with the map
-  overlaid and, for synthetic clips, the object boxes (sounding solid, silent dashed).
-
-Plots use matplotlib's object-oriented API on the Agg canvas (no display, no global state) and
-are written atomically.
+  is "paired" when its correlation >= 0.5). `evaluation.plots.plot_correlation_matrix` draws it.
+- **Localization maps over frames** (`localization_panels`, drawn by
+  `evaluation.plots.plot_localization_maps`, supp. Fig. 5): frames with the map overlaid and, for
+  synthetic clips, the object boxes (sounding solid, silent dashed).
 """
 
 from __future__ import annotations
@@ -47,7 +45,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_binaural import files
 from keras_binaural.audio import frontend
 from keras_binaural.conventions import CHUNK_SAMPLES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from keras_binaural.data import fairplay
@@ -444,98 +441,6 @@ def correlation_matrix(model, mono_patch, frames, batch_size: int = 32) -> dict:
     scaled = np.where(off_diagonal, scaled_negative, 0.0)
     scaled[np.diag_indices(n)] = (scaled_positive * off_diagonal).sum(1) / max(n - 1, 1)
     return {"distance": distance, "scaled": scaled, "correlation": 1.0 - scaled}
-
-
-def _figure(width_in: float, height_in: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width_in, height_in), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str | os.PathLike) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with files.atomic_file(path) as temporary:
-        figure.savefig(temporary, format="png", bbox_inches="tight")
-
-
-def plot_correlation_matrix(correlation, path: str | os.PathLike, title: str = "",
-                            labels: Sequence[str] | None = None) -> None:
-    """Draws an audio-visual correlation matrix (supp. Fig. 1-2) as an annotated heat map PNG.
-
-    Args:
-      correlation: `[n, n]` in [0, 1] (`correlation_matrix(...)["correlation"]`); rows audio,
-        columns frames.
-      path: the PNG to write.
-      title: the figure's title.
-      labels: optional clip names for the axes.
-    """
-    correlation = np.asarray(correlation)
-    n = len(correlation)
-    figure = _figure(0.55 * n + 2.0, 0.55 * n + 1.2)
-    axes = figure.add_subplot()
-    image = axes.imshow(correlation, vmin=0.0, vmax=1.0, cmap="viridis")
-    for i in range(n):
-        for j in range(n):
-            value = correlation[i, j]
-            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                      color="black" if value > 0.6 else "white")
-    ticks = np.arange(n)
-    axes.set_xticks(ticks, labels if labels is not None else [str(t + 1) for t in ticks],
-                    rotation=90 if labels is not None else 0, fontsize=7)
-    axes.set_yticks(ticks, labels if labels is not None else [str(t + 1) for t in ticks],
-                    fontsize=7)
-    axes.set_xlabel("frame of clip j")
-    axes.set_ylabel("audio of clip i")
-    axes.set_title(title, fontsize=9)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="correlation = 1 - D")
-    _save(figure, path)
-
-
-def plot_localization_maps(frames, maps, path: str | os.PathLike,
-                           titles: Sequence[str] | None = None, boxes=None, peaks=None,
-                           columns: int = 4, alpha: float = 0.5) -> None:
-    """Frames with their localization maps overlaid (supp. Fig. 5), one panel each, as a PNG.
-
-    Args:
-      frames: `[n, H, W, 3]` float in [0, 1].
-      maps: `[n, H, W]` (e.g. `model.localize`); each is scaled to [0, 1] for display.
-      path: the PNG to write.
-      titles: optional panel titles.
-      boxes: optional per panel a list of (box [x0, y0, x1, y1] in the panel's pixels, sounding
-        bool): sounding boxes are drawn solid white, silent ones dashed red.
-      peaks: optional `[n, 2]` (row, column) peaks (`map_peaks`), marked with a cross.
-      columns: panels per row.
-      alpha: opacity of the map.
-    """
-    from matplotlib.patches import Rectangle
-
-    frames, maps = np.asarray(frames), np.asarray(maps)
-    n = len(frames)
-    rows = (n + columns - 1) // columns
-    height, width = frames.shape[1:3]
-    panel = 2.6
-    figure = _figure(panel * min(n, columns), panel * rows * height / width + 0.3 * rows)
-    for index in range(n):
-        axes = figure.add_subplot(rows, min(n, columns), index + 1)
-        axes.imshow(np.clip(frames[index], 0.0, 1.0))
-        shown = maps[index] - maps[index].min()
-        shown = shown / max(float(shown.max()), 1e-12)
-        axes.imshow(shown, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
-        if peaks is not None:
-            axes.plot(peaks[index][1], peaks[index][0], marker="+", color="white",
-                      markersize=10, mew=2)
-        for box, sounding in (boxes[index] if boxes is not None else []):
-            x0, y0, x1, y1 = box
-            axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                                     edgecolor="white" if sounding else "red",
-                                     linestyle="-" if sounding else "--", linewidth=1.2))
-        axes.set_axis_off()
-        if titles is not None:
-            axes.set_title(titles[index], fontsize=7)
-    _save(figure, path)
 
 
 def localization_panels(model, clips: Sequence[fairplay.Clip], resize_hw, crop_hw,

@@ -49,9 +49,9 @@ import ml_collections
 import numpy as np
 
 from keras_binaural import cli, files, metrics, runs
-from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ, SAMPLERS
+from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLERS
 from keras_binaural.data import fairplay
-from keras_binaural.evaluation import MONO_MONO, EvaluationError, metric_title, mono_mono
+from keras_binaural.evaluation import MONO_MONO, EvaluationError, metric_title, mono_mono, plots
 from keras_binaural.evaluation import localization as localization_eval
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.runs import CONFIG_FILE, DEFAULT_CROP_HW, DEFAULT_RESIZE_HW
@@ -218,93 +218,7 @@ def localization_table(systems: Sequence[System], clips: Sequence[fairplay.Clip]
         negative_pool_size=negative_pool_size) for system in systems if system.localizer}
 
 
-# === Plots (supp. Fig. 3-4; Fig. 1-2 and 5 through evaluation.localization) ===
-
-
-def _figure(width_in: float, height_in: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str) -> None:
-    with files.atomic_file(path) as temporary:
-        figure.savefig(temporary, format="png")
-
-
-def differential_db(binaural: np.ndarray) -> np.ndarray:
-    """|STFT(d)| in dB of d = (L - R) / 2: `[time, 2]` -> `[frames, 257]` (floor -100 dB)."""
-    diff = (binaural[:, 0] - binaural[:, 1]) / 2.0
-    return 20.0 * np.log10(np.abs(metrics.stft_numpy(diff)) + 1e-5)
-
-
-def plot_differential_spectrograms(kept: dict, systems: Sequence[str], path: str,
-                                   sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
-    """Supp. Fig. 3 analogue: |STFT(d)| of the ground truth and each system, one row per clip.
-
-    Args:
-      kept: {clip_id: {"binaural": `[time, 2]`, system: `[time, 2]`}} (`quality_table`).
-      systems: the systems to draw (columns after the ground truth), mono-mono excluded (its d
-        is 0).
-      path: the PNG to write.
-    """
-    columns = ["ground truth", *systems]
-    figure = _figure(3.2 * len(columns), 2.4 * len(kept) + 0.4)
-    for row, (clip_id, signals) in enumerate(kept.items()):
-        images = [differential_db(signals["binaural"])] + [
-            differential_db(signals[name]) for name in systems]
-        top = max(float(np.max(image)) for image in images)
-        for column, (title, image) in enumerate(zip(columns, images)):
-            axes = figure.add_subplot(len(kept), len(columns), row * len(columns) + column + 1)
-            seconds = image.shape[0] * metrics.HOP_SAMPLES / sample_rate_hz
-            shown = axes.imshow(image.T, origin="lower", aspect="auto", cmap="magma",
-                                vmin=top - 80.0, vmax=top,
-                                extent=(0.0, seconds, 0.0, sample_rate_hz / 2000.0))
-            axes.set_title(f"{clip_id}: {title}", fontsize=8)
-            axes.tick_params(labelsize=7)
-            if column == 0:
-                axes.set_ylabel("kHz", fontsize=7)
-            if row == len(kept) - 1:
-                axes.set_xlabel("s", fontsize=7)
-        figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04, label="dB")
-    figure.suptitle("Differential d = (L - R) / 2: |STFT| (supp. Fig. 3)", fontsize=9)
-    _save(figure, path)
-
-
-def _block_max(envelope: np.ndarray, points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    block = max(1, len(envelope) // points)
-    usable = len(envelope) // block * block
-    return np.arange(0, usable, block), envelope[:usable].reshape(-1, block).max(axis=1)
-
-
-def plot_envelopes(kept: dict, systems: Sequence[str], path: str,
-                   sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
-    """Supp. Fig. 4 analogue: Hilbert envelopes of the left and right channels, per clip.
-
-    Each panel shows the ground truth (black) and every system; curves are the maximum over
-    blocks of the envelope (about 1,000 points per clip).
-    """
-    figure = _figure(11.0, 2.2 * len(kept) + 0.4)
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-    for row, (clip_id, signals) in enumerate(kept.items()):
-        for channel, side in enumerate(("left", "right")):
-            axes = figure.add_subplot(len(kept), 2, 2 * row + channel + 1)
-            for index, name in enumerate(["binaural", *systems]):
-                starts, values = _block_max(metrics.envelope_numpy(signals[name][:, channel]))
-                axes.plot(starts / sample_rate_hz, values, linewidth=0.8,
-                          color="black" if index == 0 else colours[(index - 1) % len(colours)],
-                          label="ground truth" if index == 0 else name)
-            axes.set_title(f"{clip_id}: {side}", fontsize=8)
-            axes.tick_params(labelsize=7)
-            if row == len(kept) - 1:
-                axes.set_xlabel("s", fontsize=7)
-            if row == 0 and channel == 1:
-                axes.legend(fontsize=7, loc="upper right")
-    figure.suptitle("Waveform envelopes (supp. Fig. 4)", fontsize=9)
-    _save(figure, path)
+# === Plots (evaluation.plots) ===
 
 
 def _map_times(clips: Sequence[fairplay.Clip], count: int = 4) -> list[float]:
@@ -328,7 +242,7 @@ def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: 
         matrix = localization_eval.correlation_matrix(system.localizer, windows["mono_patch"],
                                                       windows["frame"])
         name = f"correlation_{system.name}.png"
-        localization_eval.plot_correlation_matrix(
+        plots.plot_correlation_matrix(
             matrix["correlation"], os.path.join(folder, name),
             title=f"{system.name}: audio-visual correlation (supp. Fig. 1-2)",
             labels=windows["clip_id"])
@@ -338,14 +252,15 @@ def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: 
             system.localizer, clips, system.resize_hw, system.crop_hw,
             num_clips=min(config.plot_clips, len(clips)), times_s=times, seed=config.seed)
         name = f"maps_{system.name}.png"
-        localization_eval.plot_localization_maps(
+        plots.plot_localization_maps(
             panels["frames"], panels["maps"], os.path.join(folder, name), titles=panels["titles"],
             boxes=panels["boxes"], peaks=panels["peaks"], columns=len(times))
         written.append(name)
     drawn = [name for name in quality_systems if name != MONO_MONO]
     if kept and drawn:
-        plot_differential_spectrograms(kept, drawn, os.path.join(folder, "spectrograms.png"))
-        plot_envelopes(kept, [MONO_MONO, *drawn], os.path.join(folder, "envelopes.png"))
+        plots.plot_differential_spectrograms(kept, drawn,
+                                             os.path.join(folder, "spectrograms.png"))
+        plots.plot_envelopes(kept, [MONO_MONO, *drawn], os.path.join(folder, "envelopes.png"))
         written += ["spectrograms.png", "envelopes.png"]
     return [f"{PLOTS_DIR}/{name}" for name in written]
 
