@@ -684,7 +684,7 @@ def render_frames(
 
 
 @dataclasses.dataclass
-class Clip:
+class RenderedClip:
     """One rendered clip in memory.
 
     Attributes:
@@ -791,7 +791,7 @@ def clip_metadata(
     }
 
 
-def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> Clip:
+def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> RenderedClip:
     """Samples and renders clip `index` (1-based) of the dataset with `seed`, in memory.
 
     Depends only on (seed, index, settings): `SeedSequence([seed, index])` feeds separate
@@ -806,7 +806,7 @@ def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> Clip:
     )
     frames, boxes, azimuths = render_frames(objects, settings, np.random.default_rng(picture_seed))
     metadata = clip_metadata(index, seed, settings, objects, boxes, azimuths, hrirs, gain_db)
-    return Clip(clip_id(index), binaural, frames, metadata)
+    return RenderedClip(clip_id(index), binaural, frames, metadata)
 
 
 def write_video(
@@ -846,7 +846,7 @@ def clip_finished(output_dir: str | os.PathLike, identifier: str) -> bool:
 
 
 def write_clip(
-    output_dir: str | os.PathLike, clip: Clip, sample_rate_hz: int = SAMPLE_RATE_HZ
+    output_dir: str | os.PathLike, clip: RenderedClip, sample_rate_hz: int = SAMPLE_RATE_HZ
 ) -> None:
     """Writes one clip's files, each atomically, the metadata last (see the module docstring)."""
     paths = clip_paths(output_dir, clip.clip_id)
@@ -876,7 +876,7 @@ def generate_clip(
 # === Dataset =====================================================================================
 
 
-def split_ids(
+def assign_splits(
     ids: Sequence[str],
     seed: int,
     split: int = 1,
@@ -914,7 +914,7 @@ def write_splits(
     """
     output_dir = os.path.abspath(os.fspath(output_dir))
     for split in range(1, num_splits + 1):
-        parts = split_ids(ids, seed, split)
+        parts = assign_splits(ids, seed, split)
         folder = os.path.join(output_dir, "splits", f"split{split}")
         for name in SPLIT_NAMES:
             text = "".join(f"{identifier}\n" for identifier in parts[name])
