@@ -1,4 +1,6 @@
-"""A tiny FAIR-Play-layout root with synthetic-style metadata, written by the localization tests.
+"""A tiny FAIR-Play-layout root with synthetic-style metadata, written by the localization tests;
+the tiny upmixer sizes and helpers the upmixer and CLUP tests share (their data: the
+`upmixer_root` and `upmixer_batch` fixtures of conftest.py).
 
 Clip c (0-based) shows one sounding square of colour COLOURS[c % 4] (left for even c, right for
 odd c) and plays a tone of TONES_HZ[c % 4] Hz, louder in the ear on the square's side; odd clips
@@ -10,6 +12,7 @@ and boxes_xyxy per frame, x1/y1 exclusive).
 
 import json
 
+import keras
 import numpy as np
 from PIL import Image
 
@@ -73,3 +76,27 @@ def randomise_output_layer(model, seed: int = 0):
     """The denoiser's output layer is zero at init (so is ε̂); a live one makes outputs differ."""
     kernel = model.denoiser.output_projection.kernel
     kernel.assign(np.random.default_rng(seed).normal(0, 0.5, kernel.shape).astype("float32"))
+
+
+UPMIXER_FRAME_SIZE = 64  # frames of 64 x 64 pixels: a 2 x 2 map
+TINY_UPMIXER = {
+    "residual_channels": 4,
+    "num_cycles": 1,
+    "layers_per_cycle": 3,
+    "conditioner_channels": 4,
+    "step_hidden_channels": 16,
+    "guidance_channels": 8,
+    "guidance_hidden_channels": 16,
+    "profile_bins": 4,
+    "localizer_config": {"audio_width_multiplier": 0.0625},
+    "seed": 1,
+}
+
+
+def tiny_upmixer_model(cls, localizer_config=None, **kwargs):
+    """An `Upmixer` or `CLUP` of `TINY_UPMIXER`'s sizes (seeded) with a live output layer."""
+    keras.utils.set_random_seed(0)
+    localizer_config = {**TINY_UPMIXER["localizer_config"], **(localizer_config or {})}
+    model = cls(**{**TINY_UPMIXER, **kwargs, "localizer_config": localizer_config})
+    randomise_output_layer(model)
+    return model

@@ -4,46 +4,21 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import first_training_batch, randomise_output_layer, write_tiny_root
+from localization_data import tiny_upmixer_model
 from roundtrip import assert_round_trip
 
 from keras_binaural import diffusion
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.localization_core import ssm_loss
 
-SIZE = 64
-TINY = {
-    "residual_channels": 4,
-    "num_cycles": 1,
-    "layers_per_cycle": 3,
-    "conditioner_channels": 4,
-    "step_hidden_channels": 16,
-    "guidance_channels": 8,
-    "guidance_hidden_channels": 16,
-    "profile_bins": 4,
-    "localizer_config": {"audio_width_multiplier": 0.0625},
-    "seed": 1,
-}
+
+def tiny_clup(**kwargs) -> CLUP:
+    return tiny_upmixer_model(CLUP, **kwargs)
 
 
-def tiny_clup(localizer_config=None, **kwargs) -> CLUP:
-    keras.utils.set_random_seed(0)
-    localizer_config = {**TINY["localizer_config"], **(localizer_config or {})}
-    model = CLUP(**{**TINY, **kwargs, "localizer_config": localizer_config})
-    randomise_output_layer(model)
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clup_root")
-    write_tiny_root(root, num_clips=4, seconds=2.0, size=SIZE)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_root):
-    return first_training_batch(tiny_root, SIZE)
+@pytest.fixture
+def batch(upmixer_batch):
+    return upmixer_batch
 
 
 def test_loss_is_the_weighted_sum_of_its_terms(batch):

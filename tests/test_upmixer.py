@@ -4,50 +4,28 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import first_training_batch, randomise_output_layer, write_tiny_root
+from localization_data import UPMIXER_FRAME_SIZE, tiny_upmixer_model
 from roundtrip import assert_round_trip
 
 from keras_binaural.data import fairplay
 from keras_binaural.generation import GenerationInputError
 from keras_binaural.models.upmixer import Upmixer, level_envelope
 
-SIZE = 64  # frames of 64 x 64 pixels: a 2 x 2 map
-TINY = {
-    "residual_channels": 4,
-    "num_cycles": 1,
-    "layers_per_cycle": 3,
-    "conditioner_channels": 4,
-    "step_hidden_channels": 16,
-    "guidance_channels": 8,
-    "guidance_hidden_channels": 16,
-    "profile_bins": 4,
-    "localizer_config": {"audio_width_multiplier": 0.0625},
-    "seed": 1,
-}
+SIZE = UPMIXER_FRAME_SIZE
 
 
 def tiny_upmixer(guidance: str, **kwargs) -> Upmixer:
-    keras.utils.set_random_seed(0)
-    model = Upmixer(guidance=guidance, **{**TINY, **kwargs})
-    randomise_output_layer(model)
-    return model
+    return tiny_upmixer_model(Upmixer, guidance=guidance, **kwargs)
+
+
+@pytest.fixture
+def batch(upmixer_batch):
+    return upmixer_batch
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("upmixer_root")
-    write_tiny_root(root, num_clips=4, seconds=2.0, size=SIZE)
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_root):
-    return first_training_batch(tiny_root, SIZE)
-
-
-@pytest.fixture(scope="module")
-def clip(tiny_root):
-    clips = fairplay.list_clips(tiny_root, "test")
+def clip(upmixer_root):
+    clips = fairplay.list_clips(upmixer_root, "test")
     return next(
         iter(fairplay.evaluation_dataset(clips[:1], resize_hw=(SIZE, SIZE), crop_hw=(SIZE, SIZE)))
     )
