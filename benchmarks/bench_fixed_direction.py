@@ -34,14 +34,10 @@ from keras_binaural import files, metrics
 from keras_binaural.data import fairplay, hrtf
 from keras_binaural.models.upmixer import Upmixer
 
-flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
-flags.DEFINE_string("workdir", "/tmp/keras_binaural_bench_fixed_direction", "Outputs and data.")
+common.define_data_flags("fixed_direction")
+common.define_training_flags(8, 3e-4, "peak; warm-up, cosine decay", steps=800)
+common.define_denoiser_flags()
 flags.DEFINE_float("azimuth", 45.0, "The fixed source azimuth in degrees (+ is left).")
-flags.DEFINE_integer("steps", 800, "Training steps.")
-flags.DEFINE_integer("batch_size", 8, "Training batch size (0.63 s chunks).")
-flags.DEFINE_float("learning_rate", 3e-4, "Adam's peak learning rate.")
-flags.DEFINE_integer("channels", 32, "Residual channels C of the denoiser.")
-flags.DEFINE_integer("num_cycles", 1, "Dilation cycles of the denoiser.")
 flags.DEFINE_integer("max_test_clips", 12, "Test clips to score.")
 FLAGS = flags.FLAGS
 

@@ -47,24 +47,19 @@ from keras_binaural.evaluation import localization as localization_eval
 from keras_binaural.evaluation import plots
 from keras_binaural.models.localization import LocalizationModel
 
-flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
-flags.DEFINE_string("workdir", "/tmp/keras_binaural_bench_localization", "Outputs and data.")
-flags.DEFINE_integer("num_clips", 1200, "Clips to generate when --root is not given.")
-flags.DEFINE_float("clip_seconds", 5.0, "Length of the generated clips.")
-flags.DEFINE_integer("frame_size", 160, "Square frame size in pixels (generated; the crop).")
+common.define_data_flags("localization", num_clips=1200, clip_seconds=5.0, frame_size=160,
+                         frame_size_help="Square frame size in pixels (generated; the crop).")
+common.define_training_flags(16, 1e-4, "initial; cosine decay to 0")
+common.define_run_flags()
 flags.DEFINE_integer("resize", 176, "Frames are resized to this square, then cropped to "
                      "--frame_size (random crop in training, central in evaluation).")
 flags.DEFINE_integer("osa_steps", 1400, "Training steps of the OSA localizer.")
 flags.DEFINE_integer("baseline_steps", 1400, "Training steps of the baseline.")
-flags.DEFINE_integer("batch_size", 16, "Training batch size.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam's initial learning rate (cosine decay to 0).")
 flags.DEFINE_float("temperature", 0.07, "OSA attention temperature.")
 flags.DEFINE_float("audio_width", 0.125, "Width multiplier of the compact audio encoder.")
 flags.DEFINE_string("models", "osa,baseline", "Which localizers to train and evaluate.")
 flags.DEFINE_float("lambda_sce", 1.0, "OSA's scene loss weight (0: the l_obj_loc-only ablation).")
 flags.DEFINE_float("lambda_obj", 1.0, "OSA's object loss weight.")
-flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of training.")
-flags.DEFINE_integer("seed", 0, "Seed of the data order and the weights.")
 FLAGS = flags.FLAGS
 
 STEPS_PER_EPOCH = 50

@@ -52,30 +52,20 @@ from keras_binaural.data import fairplay
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.upmixer import Upmixer
 
-flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
-flags.DEFINE_string("workdir", "/tmp/keras_binaural_bench_quality", "Outputs and data.")
-flags.DEFINE_integer("num_clips", 300, "Clips to generate when --root is not given.")
-flags.DEFINE_float("clip_seconds", 6.0, "Clip length to generate, in seconds.")
-flags.DEFINE_integer("frame_size", 128, "Square frame size in pixels (generated and trained).")
+common.define_data_flags("quality", num_clips=300, clip_seconds=6.0, frame_size=128)
+common.define_training_flags(8, 3e-4, "peak; warm-up, cosine decay", steps=300)
+common.define_denoiser_flags()
+common.define_run_flags("the data order, the weights and the sampler's noise")
 flags.DEFINE_integer("max_sources", 2, "Sounding objects per generated clip: 1..max_sources.")
 flags.DEFINE_list("models", ["clup", "audio_only", "baseline"], "Models to train and evaluate.")
-flags.DEFINE_integer("steps", 300, "Training steps per model.")
-flags.DEFINE_integer("batch_size", 8, "Training batch size (0.63 s chunks).")
-flags.DEFINE_float("learning_rate", 3e-4, "Adam's peak learning rate (warm-up, cosine decay).")
-flags.DEFINE_integer("channels", 32, "Residual channels C of the denoiser.")
-flags.DEFINE_integer("num_cycles", 1, "Dilation cycles of the denoiser (SPEC: 3; 1 for the CPU budget).")
 flags.DEFINE_integer("layers_per_cycle", 10, "Residual layers per cycle.")
 flags.DEFINE_integer("scene_columns", 1, "Columns of the guided models' scene feature.")
 flags.DEFINE_float("lambda_cyc", 1.0, "CLUP's cyclic-loss weight.")
 flags.DEFINE_integer("max_test_clips", 0, "Evaluate at most this many test clips (0: all).")
 flags.DEFINE_string("sampler", "fast", "fast or full.")
-flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of training.")
-flags.DEFINE_integer("seed", 0, "Seed of data order, weights and sampler noise.")
 FLAGS = flags.FLAGS
 
 STEPS_PER_EPOCH = 50
-METRIC_NAMES = ("stft", "env", "wav", "amp", "pha", "snr")
-LOWER_IS_BETTER = {"stft": True, "env": True, "wav": True, "amp": True, "pha": True, "snr": False}
 
 
 def build_model(name: str) -> keras.Model:
@@ -183,7 +173,8 @@ def evaluate(model, test_clips, hw) -> dict:
         clip_scores = metrics.evaluate_clip_numpy(binaural, prediction)
         clip_scores["d_corr"] = diff_correlation(binaural, prediction)
         per_clip.append(clip_scores)
-    scores = {name: float(np.mean([c[name] for c in per_clip])) for name in (*METRIC_NAMES, "d_corr")}
+    scores = {name: float(np.mean([c[name] for c in per_clip]))
+              for name in (*metrics.METRIC_NAMES, "d_corr")}
     scores["num_clips"] = len(per_clip)
     scores["eval_seconds"] = time.time() - start
     return scores
@@ -255,13 +246,13 @@ def main(argv):
             continue
         s, t = entry["scores"], entry.get("training") or {}
         trained = f"{t['steps']} steps, {t['train_seconds'] / 60:.1f} min" if t else "-"
-        print(f"| {name} | " + " | ".join(f"{s[m]:.4f}" for m in METRIC_NAMES)
+        print(f"| {name} | " + " | ".join(f"{s[m]:.4f}" for m in metrics.METRIC_NAMES)
               + f" | {s.get('d_corr', float('nan')):.3f} | {trained} |")
 
     if "clup" in results:
         clup = results["clup"]["scores"]
         targets = [
-            ("mono_mono", METRIC_NAMES),
+            ("mono_mono", metrics.METRIC_NAMES),
             ("audio_only", ("stft", "env", "snr")),
             ("baseline", ("stft", "env", "wav")),
         ]
@@ -273,7 +264,7 @@ def main(argv):
             for metric in names:
                 better = (
                     (clup[metric] < scores[metric])
-                    if LOWER_IS_BETTER[metric]
+                    if not metrics.HIGHER_IS_BETTER[metric]
                     else (clup[metric] > scores[metric])
                 )
                 print(

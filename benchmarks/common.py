@@ -1,8 +1,11 @@
-"""Shared by the benchmarks: the synthetic datasets they train on, the optimizer, the load."""
+"""Shared by the benchmarks: their common flags, the synthetic datasets they train on, the
+optimizer, the load."""
 
 import os
 import subprocess
 import sys
+
+from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,3 +43,45 @@ def warmup_cosine_adam(steps: int, learning_rate: float):
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps, warmup_target=learning_rate, warmup_steps=max(1, steps // 20))
     return keras.optimizers.Adam(schedule, global_clipnorm=1.0)
+
+
+# === Flags the training benchmarks share (each with its own defaults) ===
+
+
+def define_data_flags(benchmark: str, num_clips: int | None = None,
+                      clip_seconds: float | None = None, frame_size: int | None = None,
+                      frame_size_help: str = "Square frame size in pixels (generated and trained)."
+                      ) -> None:
+    """--root, --workdir (/tmp/keras_binaural_bench_<benchmark>) and, for the defaults given,
+    --num_clips, --clip_seconds and --frame_size of the synthetic root made without --root."""
+    flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
+    flags.DEFINE_string("workdir", f"/tmp/keras_binaural_bench_{benchmark}", "Outputs and data.")
+    if num_clips is not None:
+        flags.DEFINE_integer("num_clips", num_clips, "Clips to generate when --root is not given.")
+    if clip_seconds is not None:
+        flags.DEFINE_float("clip_seconds", clip_seconds, "Clip length to generate, in seconds.")
+    if frame_size is not None:
+        flags.DEFINE_integer("frame_size", frame_size, frame_size_help)
+
+
+def define_training_flags(batch_size: int, learning_rate: float, schedule: str,
+                          steps: int | None = None) -> None:
+    """--batch_size, --learning_rate (Adam's, with `schedule` described in the help) and, with a
+    default, --steps."""
+    if steps is not None:
+        flags.DEFINE_integer("steps", steps, "Training steps per model.")
+    flags.DEFINE_integer("batch_size", batch_size, "Training batch size (0.63 s chunks).")
+    flags.DEFINE_float("learning_rate", learning_rate, f"Adam's learning rate ({schedule}).")
+
+
+def define_denoiser_flags(channels: int = 32, num_cycles: int = 1) -> None:
+    """--channels and --num_cycles of the upmixer's denoiser."""
+    flags.DEFINE_integer("channels", channels, "Residual channels C of the denoiser.")
+    flags.DEFINE_integer("num_cycles", num_cycles,
+                         "Dilation cycles of the denoiser (SPEC: 3; 1 for the CPU budget).")
+
+
+def define_run_flags(seeded: str = "the data order and the weights") -> None:
+    """--reuse (evaluate the saved models) and --seed (of what is `seeded`)."""
+    flags.DEFINE_bool("reuse", False, "Evaluate saved models in --workdir instead of training.")
+    flags.DEFINE_integer("seed", 0, f"Seed of {seeded}.")

@@ -33,7 +33,8 @@ def parse_size_wh(text: str, flag: str = "--frame_size", error: type[Exception] 
 
 
 def one_line(text, limit: int = 400) -> str:
-    """`text` (e.g. an exception) on one line: its non-empty lines joined by "; ", cut to `limit`."""
+    """`text` (e.g. an exception) on one line: its non-empty lines joined by "; ", cut to
+    `limit` characters."""
     line = "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

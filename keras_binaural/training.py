@@ -179,7 +179,8 @@ def build_model(config: ml_collections.ConfigDict) -> keras.Model:
     try:
         model = classes[kind](**config.model.to_dict(), name=kind)
     except (TypeError, ValueError) as error:
-        raise TrainingError(f"--config.model: {cli.one_line(error)} (model_kind {kind!r})") from error
+        raise TrainingError(
+            f"--config.model: {cli.one_line(error)} (model_kind {kind!r})") from error
     load_pretrained(model, config)
     return model
 

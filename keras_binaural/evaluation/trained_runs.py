@@ -5,8 +5,8 @@ The library behind `tools/evaluate.py`. `run(...)` loads a trained model (a `.ke
 
 - **Table 1** (localization, supp. Eq. 10-11), for every model that holds a localizer (a
   `LocalizationModel`, or a model with one as its `localizer` attribute):
-  `keras_binaural.evaluation.localization.evaluate_localization` over every 0.1 s window of every clip
-  (distance, accuracy, and on synthetic clips the pointing game).
+  `keras_binaural.evaluation.localization.evaluate_localization` over every 0.1 s window of every
+  clip (distance, accuracy, and on synthetic clips the pointing game).
 - **Table 2** (binaural quality, supp. Eq. 4-9), for every model that generates: whole clips,
   generated with the fast sampler (or `sampler="full"`) from the clip's mono m = (L + R) / 2 and
   its 10 fps frames, scored with the six metrics (numpy reference, `metrics.evaluate_clip_numpy`);

@@ -1,4 +1,4 @@
-"""The localization heads: OSA, SSM and the additional baseline (supp. sections 1-2, SPEC section 4).
+"""The localization heads: OSA, SSM and the additional baseline (supp. sections 1-2, SPEC 4).
 
 Each head is a Keras layer over an audio embedding e and a visual map V (`call` on
 {"audio_embedding", "visual"}); the math is `keras_binaural.models.localization_core`'s
