@@ -118,11 +118,7 @@ def main(argv):
     train_clips = fairplay.list_clips(root, "train")
     test_clips = fairplay.list_clips(root, "test")
     print(f"{root}: {len(train_clips)} train clips, {len(test_clips)} test clips", flush=True)
-    results_path = os.path.join(FLAGS.workdir, "results.json")
-    results = {}
-    if os.path.isfile(results_path):
-        with open(results_path) as file:
-            results = json.load(file)
+    results_path, results = common.previous_results(FLAGS.workdir)
 
     correlation_inputs = localization_eval.centre_windows(test_clips, resize_hw, hw, num_clips=10)
     for name in FLAGS.models.split(","):

@@ -194,11 +194,7 @@ def main(argv):
     if FLAGS.max_test_clips:
         test_clips = test_clips[: FLAGS.max_test_clips]
     print(f"{root}: {len(train_clips)} train clips, {len(test_clips)} test clips", flush=True)
-    results_path = os.path.join(FLAGS.workdir, "results.json")
-    results = {}
-    if os.path.isfile(results_path):
-        with open(results_path) as file:
-            results = json.load(file)
+    results_path, results = common.previous_results(FLAGS.workdir)
     results["settings"] = {
         name: FLAGS[name].value
         for name in (

@@ -1,6 +1,7 @@
 """Shared by the benchmarks: their common flags, the synthetic datasets they train on, the
 optimizer, the load."""
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,15 @@ def synthetic_root(workdir: str, num_clips: int, clip_seconds: float, frame_size
     subprocess.run(command + [f"--{key}={value}" for key, value in sorted(flags.items())],
                    check=True)
     return root
+
+
+def previous_results(workdir: str) -> tuple[str, dict]:
+    """(`workdir`/results.json, what an earlier run wrote there or {}): a rerun adds to it."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.isfile(path):
+        return path, {}
+    with open(path) as file:
+        return path, json.load(file)
 
 
 def load() -> str:
