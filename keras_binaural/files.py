@@ -33,7 +33,8 @@ def _umask() -> int:
 
 def _temporary_affixes(path: str) -> tuple[str, str, str]:
     folder, name = os.path.split(os.path.abspath(path))
-    extension = os.path.splitext(name)[1]
+    # Keras insists on the whole ".weights.h5".
+    extension = ".weights.h5" if name.endswith(".weights.h5") else os.path.splitext(name)[1]
     return folder, f".{name}.", f".tmp{extension}"
 
 
@@ -78,6 +79,17 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def save_keras(model, path: str | os.PathLike) -> None:
+    """Saves a Keras model atomically: the whole model for a `.keras` path, its weights for a
+    `.weights.h5` path."""
+    path = os.fspath(path)
+    with atomic_file(path) as temporary:
+        if path.endswith(".keras"):
+            model.save(temporary)
+        else:
+            model.save_weights(temporary)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

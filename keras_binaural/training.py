@@ -361,6 +361,6 @@ def train(
               validation_data=val_data, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.monotonic() - start
     if is_chief:
-        workdir_lib.save_model(model, model_path)
+        files.save_keras(model, model_path)
     return {"workdir": workdir, "model_path": model_path, "initial_epoch": backup.restored_epoch,
             "epochs": len(backup.history), "history": backup.history, "seconds": seconds}

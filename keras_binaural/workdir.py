@@ -216,13 +216,7 @@ class EpochCheckpoints(keras.callbacks.BackupAndRestore):
         epoch = self._current_epoch
         os.makedirs(self.directory, exist_ok=True)
         name = f"epoch_{epoch:04d}.weights.h5"
-        temporary = os.path.join(self.directory, f".{name}.{os.getpid()}.tmp.weights.h5")
-        try:
-            self.model.save_weights(temporary, overwrite=True)
-            os.replace(temporary, os.path.join(self.directory, name))
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        files.save_keras(self.model, os.path.join(self.directory, name))
         self.checkpoints = [c for c in self.checkpoints if c["epoch"] < epoch]
         self.checkpoints.append({"epoch": epoch, "weights": name})
         dropped, self.checkpoints = self.checkpoints[: -self.keep], self.checkpoints[-self.keep:]
@@ -234,9 +228,3 @@ class EpochCheckpoints(keras.callbacks.BackupAndRestore):
             path = os.path.join(self.directory, entry["weights"])
             if os.path.exists(path):
                 os.remove(path)
-
-
-def save_model(model: keras.Model, path: str) -> None:
-    """`model.save(path)` (a .keras file) atomically."""
-    with files.atomic_file(path) as temporary:
-        model.save(temporary)

@@ -24,7 +24,7 @@ def _save_run(config, workdir) -> None:
     """What tools/train.py leaves in a workdir, without the training: config.json, model.keras."""
     model = training.build_model(config)
     files.write_json(workdir / "config.json", workdir_lib.config_to_dict(config))
-    workdir_lib.save_model(model, str(workdir / "model.keras"))
+    files.save_keras(model, str(workdir / "model.keras"))
     keras.backend.clear_session()
 
 

@@ -14,6 +14,7 @@ The work is done by `keras_binaural.models.resnet.load_torchvision_resnet18_weig
 
 from absl import app, flags
 
+from keras_binaural import files
 from keras_binaural.models.resnet import ResNet18, load_torchvision_resnet18_weights
 
 _STATE_DICT = flags.DEFINE_string(
@@ -31,10 +32,7 @@ def main(argv):
         raise app.UsageError("--output must end in .weights.h5 or .keras")
     model = ResNet18(normalize_input=_NORMALIZE_INPUT.value)
     load_torchvision_resnet18_weights(model, _STATE_DICT.value)
-    if _OUTPUT.value.endswith(".keras"):
-        model.save(_OUTPUT.value)
-    else:
-        model.save_weights(_OUTPUT.value)
+    files.save_keras(model, _OUTPUT.value)
     print(f"Wrote {_OUTPUT.value} ({model.count_params():,} parameters).")
 
 

@@ -14,6 +14,7 @@ The work is done by `keras_binaural.models.vggish.load_vggish_checkpoint`.
 
 from absl import app, flags
 
+from keras_binaural import files
 from keras_binaural.models.vggish import VGGish, load_vggish_checkpoint
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "VGGish TF checkpoint prefix.", required=True)
@@ -29,10 +30,7 @@ def main(argv):
         raise app.UsageError("--output must end in .weights.h5 or .keras")
     activation = None if _EMBEDDING_ACTIVATION.value == "none" else _EMBEDDING_ACTIVATION.value
     model = load_vggish_checkpoint(VGGish(embedding_activation=activation), _CHECKPOINT.value)
-    if _OUTPUT.value.endswith(".keras"):
-        model.save(_OUTPUT.value)
-    else:
-        model.save_weights(_OUTPUT.value)
+    files.save_keras(model, _OUTPUT.value)
     print(f"Wrote {_OUTPUT.value} ({model.count_params():,} parameters).")
 
 
