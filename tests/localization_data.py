@@ -100,3 +100,15 @@ def tiny_upmixer_model(cls, localizer_config=None, **kwargs):
     model = cls(**{**TINY_UPMIXER, **kwargs, "localizer_config": localizer_config})
     randomise_output_layer(model)
     return model
+
+
+def denoiser_inputs(batch) -> dict:
+    """An upmixer's call inputs for a batch of 4 training chunks: x_t at 4 steps, and the batch's
+    mono, frame and mono patch."""
+    return {
+        "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
+        "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),
+        "mono": batch["mono"],
+        "frame": batch["frame"],
+        "mono_patch": batch["mono_patch"],
+    }

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import tiny_upmixer_model
+from localization_data import denoiser_inputs, tiny_upmixer_model
 from roundtrip import assert_round_trip
 
 from keras_binaural import diffusion
@@ -97,13 +97,7 @@ def test_fit_lowers_the_loss_on_a_tiny_set(batch):
 
 def test_round_trip_keeps_the_lambdas_and_the_generated_audio(batch, tmp_path):
     model = tiny_clup(lambda_cyc=0.25, localizer_config={"lambda_ssm": 0.5})
-    inputs = {
-        "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
-        "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),
-        "mono": batch["mono"],
-        "frame": batch["frame"],
-        "mono_patch": batch["mono_patch"],
-    }
+    inputs = denoiser_inputs(batch)
     assert assert_round_trip(model, inputs, tmp_path).shape == (4, 10080, 1)
     loaded = keras.saving.load_model(tmp_path / "round_trip.keras")
     assert isinstance(loaded, CLUP)

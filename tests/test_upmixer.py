@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from localization_data import UPMIXER_FRAME_SIZE, tiny_upmixer_model
+from localization_data import UPMIXER_FRAME_SIZE, denoiser_inputs, tiny_upmixer_model
 from roundtrip import assert_round_trip
 
 from keras_binaural.data import fairplay
@@ -125,12 +125,6 @@ def test_same_seed_same_audio_and_windows_for_any_length(clip, capsys):
 
 def test_upmixer_round_trip(batch, tmp_path):
     model = tiny_upmixer("baseline", scene_columns=2)
-    inputs = {
-        "noisy": np.random.default_rng(0).normal(size=(4, 10080, 1)).astype("float32"),
-        "step": np.array([0.0, 10.5, 100.0, 199.0], "float32"),
-        "mono": batch["mono"],
-        "frame": batch["frame"],
-        "mono_patch": batch["mono_patch"],
-    }
+    inputs = denoiser_inputs(batch)
     outputs = assert_round_trip(model, inputs, tmp_path)
     assert outputs.shape == (4, 10080, 1)
