@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags
 
 from keras_binaural import cli
-from keras_binaural.data import hrtf, synthetic
+from keras_binaural.data import hrtf, rendering, scenes, synthetic
 
 flags.DEFINE_integer("num_clips", 24, "Clips to generate.")
 flags.DEFINE_integer("workers", 2, "Worker processes.")
@@ -33,7 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    settings = synthetic.SceneSettings(
+    settings = scenes.SceneSettings(
         clip_seconds=FLAGS.clip_seconds, frame_size=cli.parse_size_wh(FLAGS.frame_size)
     )
     hrtf.load_hrirs(settings.hrtf)
@@ -61,14 +61,14 @@ def main(argv):
         for index in range(1, 4):
             scene_seed, audio_seed, picture_seed = np.random.SeedSequence([1, index]).spawn(3)
             t0 = time.perf_counter()
-            objects = synthetic.sample_scene(
+            objects = scenes.sample_scene(
                 np.random.default_rng(scene_seed), settings, bank.classes
             )
-            synthetic.render_audio(
+            rendering.render_audio(
                 objects, settings, np.random.default_rng(audio_seed), hrirs, bank
             )
             t1 = time.perf_counter()
-            synthetic.render_frames(objects, settings, np.random.default_rng(picture_seed))
+            rendering.render_frames(objects, settings, np.random.default_rng(picture_seed))
             t2 = time.perf_counter()
             clip = synthetic.make_clip(index, settings, seed=1)
             t3 = time.perf_counter()

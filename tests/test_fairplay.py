@@ -185,9 +185,9 @@ def test_reader_on_a_synthetic_dataset_agrees_with_its_metadata(tmp_path):
     and the louder ear is on that side."""
     import json
 
-    from keras_binaural.data import synthetic
+    from keras_binaural.data import scenes, synthetic
 
-    settings = synthetic.SceneSettings(clip_seconds=2.0, frame_size=(96, 64), max_sources=1,
+    settings = scenes.SceneSettings(clip_seconds=2.0, frame_size=(96, 64), max_sources=1,
                                        distractors=0, moving=0.0)
     synthetic.make_dataset(tmp_path, settings, 10, seed=3)
     clips = fairplay.list_clips(str(tmp_path), "train")

@@ -16,7 +16,7 @@ import soundfile
 from PIL import Image
 
 from keras_binaural.audio.io import load_audio
-from keras_binaural.data import synthetic
+from keras_binaural.data import rendering, scenes, sources, synthetic
 from keras_binaural.data.hrtf import HrtfError, load_hrirs
 
 pytestmark = pytest.mark.skipif(
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RATE_HZ = 16000
-SETTINGS = synthetic.SceneSettings(
+SETTINGS = scenes.SceneSettings(
     clip_seconds=1.5, frame_size=(64, 64), max_sources=2, distractors=2, moving=0.5
 )
 NUM_CLIPS = 4
@@ -65,28 +65,28 @@ def files_under(folder: pathlib.Path) -> list[str]:
 
 
 def test_camera_models_map_left_azimuths_left_of_centre():
-    pinhole = synthetic.parse_camera("pinhole:90", 224, 112)
+    pinhole = scenes.parse_camera("pinhole:90", 224, 112)
     assert pinhole.x_from_azimuth(0.0) == pytest.approx(112.0)
     assert pinhole.x_from_azimuth(45.0) == pytest.approx(0.0)  # the left edge at +FOV/2
     assert pinhole.x_from_azimuth(-45.0) == pytest.approx(224.0)
     x = np.array([3.0, 50.0, 112.0, 200.0])
     np.testing.assert_allclose(pinhole.x_from_azimuth(pinhole.azimuth_from_x(x)), x)
-    pano = synthetic.parse_camera("equirect", 360, 180)
+    pano = scenes.parse_camera("equirect", 360, 180)
     np.testing.assert_allclose(
         pano.x_from_azimuth([0.0, 90.0, -90.0, 179.0]), [180.0, 90.0, 270.0, 1.0]
     )
     assert pano.to_json()["model"] == "equirect" and pano.fov_deg == 360.0
-    assert synthetic.Camera.from_json(pinhole.to_json()) == pinhole
+    assert scenes.Camera.from_json(pinhole.to_json()) == pinhole
 
 
 def test_moving_rendering_crossfades_and_reduces_to_static():
     hrirs = load_hrirs("kemar")
     noise = np.random.default_rng(0).standard_normal(RATE_HZ)
     blocks = int(np.ceil(RATE_HZ / 256)) + 1
-    static = synthetic.spatialize(noise, 30.0, hrirs)
-    constant = synthetic.spatialize(noise, np.full(blocks, 30.0), hrirs)
+    static = rendering.spatialize(noise, 30.0, hrirs)
+    constant = rendering.spatialize(noise, np.full(blocks, 30.0), hrirs)
     np.testing.assert_allclose(constant, static, atol=1e-5)  # the Hann windows sum to one
-    moving = synthetic.spatialize(noise, np.linspace(60.0, -60.0, blocks), hrirs)
+    moving = rendering.spatialize(noise, np.linspace(60.0, -60.0, blocks), hrirs)
     quarter = RATE_HZ // 4
     assert ild_db(moving[:quarter]) > 6 and ild_db(moving[-quarter:]) < -6
     assert lag_samples(moving[:quarter]) > 0 > lag_samples(moving[-quarter:])
@@ -96,19 +96,19 @@ def test_ild_and_itd_grow_from_front_to_side():
     hrirs = load_hrirs("kemar")
     noise = np.random.default_rng(1).standard_normal(RATE_HZ)
     rendered = [
-        synthetic.spatialize(noise, azimuth, hrirs) for azimuth in (0.0, 15.0, 30.0, 45.0, 60.0)
+        rendering.spatialize(noise, azimuth, hrirs) for azimuth in (0.0, 15.0, 30.0, 45.0, 60.0)
     ]
     ilds = [ild_db(b) for b in rendered]
     lags = [lag_samples(b) for b in rendered]
     assert abs(ilds[0]) < 0.2 and lags[0] == 0
     assert np.all(np.diff(ilds) > 0), ilds
     assert np.all(np.diff(lags) >= 0) and lags[-1] >= 6, lags
-    mirrored = synthetic.spatialize(noise, -60.0, hrirs)
+    mirrored = rendering.spatialize(noise, -60.0, hrirs)
     assert ild_db(mirrored) == pytest.approx(-ilds[-1], abs=0.5)
 
 
 def test_single_sources_left_of_centre_are_louder_and_earlier_on_the_left():
-    settings = synthetic.SceneSettings(
+    settings = scenes.SceneSettings(
         clip_seconds=1.0, frame_size=(64, 64), max_sources=1, distractors=0, moving=0.0
     )
     checked = 0
@@ -269,15 +269,15 @@ def test_same_seed_same_bytes_and_reruns_skip_finished_clips(dataset):
 
 
 def test_other_settings_in_the_same_folder_are_refused(dataset):
-    changed = synthetic.SceneSettings(clip_seconds=1.5, frame_size=(64, 64), max_sources=3)
-    with pytest.raises(synthetic.SceneError, match="other settings .*max_sources"):
+    changed = scenes.SceneSettings(clip_seconds=1.5, frame_size=(64, 64), max_sources=3)
+    with pytest.raises(scenes.SceneError, match="other settings .*max_sources"):
         synthetic.make_dataset(dataset / "a", changed, NUM_CLIPS, seed=SEED)
-    with pytest.raises(synthetic.SceneError, match="seed"):
+    with pytest.raises(scenes.SceneError, match="seed"):
         synthetic.make_dataset(dataset / "a", SETTINGS, NUM_CLIPS, seed=SEED + 1)
 
 
 def test_equirect_scenes_use_the_whole_circle():
-    settings = synthetic.SceneSettings(
+    settings = scenes.SceneSettings(
         clip_seconds=0.5,
         frame_size=(128, 64),
         camera="equirect",
@@ -296,27 +296,27 @@ def test_equirect_scenes_use_the_whole_circle():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: synthetic.SceneSettings(frame_size=(63, 64)), "even"),
-        (lambda: synthetic.SceneSettings(camera="fisheye"), "camera 'fisheye' not understood"),
+        (lambda: scenes.SceneSettings(frame_size=(63, 64)), "even"),
+        (lambda: scenes.SceneSettings(camera="fisheye"), "camera 'fisheye' not understood"),
         (
-            lambda: synthetic.SceneSettings(camera="pinhole:200"),
+            lambda: scenes.SceneSettings(camera="pinhole:200"),
             r"field of view must be in \[1, 170\]",
         ),
-        (lambda: synthetic.SceneSettings(moving=2.0), "moving is a probability"),
-        (lambda: synthetic.SceneSettings(max_sources=0), "max_sources must be at least 1"),
-        (lambda: synthetic.SceneSettings(frame_size=(16, 16)), "even and >= 32"),
+        (lambda: scenes.SceneSettings(moving=2.0), "moving is a probability"),
+        (lambda: scenes.SceneSettings(max_sources=0), "max_sources must be at least 1"),
+        (lambda: scenes.SceneSettings(frame_size=(16, 16)), "even and >= 32"),
     ],
 )
 def test_bad_settings(make, message):
-    with pytest.raises(synthetic.SceneError, match=message):
+    with pytest.raises(scenes.SceneError, match=message):
         make()
 
 
 def test_bad_dataset_requests(tmp_path):
     with pytest.raises(HrtfError, match="nope: unknown HRTF"):
-        synthetic.make_dataset(tmp_path, synthetic.SceneSettings(hrtf="nope"), 1)
-    with pytest.raises(synthetic.SceneError, match="max_sources=9 but only 7 classes"):
-        synthetic.make_dataset(tmp_path, synthetic.SceneSettings(max_sources=9), 1)
+        synthetic.make_dataset(tmp_path, scenes.SceneSettings(hrtf="nope"), 1)
+    with pytest.raises(scenes.SceneError, match="max_sources=9 but only 7 classes"):
+        synthetic.make_dataset(tmp_path, scenes.SceneSettings(max_sources=9), 1)
     assert not (tmp_path / "dataset.json").exists()
 
 
@@ -349,11 +349,11 @@ def test_recorded_classes_join_the_scenes_with_their_own_look(tmp_path):
     (tmp_path / "whistle").mkdir()
     tone = 0.3 * np.sin(2 * np.pi * 1200 * np.arange(22050) / 22050)
     soundfile.write(tmp_path / "whistle" / "take.wav", tone, 22050)
-    look = synthetic.class_look("whistle")
-    fixed = np.array([v.color for v in synthetic.CLASS_LOOKS.values()])
+    look = scenes.class_look("whistle")
+    fixed = np.array([v.color for v in scenes.CLASS_LOOKS.values()])
     assert np.min(np.linalg.norm(fixed - look.color, axis=1)) >= 90
     assert np.ptp(look.color) > 100  # saturated: never confused with the grey background
-    settings = synthetic.SceneSettings(
+    settings = scenes.SceneSettings(
         clip_seconds=0.5,
         frame_size=(64, 64),
         max_sources=8,
@@ -367,15 +367,15 @@ def test_recorded_classes_join_the_scenes_with_their_own_look(tmp_path):
 
 
 def test_distractors_are_seen_but_not_heard():
-    settings = synthetic.SceneSettings(clip_seconds=0.5, frame_size=(64, 64), noise_db=-200.0)
+    settings = scenes.SceneSettings(clip_seconds=0.5, frame_size=(64, 64), noise_db=-200.0)
     hrirs = load_hrirs("kemar")
-    bank = synthetic.SourceBank()
+    bank = sources.SourceBank()
 
     def obj(class_name, sounding, azimuth):
-        return synthetic.SceneObject(class_name, sounding, azimuth, azimuth, 32.0, 12, 12)
+        return scenes.SceneObject(class_name, sounding, azimuth, azimuth, 32.0, 12, 12)
 
     def render(objects):
-        audio, _ = synthetic.render_audio(objects, settings, np.random.default_rng(0), hrirs, bank)
+        audio, _ = rendering.render_audio(objects, settings, np.random.default_rng(0), hrirs, bank)
         return audio
 
     with_distractor = render([obj("violin", True, 20.0), obj("drums", False, -30.0)])

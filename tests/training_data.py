@@ -11,7 +11,7 @@ import pathlib
 
 import ml_collections
 
-from keras_binaural.data import synthetic
+from keras_binaural.data import scenes, synthetic
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILE = REPO / "configs" / "clup.py"
@@ -31,7 +31,7 @@ def tiny_root(tmp_path_factory) -> pathlib.Path:
     """The shared tiny dataset (made on first use; `make_dataset` skips finished clips)."""
     root = tmp_path_factory.getbasetemp() / "tiny_synthetic"
     if not (root / "splits" / "split1" / "test.txt").is_file():
-        settings = synthetic.SceneSettings(clip_seconds=1.0, frame_size=(64, 64),
+        settings = scenes.SceneSettings(clip_seconds=1.0, frame_size=(64, 64),
                                            max_sources=2, distractors=1)
         synthetic.make_dataset(root, settings, num_clips=20, seed=0)
     return root

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags
 
 from keras_binaural import cli
-from keras_binaural.data import synthetic
+from keras_binaural.data import scenes, synthetic
 from keras_binaural.data.hrtf import HrtfError
 from keras_binaural.data.sources import SourceError
 
@@ -65,9 +65,9 @@ def main(argv):
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required")
     try:
-        settings = synthetic.SceneSettings(
+        settings = scenes.SceneSettings(
             clip_seconds=_CLIP_SECONDS.value,
-            frame_size=cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size", synthetic.SceneError,
+            frame_size=cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size", scenes.SceneError,
                                          example="224x224"),
             camera=_CAMERA.value,
             hrtf=_HRTF.value,
@@ -86,7 +86,7 @@ def main(argv):
             num_splits=_NUM_SPLITS.value,
             progress=True,
         )
-    except (synthetic.SceneError, HrtfError, SourceError) as error:
+    except (scenes.SceneError, HrtfError, SourceError) as error:
         raise SystemExit(f"make_dataset: {error}")
     print(
         f"{_OUTPUT_DIR.value}: {summary['made']} clips made, {summary['skipped']} already there, "

@@ -24,13 +24,11 @@ import os
 import re
 
 import h5py
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from keras_binaural.audio import frontend, io
 from keras_binaural.conventions import CHUNK_SECONDS, FRAMES_PER_SECOND, SAMPLE_RATE_HZ
-
 
 
 class DatasetError(ValueError):

@@ -25,8 +25,8 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from keras_binaural.audio import io
 from keras_binaural import files
+from keras_binaural.audio import io
 from keras_binaural.data import fairplay, video
 
 SUBSETS = ("train", "val", "test")

@@ -23,7 +23,6 @@ from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ
 from keras_binaural.files import atomic_directory, atomic_file
 
 
-
 class VideoError(ValueError):
     """A video that cannot be decoded; the message names the file."""
 
