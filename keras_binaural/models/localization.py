@@ -37,14 +37,8 @@ from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.localization_core import (
     upsample_map,
 )
-from keras_binaural.models.localization_heads import (
-    FEATURE_SIZE,
-    BaselineHead,
-    EncodedBatch,
-    LocalizationObjective,
-    OSAHead,
-    SSMHead,
-)
+from keras_binaural.models.localization_heads import FEATURE_SIZE, BaselineHead, OSAHead, SSMHead
+from keras_binaural.models.localization_objectives import EncodedBatch, LocalizationObjective
 from keras_binaural.models.resnet import ResNet18
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
@@ -87,7 +81,7 @@ class LocalizationModel(LossTermsModel):
     `[B, 96, 64]`, `binaural_patch` `[B, 2, 96, 64]` (SSM only) and `clip_id` `[B]` (which
     examples are other clips: in-batch negatives and the baseline's negative audio; without it,
     only OSA's own negative frame, and the baseline's next example, are negatives). Each head
-    answers for its own loss terms (`localization_heads.LocalizationObjective.losses`, on the
+    answers for its own loss terms (`localization_objectives.LocalizationObjective.losses`, on the
     batch encoded once by `encode_batch`); the loss is their sum weighted by `term_weights`:
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)

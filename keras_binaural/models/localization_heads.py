@@ -5,13 +5,10 @@ Each head is a Keras layer over an audio embedding e and a visual map V (`call` 
 (paper symbols there). `keras_binaural.models.localization.LocalizationModel` holds the encoders
 and one main head ("osa" or "baseline") plus, optionally, the SSM head.
 
-**Each head answers for its own losses** (`LocalizationObjective`): it names its loss terms
-(`loss_names`), says which encodings of the batch it reads (`needs`) and returns its terms from
-an `EncodedBatch`, the batch encoded once by the model (`losses`). The model weights each term by
-its λ and sums them, so a new objective is a new `LocalizationObjective` (its terms, its λ), not
-a new branch in the model. A main head (`LocalizationHead`: OSA, the baseline) also gives the
-pairs the distance and accuracy metrics score, and maps (audio, frame) pairs to a distance and a
-localization map.
+**Each head answers for its own losses**: every head is a `LocalizationObjective`
+(`keras_binaural.models.localization_objectives`) that names its loss terms and returns them
+from the batch the model encoded once; OSA and the baseline are `LocalizationHead`s, which also
+give the metrics their pairs and map (audio, frame) pairs to a distance and a localization map.
 
 Design choices (ours, where the supplement is silent):
 - **OSA** (`OSAHead`): exactly the formulas above; the localization map is A upsampled to the
@@ -35,9 +32,7 @@ Design choices (ours, where the supplement is silent):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -54,101 +49,15 @@ from keras_binaural.models.localization_core import (
     ssm_loss,
     weighted_mean,
 )
+from keras_binaural.models.localization_objectives import (
+    EncodedBatch,
+    LocalizationHead,
+    LocalizationObjective,
+    ObjectiveLosses,
+)
 
 FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
 DISTANCE_TERMS = ("scene", "object")  # OSA's pair distance terms: ||a - s||, ||a - o||
-
-
-# === The objective interface ===
-
-
-@dataclasses.dataclass(frozen=True)
-class EncodedBatch:
-    """A training batch encoded once for all the localization objectives of a model.
-
-    Built by `LocalizationModel.encode_batch`: each encoder runs once over everything it sees
-    (which keeps BatchNorm's statistics whole), then every objective reads what it needs.
-
-    Attributes:
-      data: the batch as given (the dicts of `fairplay.training_dataset(...).batch(B)`), for an
-        objective that reads more keys.
-      visual: `[B, h, w, C]` V of `frame`.
-      negative_visual: `[B, h, w, C]` V- of `negative_frame`, or None when no objective needs it.
-      mono_embedding: `[B, e]` e of `mono_patch`.
-      binaural_embedding: `[B, 2 e]` [e(L), e(R)] of `binaural_patch`, or None.
-      clip_ids: `[B]` clip ids, or None.
-      other_clip: `[B, B]` bool, True where example j comes from another clip than example i:
-        the in-batch negatives (`negatives="batch"` with clip ids), or None (own negatives only).
-    """
-
-    data: dict
-    visual: Any
-    negative_visual: Any
-    mono_embedding: Any
-    binaural_embedding: Any
-    clip_ids: Any
-    other_clip: Any
-
-    @property
-    def batch_size(self):
-        """The batch size B, a scalar int32 tensor."""
-        return tf.shape(self.visual)[0]
-
-
-class ObjectiveLosses(NamedTuple):
-    """What an objective returns for a batch.
-
-    Attributes:
-      terms: {name: scalar loss}, one entry per name of its `loss_names`.
-      pairs: a main head's (d+ `[B]`, d- `[B]`, weight `[B]` or None): the pairs the distance
-        and accuracy metrics score; None for an auxiliary objective.
-    """
-
-    terms: dict
-    pairs: tuple | None = None
-
-
-class LocalizationObjective(keras.layers.Layer):
-    """A layer that adds named loss terms to a `LocalizationModel`'s loss.
-
-    Subclasses set `loss_names` (and `required_keys`, the data keys they read besides `frame`,
-    `negative_frame` and `mono_patch`) and implement `needs` and `losses`.
-    """
-
-    loss_names: tuple[str, ...] = ()
-    required_keys: tuple[str, ...] = ()
-
-    def needs(self, training: bool) -> frozenset[str]:
-        """The encodings `losses` reads besides `visual` and `mono_embedding`: a subset of
-        {"negative_visual", "binaural_embedding"}."""
-        return frozenset()
-
-    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
-        """The objective's loss terms on an encoded batch."""
-        raise NotImplementedError
-
-
-class LocalizationHead(LocalizationObjective):
-    """A main head: it also maps audio and frames for the metrics, evaluation and guidance.
-
-    Its `call` returns `audio_feature`, `scene_feature`, `object_feature` `[batch, F]` and
-    `attention` `[batch, h, w]` (the map over the cells); its `losses` return the metric pairs.
-    """
-
-    def audio_feature(self, audio_embedding):
-        """`[batch, e]` -> the head's audio feature `[batch, F]`."""
-        raise NotImplementedError
-
-    def pair_distance(self, audio_feature, visual):
-        """The raw distance d of (audio, frame) pairs, `[batch]`."""
-        raise NotImplementedError
-
-    def cell_map(self, visual, audio_feature):
-        """The localization map over the stride-32 cells, `[batch, h, w]`."""
-        raise NotImplementedError
-
-
-# === Heads ===
 
 
 def _head_shapes(input_shape) -> tuple[int, int]:
