@@ -24,6 +24,10 @@ into binaural audio for whole clips of any length, eagerly (`generate`, behind
 
 Timing convention (SPEC section 2): frame k (1-based) shows [(k - 1) / 10, k / 10) s; at 16 kHz
 one frame is `hop_samples` = 1600 samples.
+
+Why one module of about 590 lines: it is the single owner of whole-clip generation, and the
+eager and the in-graph versions must stay equal (serving is tested against `generate`); side
+by side, a change to one is seen next to the other.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ source does not put a 10 Hz staircase (and clicks) into every residual layer; be
 projections are linear and bias-free, projecting then interpolating equals interpolating then
 projecting, at a fraction of the cost.
 
+Why one module of about 640 lines: `compiled_denoise_fn` re-runs `ResidualLayer`'s arithmetic
+layer by layer for fast sampling and must stay in step with it; the layers, the network and
+that path are read and changed together.
+
 Reference: SPEC section 5; Kong et al., "DiffWave", ICLR 2021, section 3 and Fig. 2; Leng et al.,
 "BinauralGrad", NeurIPS 2022 (the same stack for binaural audio).
 """

@@ -11,8 +11,9 @@ from the batch the model encoded once; OSA and the baseline are `LocalizationHea
 give the metrics their pairs and map (audio, frame) pairs to a distance and a localization map.
 
 Design choices (ours, where the supplement is silent):
-- **OSA** (`OSAHead`): exactly the formulas above; the localization map is A upsampled to the
-  frame (`upsample_map`: each cell of the stride-32 map covers a 32 x 32 pixel square).
+- **OSA** (`OSAHead`): exactly the formulas of `localization_core`'s symbol table; the
+  localization map is A upsampled to the frame (`upsample_map`: each cell of the stride-32 map
+  covers a 32 x 32 pixel square).
 - **SSM** (`SSMHead`): the same with binaural audio in: e = [e(L), e(R)] (256-d), every FC twice as
   wide (audio feature 1024 = left half + right half, each half attending over V and giving a left
   and a right map). To let the head see *where* the attended object is, each half's pooled
