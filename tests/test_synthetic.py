@@ -1,3 +1,6 @@
+"""Synthetic datasets (data/synthetic.py): clips in the FAIR-Play layout, their metadata, frames,
+videos and splits, determinism, reruns and the command-line tool."""
+
 import filecmp
 import functools
 import importlib.util
@@ -13,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import soundfile
+from binaural_cues import ild_db, lag_samples
 from PIL import Image
 
 from keras_binaural.audio.io import load_audio
@@ -33,20 +37,6 @@ NUM_CLIPS = 4
 SEED = 7
 
 
-def ild_db(binaural: np.ndarray) -> float:
-    energy = np.sum(np.square(binaural.astype(np.float64)), axis=0)
-    return float(10 * np.log10(energy[0] / energy[1]))
-
-
-def lag_samples(binaural: np.ndarray, max_lag: int = 20) -> int:
-    """GCC-PHAT lag of the right ear behind the left (positive: left leads), within +-max_lag."""
-    n = 2 * len(binaural)
-    cross = np.fft.rfft(binaural[:, 1], n) * np.conj(np.fft.rfft(binaural[:, 0], n))
-    correlation = np.fft.irfft(cross / np.maximum(np.abs(cross), 1e-12), n)
-    lags = np.arange(-max_lag, max_lag + 1)
-    return int(lags[np.argmax(correlation[lags])])
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Two datasets with the same seed, one made by two worker processes, one by one."""
@@ -61,50 +51,7 @@ def files_under(folder: pathlib.Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-# --- camera and rendering math ------------------------------------------------------------------
-
-
-def test_camera_models_map_left_azimuths_left_of_centre():
-    pinhole = scenes.parse_camera("pinhole:90", 224, 112)
-    assert pinhole.x_from_azimuth(0.0) == pytest.approx(112.0)
-    assert pinhole.x_from_azimuth(45.0) == pytest.approx(0.0)  # the left edge at +FOV/2
-    assert pinhole.x_from_azimuth(-45.0) == pytest.approx(224.0)
-    x = np.array([3.0, 50.0, 112.0, 200.0])
-    np.testing.assert_allclose(pinhole.x_from_azimuth(pinhole.azimuth_from_x(x)), x)
-    pano = scenes.parse_camera("equirect", 360, 180)
-    np.testing.assert_allclose(
-        pano.x_from_azimuth([0.0, 90.0, -90.0, 179.0]), [180.0, 90.0, 270.0, 1.0]
-    )
-    assert pano.to_json()["model"] == "equirect" and pano.fov_deg == 360.0
-    assert scenes.Camera.from_json(pinhole.to_json()) == pinhole
-
-
-def test_moving_rendering_crossfades_and_reduces_to_static():
-    hrirs = load_hrirs("kemar")
-    noise = np.random.default_rng(0).standard_normal(RATE_HZ)
-    blocks = int(np.ceil(RATE_HZ / 256)) + 1
-    static = rendering.spatialize(noise, 30.0, hrirs)
-    constant = rendering.spatialize(noise, np.full(blocks, 30.0), hrirs)
-    np.testing.assert_allclose(constant, static, atol=1e-5)  # the Hann windows sum to one
-    moving = rendering.spatialize(noise, np.linspace(60.0, -60.0, blocks), hrirs)
-    quarter = RATE_HZ // 4
-    assert ild_db(moving[:quarter]) > 6 and ild_db(moving[-quarter:]) < -6
-    assert lag_samples(moving[:quarter]) > 0 > lag_samples(moving[-quarter:])
-
-
-def test_ild_and_itd_grow_from_front_to_side():
-    hrirs = load_hrirs("kemar")
-    noise = np.random.default_rng(1).standard_normal(RATE_HZ)
-    rendered = [
-        rendering.spatialize(noise, azimuth, hrirs) for azimuth in (0.0, 15.0, 30.0, 45.0, 60.0)
-    ]
-    ilds = [ild_db(b) for b in rendered]
-    lags = [lag_samples(b) for b in rendered]
-    assert abs(ilds[0]) < 0.2 and lags[0] == 0
-    assert np.all(np.diff(ilds) > 0), ilds
-    assert np.all(np.diff(lags) >= 0) and lags[-1] >= 6, lags
-    mirrored = rendering.spatialize(noise, -60.0, hrirs)
-    assert ild_db(mirrored) == pytest.approx(-ilds[-1], abs=0.5)
+# --- sources left of centre ---------------------------------------------------------------------
 
 
 def test_single_sources_left_of_centre_are_louder_and_earlier_on_the_left():
@@ -291,25 +238,6 @@ def test_equirect_scenes_use_the_whole_circle():
         for o in synthetic.make_clip(i, settings, seed=0).metadata["objects"]
     ]
     assert max(azimuths) > 90 and min(azimuths) < -90
-
-
-@pytest.mark.parametrize(
-    "make, message",
-    [
-        (lambda: scenes.SceneSettings(frame_size=(63, 64)), "even"),
-        (lambda: scenes.SceneSettings(camera="fisheye"), "camera 'fisheye' not understood"),
-        (
-            lambda: scenes.SceneSettings(camera="pinhole:200"),
-            r"field of view must be in \[1, 170\]",
-        ),
-        (lambda: scenes.SceneSettings(moving=2.0), "moving is a probability"),
-        (lambda: scenes.SceneSettings(max_sources=0), "max_sources must be at least 1"),
-        (lambda: scenes.SceneSettings(frame_size=(16, 16)), "even and >= 32"),
-    ],
-)
-def test_bad_settings(make, message):
-    with pytest.raises(scenes.SceneError, match=message):
-        make()
 
 
 def test_bad_dataset_requests(tmp_path):
