@@ -181,7 +181,7 @@ def export_saved_model(
       model_name: the name clients use (`/v1/models/<model_name>:predict`).
       version: positive integer.
       frame_size_wh: (width, height) of the frames input: the frame size the model was trained
-        on (the run's `data.crop_hw`, see `binauralize.frame_geometry`); ignored audio-only.
+        on (the run's `data.crop_hw`, see `runs.frame_geometry`); ignored audio-only.
       sampler: "fast" or "full", fixed at export.
       seed: the sampler's seed, fixed at export (int32).
       overwrite: replace an existing version folder.

@@ -61,14 +61,21 @@ FEATURE_SIZE = 512  # size of a, s and o (the ResNet-18 channel count)
 DISTANCE_TERMS = ("scene", "object")  # OSA's pair distance terms: ||a - s||, ||a - o||
 
 
-def _head_shapes(input_shape) -> tuple[int, int]:
-    """(audio embedding size, visual channels) from a head's input shape dict."""
+def _head_shapes(input_shape, head, why: str = "") -> tuple[int, int]:
+    """(audio embedding size, visual channels) from a head's input shape dict; the channels must
+    be the head's `feature_size` (`why` says what compares them)."""
     if not isinstance(input_shape, dict) or not {"audio_embedding", "visual"} <= set(input_shape):
         raise ValueError(
             "Localization heads are called on a dict {'audio_embedding': [batch, e], "
             f"'visual': [batch, h, w, c]}}; got input shape {input_shape}."
         )
-    return int(input_shape["audio_embedding"][-1]), int(input_shape["visual"][-1])
+    channels = int(input_shape["visual"][-1])
+    if channels != head.feature_size:
+        raise ValueError(
+            f"{type(head).__name__}(feature_size={head.feature_size}) needs visual maps with "
+            f"{head.feature_size} channels{why}; got {channels}."
+        )
+    return int(input_shape["audio_embedding"][-1]), channels
 
 
 def _dense(units: int, name: str, dtype, activation=None) -> keras.layers.Dense:
@@ -139,13 +146,8 @@ class OSAHead(LocalizationHead):
         self.object_fc2 = _dense(feature_size, "object_fc2", dtype)
 
     def build(self, input_shape):
-        embedding_size, channels = _head_shapes(input_shape)
-        if channels != self.feature_size:
-            raise ValueError(
-                f"OSAHead(feature_size={self.feature_size}) needs visual maps with "
-                f"{self.feature_size} channels (s = LayerNorm(GlobalAvgPool(V)) is compared with "
-                f"a directly); got {channels}."
-            )
+        embedding_size, channels = _head_shapes(
+            input_shape, self, " (s = LayerNorm(GlobalAvgPool(V)) is compared with a directly)")
         self.audio_fc1.build((None, embedding_size))
         self.audio_fc2.build((None, self.feature_size))
         self.audio_norm.build((None, self.feature_size))
@@ -303,12 +305,7 @@ class SSMHead(LocalizationObjective):
         self.object_fc2 = _dense(width, "object_fc2", dtype)
 
     def build(self, input_shape):
-        embedding_size, channels = _head_shapes(input_shape)
-        if channels != self.feature_size:
-            raise ValueError(
-                f"SSMHead(feature_size={self.feature_size}) needs visual maps with "
-                f"{self.feature_size} channels; got {channels}."
-            )
+        embedding_size, channels = _head_shapes(input_shape, self)
         width = 2 * self.feature_size
         self.audio_fc1.build((None, embedding_size))
         self.audio_fc2.build((None, width))
@@ -422,12 +419,7 @@ class BaselineHead(LocalizationHead):
         self.audio_fc2 = _dense(feature_size, "audio_fc2", dtype)
 
     def build(self, input_shape):
-        embedding_size, channels = _head_shapes(input_shape)
-        if channels != self.feature_size:
-            raise ValueError(
-                f"BaselineHead(feature_size={self.feature_size}) needs visual maps with "
-                f"{self.feature_size} channels (f_v^T f_pa); got {channels}."
-            )
+        embedding_size, _ = _head_shapes(input_shape, self, " (f_v^T f_pa)")
         self.audio_fc1.build((None, embedding_size))
         self.audio_fc2.build((None, self.feature_size))
         self.built = True
