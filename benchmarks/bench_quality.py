@@ -63,6 +63,9 @@ flags.DEFINE_integer("scene_columns", 1, "Columns of the guided models' scene fe
 flags.DEFINE_float("lambda_cyc", 1.0, "CLUP's cyclic-loss weight.")
 flags.DEFINE_integer("max_test_clips", 0, "Evaluate at most this many test clips (0: all).")
 flags.DEFINE_string("sampler", "fast", "fast or full.")
+flags.DEFINE_string("localizer_config", "{}", "JSON: LocalizationModel arguments of the guided "
+                    "models (e.g. the visual encoder and the pointing objectives' lambdas).")
+flags.DEFINE_bool("mirror", False, "Mirror half of the training examples (frame and ears).")
 FLAGS = flags.FLAGS
 
 STEPS_PER_EPOCH = 50
@@ -75,7 +78,8 @@ def build_model(name: str) -> keras.Model:
         "layers_per_cycle": FLAGS.layers_per_cycle,
         "seed": FLAGS.seed,
     }
-    guided = {"scene_columns": FLAGS.scene_columns}
+    guided = {"scene_columns": FLAGS.scene_columns,
+              "localizer_config": json.loads(FLAGS.localizer_config)}
     if name == "clup":
         return CLUP(lambda_cyc=FLAGS.lambda_cyc, name=name, **denoiser, **guided)
     if name == "audio_only":
@@ -112,8 +116,8 @@ def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
     model = build_model(name)
     model.compile(optimizer=common.warmup_cosine_adam(FLAGS.steps, FLAGS.learning_rate))
     dataset = fairplay.training_dataset(
-        train_clips, seed=FLAGS.seed, chunks_per_clip=4, resize_hw=hw, crop_hw=hw, augment=True
-    )
+        train_clips, seed=FLAGS.seed, chunks_per_clip=4, resize_hw=hw, crop_hw=hw, augment=True,
+        mirror=FLAGS.mirror)
     # The reader interleaves 4 clips at a time: shuffle wider so that a batch mixes many clips.
     dataset = dataset.shuffle(256, seed=FLAGS.seed).batch(FLAGS.batch_size, drop_remainder=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -144,14 +148,6 @@ def train(name: str, train_clips, hw) -> tuple[keras.Model, dict]:
     return model, stats
 
 
-def diff_correlation(binaural, prediction) -> float:
-    """Pearson correlation of the predicted and the true differential (L - R) / 2 of a clip:
-    whether the direction was learnt (1 exact, 0 for mono-mono or no direction, < 0 the wrong side)."""
-    true, predicted = (x[:, 0] - x[:, 1] for x in (binaural, prediction))
-    denominator = np.linalg.norm(true - true.mean()) * np.linalg.norm(predicted - predicted.mean())
-    return float(np.dot(true - true.mean(), predicted - predicted.mean()) / max(denominator, 1e-12))
-
-
 def evaluate(model, test_clips, hw) -> dict:
     """Six metrics per test clip for the model (None: mono-mono), averaged over clips."""
     per_clip = []
@@ -171,7 +167,7 @@ def evaluate(model, test_clips, hw) -> dict:
                 progress=False,
             )[0]
         clip_scores = metrics.evaluate_clip_numpy(binaural, prediction)
-        clip_scores["d_corr"] = diff_correlation(binaural, prediction)
+        clip_scores["d_corr"] = metrics.diff_correlation_numpy(binaural, prediction)
         per_clip.append(clip_scores)
     scores = {name: float(np.mean([c[name] for c in per_clip]))
               for name in (*metrics.METRIC_NAMES, "d_corr")}
@@ -211,6 +207,8 @@ def main(argv):
             "lambda_cyc",
             "scene_columns",
             "sampler",
+            "localizer_config",
+            "mirror",
             "seed",
         )
     }

@@ -183,6 +183,23 @@ def evaluate_clip_numpy(y_true, y_pred, normalize: bool = False) -> dict[str, fl
     return {name: float(fn(y_true, y_pred, normalize)) for name, fn in NUMPY_METRICS.items()}
 
 
+def diff_correlation_numpy(y_true, y_pred) -> float:
+    """Pearson correlation of the predicted and the true differential (L - R) / 2 of a clip.
+
+    Not a FAIR-Play metric: it says whether a model learnt the direction at all (1: the true d
+    up to scale, 0: mono-mono or no direction, < 0: the wrong side), which the six metrics,
+    dominated by the mono part, do not show.
+
+    Args:
+      y_true, y_pred: `[time, 2]` binaural audio (left, right).
+    """
+    true, predicted = (np.asarray(x, np.float64) for x in (y_true, y_pred))
+    true, predicted = true[:, 0] - true[:, 1], predicted[:, 0] - predicted[:, 1]
+    true, predicted = true - true.mean(), predicted - predicted.mean()
+    denominator = np.linalg.norm(true) * np.linalg.norm(predicted)
+    return float(np.dot(true, predicted) / max(denominator, 1e-12))
+
+
 NUMPY_METRICS = {
     "stft": stft_distance_numpy,
     "env": envelope_distance_numpy,

@@ -30,6 +30,8 @@ class OracleModel:
     `point_at_other_side` moves the map's peak to the mirrored cell (a wrong localizer).
     """
 
+    output_stride = 32  # its "cells" are 32 x 32 pixels
+
     def __init__(self, point_at_other_side=False):
         self.point_at_other_side = point_at_other_side
         self.bands = [int(np.argmax(frontend.log_mel_spectrogram(

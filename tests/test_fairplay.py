@@ -111,6 +111,30 @@ def test_training_is_deterministic_given_a_seed_and_augments(root):
     assert 0.0 <= float(tf.reduce_min(example["frame"])) <= float(tf.reduce_max(example["frame"])) <= 1
 
 
+def test_mirrored_examples_swap_the_ears_and_flip_the_frame(root):
+    clips = fairplay.list_clips(str(root), "train")
+    make = lambda mirror: fairplay.training_dataset(clips, seed=5, resize_hw=(24, 32),
+                                                    crop_hw=(24, 32), augment=False, mirror=mirror)
+    mirrored_count = 0
+    for plain, example in zip(make(False).take(16), make(True).take(16)):
+        assert plain["clip_id"] == example["clip_id"]
+        assert int(plain["start_sample"]) == int(example["start_sample"])
+        np.testing.assert_allclose(example["mono"], plain["mono"], atol=1e-6)
+        mirrored = not np.allclose(example["binaural"], plain["binaural"])
+        if mirrored:
+            mirrored_count += 1
+            np.testing.assert_allclose(example["binaural"], plain["binaural"][:, ::-1], atol=1e-6)
+            np.testing.assert_allclose(example["diff"], -plain["diff"], atol=1e-6)
+            np.testing.assert_allclose(example["binaural_patch"], plain["binaural_patch"][::-1],
+                                       atol=1e-4)
+            np.testing.assert_allclose(example["binaural_context"],
+                                       plain["binaural_context"][:, ::-1], atol=1e-6)
+            np.testing.assert_allclose(example["frame"], plain["frame"][:, ::-1], atol=1e-6)
+        else:
+            np.testing.assert_allclose(example["frame"], plain["frame"], atol=1e-6)
+    assert 0 < mirrored_count < 16
+
+
 def test_evaluation_examples_are_whole_clips(root):
     clips = fairplay.list_clips(str(root), "test")
     examples = list(fairplay.evaluation_dataset(clips, resize_hw=(24, 32), crop_hw=(24, 32)))

@@ -221,11 +221,18 @@ def training_dataset(
     augment: bool = True,
     sample_rate_hz: int = SAMPLE_RATE_HZ,
     chunk_seconds: float = CHUNK_SECONDS,
+    mirror: bool = False,
 ) -> tf.data.Dataset:
     """Random training chunks, endless, deterministic given `seed` (unbatched).
 
     Each clip is decoded once for `chunks_per_clip` random chunks (the clips are shuffled; the
     chunks of one clip are spread by a shuffle buffer).
+
+    With `mirror`, half of the examples (drawn per example) are mirrored: the frame left-right
+    and the ears swapped (L <-> R, so d -> -d; the mono is unchanged), which is the same scene
+    seen and heard from its mirror image (exact for a left-right symmetric head). It doubles the
+    directions seen in training and teaches the localizer and upmixer that symmetry. The
+    negative frame is not mirrored (it only has to be another clip).
 
     Returns:
       A dataset of dicts:
@@ -256,6 +263,10 @@ def training_dataset(
 
     def make_example(index, audio, seed):
         seeds = tf.random.experimental.stateless_split(seed, 5)
+        if mirror:  # a separate stream, so that `mirror=False` keeps its examples
+            flip = tf.random.stateless_uniform(
+                [], tf.random.experimental.stateless_fold_in(seed, 1)) < 0.5
+            audio = tf.cond(flip, lambda: tf.reverse(audio, [1]), lambda: audio)
         length = tf.shape(audio)[0]
         padded = tf.pad(audio, [[0, tf.maximum(0, chunk_samples - length)], [0, 0]])
         max_start = tf.maximum(1, tf.shape(padded)[0] - chunk_samples + 1)
@@ -281,11 +292,14 @@ def training_dataset(
         patches = frontend.log_mel_spectrogram(
             tf.stack([context_mono, context[:, 0], context[:, 1]])
         )
+        frame = prepare_frame(frame, seeds[3], resize_hw, crop_hw, augment)
+        if mirror:
+            frame = tf.cond(flip, lambda: tf.reverse(frame, [1]), lambda: frame)
         return {
             "mono": mono,
             "diff": diff,
             "binaural": binaural,
-            "frame": prepare_frame(frame, seeds[3], resize_hw, crop_hw, augment),
+            "frame": frame,
             "negative_frame": prepare_frame(negative, seeds[4], resize_hw, crop_hw, augment),
             "mono_patch": patches[0],
             "binaural_patch": patches[1:],

@@ -119,19 +119,21 @@ def pair_distances(model, visual, audio, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def map_peaks(cell_maps, frame_hw: tuple[int, int], refine: bool = False) -> np.ndarray:
+def map_peaks(cell_maps, frame_hw: tuple[int, int], refine: bool = False,
+              stride: int = VISUAL_STRIDE) -> np.ndarray:
     """The peak of each localization map, in (fractional) pixel indices (row, column).
 
     The upsampled map (`upsample_map`) takes its largest value at the centre of its largest cell,
-    pixel 32 i + 15.5 (bilinear interpolation peaks at the cell centres; at the frame's edges it
+    pixel s i + (s - 1) / 2 for stride s (bilinear interpolation peaks at the cell centres; at the frame's edges it
     is flat from the edge to the centre, so a pixel-wise arg-max would land on the edge instead).
     With `refine`, the peak moves to the centre of mass of the 3 x 3 cells around the largest one
     (sub-cell precision: an object between two cell centres shares its attention between them).
 
     Args:
-      cell_maps: `[n, h, w]` maps over the stride-32 cells (`model.cell_map`).
+      cell_maps: `[n, h, w]` maps over the encoder's cells (`model.cell_map`).
       frame_hw: the frame's (height, width); peaks are clipped into it.
       refine: refine to the local centre of mass.
+      stride: pixels per cell (the model's `output_stride`; 32 for ResNet-18).
 
     Returns:
       `[n, 2]` float (row, column) pixel indices (pixel k covers [k, k + 1)).
@@ -149,7 +151,7 @@ def map_peaks(cell_maps, frame_hw: tuple[int, int], refine: bool = False) -> np.
                 grid_r, grid_c = np.mgrid[r0:r1, c0:c1]
                 peaks[index] = [(patch * grid_r).sum() / patch.sum(),
                                 (patch * grid_c).sum() / patch.sum()]
-    pixels = VISUAL_STRIDE * peaks + (VISUAL_STRIDE - 1) / 2.0
+    pixels = stride * peaks + (stride - 1) / 2.0
     return np.clip(pixels, 0.0, np.array(frame_hw, np.float64) - 1.0)
 
 
@@ -353,7 +355,7 @@ def evaluate_localization(
                 tf.convert_to_tensor(audio[i : i + batch_size])))
                 for i in range(0, len(audio), batch_size)])
             for refine in (False, True):
-                points = crop_to_original(map_peaks(cell_maps, crop_hw, refine),
+                points = crop_to_original(map_peaks(cell_maps, crop_hw, refine, model.output_stride),
                                           metadata[clip_index]["frame_size"], resize_hw, crop_hw)
                 outcomes = point_outcomes(points, frame_numbers, metadata[clip_index])
                 outcomes_all[refine].append(outcomes)
@@ -477,7 +479,8 @@ def localization_panels(model, clips: Sequence[fairplay.Clip], resize_hw, crop_h
     frames = np.stack(frames)
     return {"frames": frames, "maps": np.concatenate(maps), "titles": titles,
             "boxes": boxes if len(boxes) == len(frames) else None,
-            "peaks": map_peaks(np.concatenate(cells), frames.shape[1:3])}
+            "peaks": map_peaks(np.concatenate(cells), frames.shape[1:3],
+                               stride=model.output_stride)}
 
 
 def _boxes_in_crop(metadata: dict, frame_number: int, resize_hw, crop_hw):

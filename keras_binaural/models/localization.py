@@ -39,7 +39,8 @@ from keras_binaural.models.localization_core import (
 )
 from keras_binaural.models.localization_heads import FEATURE_SIZE, BaselineHead, OSAHead, SSMHead
 from keras_binaural.models.localization_objectives import EncodedBatch, LocalizationObjective
-from keras_binaural.models.resnet import ResNet18
+from keras_binaural.models.pointing import POINTING_OBJECTIVES, make_mosaic, tile_of_cells
+from keras_binaural.models.visual_encoders import VISUAL_ENCODERS, make_visual_encoder
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 
 LOCALIZERS = ("osa", "baseline")
@@ -65,8 +66,9 @@ def check_frames(frames, key: str = "frame") -> None:
 class LocalizationModel(LossTermsModel):
     """The visual sounding-object localization model, trained with `model.fit` (SPEC section 4).
 
-    Holds its own ResNet-18 (trainable, separate from the generation model's), an audio encoder
-    chosen by name, the localizer head ("osa" or "baseline") and, optionally, the SSM head.
+    Holds its own visual encoder (ResNet-18 or a compact CNN, trainable, separate from the
+    generation model's), an audio encoder chosen by name, the localizer head ("osa" or
+    "baseline"), optionally the SSM head and the pointing objectives.
 
     **Audio encoder choice.** "vggish" is the paper's (our Keras VGGish; frozen with
     `audio_encoder_trainable=False`, as the paper). Without pre-trained weights (none can be
@@ -85,7 +87,8 @@ class LocalizationModel(LossTermsModel):
     batch encoded once by `encode_batch`); the loss is their sum weighted by `term_weights`:
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
-    A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
+    plus lambda_mil l_mil + lambda_background l_bg + lambda_mosaic l_mosaic + lambda_cue l_cue
+    + lambda_flip l_flip (`keras_binaural.models.pointing`). A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
     pair loss over an example's negatives (`negatives`). Reported metrics: `loss`,
     each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`), `distance` (supp. Eq. 10)
     and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
@@ -107,6 +110,17 @@ class LocalizationModel(LossTermsModel):
       negatives: "batch" (the own negative plus every example of the batch from another clip,
         by `clip_id`) or "pair" (the own negative only: OSA's negative frame, the baseline's
         nearest other-clip audio). See the module docstring.
+      visual_encoder: "resnet18" (the paper's, stride 32) or "compact" (`CompactCNN`, stride
+        `visual_stride`, first-stage width `visual_width`; its cells see about one object), see
+        `keras_binaural.models.visual_encoders`.
+      visual_width, visual_stride: the compact encoder's (ignored for "resnet18").
+      lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_flip: weights of the
+        pointing objectives (`keras_binaural.models.pointing`: multiple-instance matching, the
+        background as a hard negative, mosaics, binaural cues, flip equivariance); 0 (the
+        default, the paper's loss set) leaves an objective out.
+      mil_temperature: tau of the multiple-instance cell scores.
+      cue_bins, cue_bands: the binaural-cue objective's profile columns and ILD bands.
+      seed: seed of the mosaics' tile placement, or None.
       **kwargs: `keras.Model` arguments.
 
     Call arguments:
@@ -119,7 +133,7 @@ class LocalizationModel(LossTermsModel):
       dict: `map` `[batch, H, W]` localization map (A upsampled; the baseline's gate map),
       `attention` `[batch, h, w]`, `audio_feature` `[batch, 512]`, `object_feature`
       `[batch, 512]` (o; the baseline's f'_v), `scene_feature` `[batch, 512]` (s; the baseline's
-      f_v), with h, w = ceil(H / 32), ceil(W / 32).
+      f_v), with h, w = ceil(H / s), ceil(W / s) for the encoder's stride s (`output_stride`).
 
     Example:
     >>> model = LocalizationModel(localizer="osa", use_ssm=True)
@@ -145,6 +159,18 @@ class LocalizationModel(LossTermsModel):
         lambda_ssm: float = 1.0,
         distance_feature: str = "auto",
         negatives: str = "batch",
+        visual_encoder: str = "resnet18",
+        visual_width: int = 32,
+        visual_stride: int = 8,
+        lambda_mil: float = 0.0,
+        mil_temperature: float = 0.03,
+        lambda_background: float = 0.0,
+        lambda_mosaic: float = 0.0,
+        lambda_cue: float = 0.0,
+        cue_bins: int = 8,
+        cue_bands: int = 8,
+        lambda_flip: float = 0.0,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -155,6 +181,9 @@ class LocalizationModel(LossTermsModel):
             raise ValueError(f"localizer must be one of {LOCALIZERS}; got {localizer!r}.")
         if negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {NEGATIVES}; got {negatives!r}.")
+        if visual_encoder not in VISUAL_ENCODERS:
+            raise ValueError(
+                f"visual_encoder must be one of {VISUAL_ENCODERS}; got {visual_encoder!r}.")
         if distance_feature not in DISTANCE_FEATURES:
             raise ValueError(
                 f"distance_feature must be one of {DISTANCE_FEATURES}; got {distance_feature!r}.")
@@ -170,13 +199,30 @@ class LocalizationModel(LossTermsModel):
         self.lambda_ssm = lambda_ssm
         self.distance_feature = distance_feature
         self.negatives = negatives
+        self.visual_encoder_name = visual_encoder
+        self.visual_width = visual_width
+        self.visual_stride = visual_stride
+        self.lambda_mil = lambda_mil
+        self.mil_temperature = mil_temperature
+        self.lambda_background = lambda_background
+        self.lambda_mosaic = lambda_mosaic
+        self.lambda_cue = lambda_cue
+        self.cue_bins = cue_bins
+        self.cue_bands = cue_bands
+        self.lambda_flip = lambda_flip
+        self.seed = seed
         # The weight of each loss term the objectives report (supp. Eq. 3's baseline loss: 1).
         self.term_weights = {"sce_loss": lambda_sce, "obj_loss": lambda_obj,
                              "baseline_loss": 1.0, "ssm_loss": lambda_ssm}
+        pointing = {key: getattr(self, key) for key in POINTING_OBJECTIVES if getattr(self, key)}
+        for key in pointing:
+            self.term_weights.update(dict.fromkeys(POINTING_OBJECTIVES[key].loss_names,
+                                                   pointing[key]))
 
         # === Layers ===
         dtype = self.dtype_policy
-        self.visual_encoder = ResNet18(name="visual_encoder", dtype=dtype)
+        self.visual_encoder = make_visual_encoder(
+            visual_encoder, visual_width, visual_stride, layer_name="visual_encoder", dtype=dtype)
         self.audio_encoder = make_audio_encoder(
             audio_encoder, trainable=audio_encoder_trainable,
             width_multiplier=audio_width_multiplier, layer_name="audio_encoder", dtype=dtype)
@@ -188,6 +234,14 @@ class LocalizationModel(LossTermsModel):
             self.head = BaselineHead(name="baseline_head", dtype=dtype)
         self.ssm_head = SSMHead(temperature=temperature, name="ssm_head", dtype=dtype) if (
             use_ssm) else None
+        # The pointing objectives (keras_binaural.models.pointing), each when its λ is not 0.
+        options = {"lambda_mil": {"mil_temperature": mil_temperature},
+                   "lambda_cue": {"cue_bins": cue_bins, "cue_bands": cue_bands}}
+        self.pointing_objectives = [
+            POINTING_OBJECTIVES[key](temperature=temperature, **options.get(key, {}),
+                                     name=key.removeprefix("lambda_"), dtype=dtype)
+            for key in pointing]
+        self.seed_generator = keras.random.SeedGenerator(seed, name="mosaic_seed")
 
         # === Metrics ===
         self.track_losses([name for objective in self._objectives()
@@ -210,7 +264,13 @@ class LocalizationModel(LossTermsModel):
         A method, not an attribute: a list attribute would put the heads into the saved weights
         a second time, under another name.
         """
-        return [self.head] + ([self.ssm_head] if self.ssm_head is not None else [])
+        return [self.head] + ([self.ssm_head] if self.ssm_head is not None else []) + list(
+            self.pointing_objectives)
+
+    @property
+    def output_stride(self) -> int:
+        """Pixels per cell of the localization map (the visual encoder's output stride)."""
+        return self.visual_encoder.output_stride
 
     def build(self, input_shape=None):
         if self.built:  # built at construction: every size is known from the config
@@ -220,12 +280,14 @@ class LocalizationModel(LossTermsModel):
         if self.ssm_head is not None:
             self.ssm_head.build({"audio_embedding": (None, 2 * EMBEDDING_SIZE),
                                  "visual": (None, None, None, FEATURE_SIZE)})
+        for objective in self.pointing_objectives:
+            objective.build(None)
         self.built = True
 
     # --- Encoders ---
 
     def encode_frames(self, frames, training=False):
-        """V: frames `[batch, H, W, 3]` in [0, 1] -> `[batch, ceil(H/32), ceil(W/32), 512]`."""
+        """V: frames `[batch, H, W, 3]` in [0, 1] -> `[batch, ceil(H/s), ceil(W/s), 512]`."""
         check_frames(frames)
         return self.visual_encoder(frames, training=training)
 
@@ -252,7 +314,7 @@ class LocalizationModel(LossTermsModel):
         return self.head.pair_distance(audio_feature, visual)
 
     def cell_map(self, visual, audio_feature):
-        """The localization map over the stride-32 cells, `[batch, h, w]` (before upsampling).
+        """The localization map over the encoder's cells, `[batch, h, w]` (before upsampling).
 
         OSA: the object attention A (sums to 1); baseline: the per-cell gate sigma(V_ij^T f_a).
         """
@@ -302,7 +364,8 @@ class LocalizationModel(LossTermsModel):
             visual = self.encode_frames(frames, training=training)
         outputs = self.head({"audio_embedding": self.encode_audio(mono_patch, training),
                              "visual": visual})
-        outputs["map"] = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]))
+        outputs["map"] = upsample_map(outputs["attention"], (frames.shape[1], frames.shape[2]),
+                                      self.output_stride)
         return outputs
 
     def localize(self, frames, mono_patch):
@@ -326,13 +389,26 @@ class LocalizationModel(LossTermsModel):
         needs = frozenset().union(*(o.needs(training) for o in self._objectives()))
         frames = data["frame"]
         batch = tf.shape(frames)[0]
-        negative_visual = None
+        clip_ids = data.get("clip_id")
+        # Every image the objectives need, through the visual encoder in one pass.
+        images = {"visual": frames}
         if "negative_visual" in needs:
-            both = self.visual_encoder(tf.concat([frames, data["negative_frame"]], 0),
-                                       training=training)
-            visual, negative_visual = both[:batch], both[batch:]
-        else:
-            visual = self.visual_encoder(frames, training=training)
+            images["negative_visual"] = data["negative_frame"]
+        mosaic_target = None
+        if "mosaic" in needs:
+            same_clip = (tf.equal(clip_ids[:, None], clip_ids[None, :]) if clip_ids is not None
+                         else tf.eye(batch, dtype=tf.bool))
+            position = keras.random.randint((batch,), 0, 4, seed=self.seed_generator)
+            images["mosaic_visual"], mosaic_target = make_mosaic(frames, same_clip, position)
+        if "mirrored_visual" in needs:
+            images["mirrored_visual"] = tf.reverse(frames, [2])
+        encoded = self.visual_encoder(tf.concat(list(images.values()), 0), training=training)
+        maps = dict(zip(images, tf.split(encoded, len(images), axis=0)))
+        visual = maps["visual"]
+        mosaic_cell_tiles = None
+        if "mosaic" in needs:
+            mosaic_cell_tiles = tile_of_cells(tuple(visual.shape[1:3]), tuple(frames.shape[1:3]),
+                                              self.output_stride)
         # The reader's patches have an unknown frame count until run: fix the static shape.
         patches = tf.ensure_shape(data["mono_patch"], [None, NUM_FRAMES, NUM_BANDS])
         if "binaural_embedding" in needs:
@@ -345,12 +421,16 @@ class LocalizationModel(LossTermsModel):
         if "binaural_embedding" in needs:
             binaural_embedding = tf.reshape(embeddings[batch:], [batch, 2 * EMBEDDING_SIZE])
         # Which examples of the batch are other clips (in-batch negatives need clip ids).
-        clip_ids = data.get("clip_id")
         other_clip = None
         if self.negatives == "batch" and clip_ids is not None:
             other_clip = tf.not_equal(clip_ids[:, None], clip_ids[None, :])
-        return EncodedBatch(data, visual, negative_visual, embeddings[:batch], binaural_embedding,
-                            clip_ids, other_clip)
+        mono_embedding = embeddings[:batch]
+        audio_feature = (self.head.audio_feature(mono_embedding) if "audio_feature" in needs
+                         else None)
+        return EncodedBatch(data, visual, maps.get("negative_visual"), mono_embedding,
+                            binaural_embedding, clip_ids, other_clip, audio_feature,
+                            maps.get("mosaic_visual"), mosaic_target, mosaic_cell_tiles,
+                            maps.get("mirrored_visual"))
 
     def compute_losses(self, data, training=False):
         """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
@@ -412,4 +492,16 @@ class LocalizationModel(LossTermsModel):
             "lambda_ssm": self.lambda_ssm,
             "distance_feature": self.distance_feature,
             "negatives": self.negatives,
+            "visual_encoder": self.visual_encoder_name,
+            "visual_width": self.visual_width,
+            "visual_stride": self.visual_stride,
+            "lambda_mil": self.lambda_mil,
+            "mil_temperature": self.mil_temperature,
+            "lambda_background": self.lambda_background,
+            "lambda_mosaic": self.lambda_mosaic,
+            "lambda_cue": self.lambda_cue,
+            "cue_bins": self.cue_bins,
+            "cue_bands": self.cue_bands,
+            "lambda_flip": self.lambda_flip,
+            "seed": self.seed,
         }

@@ -154,15 +154,17 @@ def baseline_gate(visual_feature, audio_feature):
 
 
 def upsample_map(cell_map, frame_hw: tuple[int, int], stride: int = VISUAL_STRIDE):
-    """A map over the stride-32 cells -> a map over the frame's pixels (bilinear).
+    """A map over the cells of a stride-`stride` encoder -> a map over the frame's pixels.
 
-    ResNet-18 pads the frame to a multiple of 32 (its ceil rounding), so cell (i, j) covers the
-    pixels [32 i, 32 i + 32) x [32 j, 32 j + 32) of the padded frame: the map is resized to
-    (32 h, 32 w), cell centres landing on pixel 32 i + 15.5, and cropped to the frame.
+    The encoders pad the frame to a multiple of their stride (ceil rounding), so cell (i, j)
+    covers the pixels [s i, s i + s) x [s j, s j + s) of the padded frame (s = `stride`, 32 for
+    ResNet-18): the map is resized bilinearly to (s h, s w), cell centres landing on pixel
+    s i + (s - 1) / 2, and cropped to the frame.
 
     Args:
       cell_map: `[batch, h, w]`.
       frame_hw: the frame's (height, width) in pixels, Python ints.
+      stride: the visual encoder's output stride (`output_stride`).
 
     Returns:
       `[batch, height, width]`.

@@ -37,6 +37,12 @@ class EncodedBatch:
       clip_ids: `[B]` clip ids, or None.
       other_clip: `[B, B]` bool, True where example j comes from another clip than example i:
         the in-batch negatives (`negatives="batch"` with clip ids), or None (own negatives only).
+      audio_feature: `[B, F]` the head's audio feature of `mono_patch`, or None (for the
+        pointing objectives, `keras_binaural.models.pointing`).
+      mosaic_visual: `[B, h, w, C]` the maps of the batch's 2 x 2 mosaics
+        (`pointing.make_mosaic`), `mosaic_target` `[B, 4]` the tiles of each example's clip and
+        `mosaic_cell_tiles` `[h, w]` the tile of each cell; or None.
+      mirrored_visual: `[B, h, w, C]` the maps of the mirrored frames, or None.
     """
 
     data: dict
@@ -46,6 +52,11 @@ class EncodedBatch:
     binaural_embedding: Any
     clip_ids: Any
     other_clip: Any
+    audio_feature: Any = None
+    mosaic_visual: Any = None
+    mosaic_target: Any = None
+    mosaic_cell_tiles: Any = None
+    mirrored_visual: Any = None
 
     @property
     def batch_size(self):
@@ -78,7 +89,7 @@ class LocalizationObjective(keras.layers.Layer):
 
     def needs(self, training: bool) -> frozenset[str]:
         """The encodings `losses` reads besides `visual` and `mono_embedding`: a subset of
-        {"negative_visual", "binaural_embedding"}."""
+        {"negative_visual", "binaural_embedding", "audio_feature", "mosaic", "mirrored_visual"}."""
         return frozenset()
 
     def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:

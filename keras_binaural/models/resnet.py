@@ -195,6 +195,11 @@ class ResNet18(keras.Model):
                 )
         self.build((None, None, None, 3))
 
+    @property
+    def output_stride(self) -> int:
+        """Pixels per cell of the output map: 32."""
+        return 32
+
     def build(self, input_shape):
         if self.built:  # built at construction: fully convolutional, any H and W
             return

@@ -8,10 +8,10 @@ L = m + d̂, R = m - d̂ (so L + R = 2 m exactly).
 Guidance (`guidance` constructor argument):
 - "object": the OSA localizer's (`LocalizationModel(localizer="osa")`) object feature o, the
   horizontal profile of its localization map (mean over the map's rows: *where* the sounding
-  object is, binned to `profile_bins` columns and scaled to mean 1) and the generation model's
-  own ResNet-18 scene feature (GlobalAvgPool of its map; with `scene_columns` > 1 the map's
-  mean over rows in that many columns, which keeps the scene's left-to-right layout, see
-  `scene_layout`), mapped by `GuidanceNetwork` (all three in `keras_binaural.models.guidance`)
+  object is, binned to `profile_bins` columns and scaled to mean 1) and the scene feature of the
+  generation model's own visual encoder (of the localizer's kind: ResNet-18 or the compact CNN;
+  GlobalAvgPool of its map; with `scene_columns` > 1 the map's mean over rows in that many
+  columns, which keeps the scene's left-to-right layout, see `scene_layout`), mapped by `GuidanceNetwork` (all three in `keras_binaural.models.guidance`)
   (LayerNorm of o and of the scene feature, concatenated with the profile, FC-ReLU-FC) to a
   G-dim vector added in every residual layer.
 - "baseline": the same with the additional-baseline localizer (supp. Eq. 1-3): o is its gated
@@ -73,7 +73,7 @@ from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.models.localization_heads import FEATURE_SIZE
-from keras_binaural.models.resnet import ResNet18
+from keras_binaural.models.visual_encoders import make_visual_encoder
 
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
 
@@ -262,7 +262,11 @@ class Upmixer(LossTermsModel):
                 name="localizer",
                 dtype=dtype,
             )
-            self.visual_encoder = ResNet18(name="generation_visual_encoder", dtype=dtype)
+            # The generation encoder is of the localizer's kind (ResNet-18 or the compact CNN),
+            # with weights of its own.
+            self.visual_encoder = make_visual_encoder(
+                self.localizer.visual_encoder_name, self.localizer.visual_width,
+                self.localizer.visual_stride, layer_name="generation_visual_encoder", dtype=dtype)
             self.guidance_network = GuidanceNetwork(
                 guidance_channels, guidance_hidden_channels, name="guidance_network", dtype=dtype
             )
