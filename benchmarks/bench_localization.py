@@ -1,31 +1,33 @@
-"""Sounding-object localization on synthetic scenes: OSA vs the additional baseline (supp. Table 1).
+"""Sounding-object localization on synthetic scenes: supp. Table 1, the pointing game, ablations.
 
 Usage:
-  python benchmarks/bench_localization.py                       # make data, train both, evaluate
+  python benchmarks/bench_localization.py                       # make data, train, evaluate
   python benchmarks/bench_localization.py --root DIR            # an existing synthetic root
+  python benchmarks/bench_localization.py --variants paper,mosaic,pointing --steps 1500
   python benchmarks/bench_localization.py --reuse               # evaluate the saved models again
 
 Without --root it first writes a synthetic dataset with tools/make_dataset.py (the generator's
 default scenes: 1-3 sounding objects of distinct classes and 0-2 silent distractors among 7
-classes, pinhole camera, MIT KEMAR; here 1,200 clips of 5 s with 160 x 160 frames, seed 0, kept
-in --workdir for reruns; split 1 is 960 / 120 / 120 train / val / test clips). Many short clips
-rather than few long ones: each clip has its own random room, and with 200 clips the model learnt
-to recognise clips by their room instead of matching sounds to objects (train accuracy 97 %,
-test 83 %, attention on the walls). It then trains, on this CPU, the OSA localizer
-(l_sce_loc + l_obj_loc) and the additional baseline (supp. Eq. 1-3), each with the compact
-audio encoder (no pre-trained VGGish exists here), in-batch negatives and Adam with a cosine
-decay, for a fixed number of steps of 16 examples (--osa_steps, --baseline_steps: 1,400 each,
-sized to take about 30 minutes in all on 2 unloaded cores; the same examples for both), printing
-examples/s. Steps rather than a time budget keep the result independent of other jobs on the
-machine. Frames are resized to 176 x 176 and cropped to 160 x 160 (random crop in
-training, central in evaluation): 5 x 5 cells of the stride-32 map.
+classes, 25 % moving, pinhole camera, MIT KEMAR; here 1,200 clips of 6 s with 128 x 128 frames,
+seed 0, kept in --workdir for reruns; split 1 is 960 / 120 / 120 train / val / test clips). Many
+short clips rather than few long ones: each clip has its own random room, and with 200 clips the
+model learnt to recognise clips by their room instead of matching sounds to objects.
 
-Evaluation on the test split (`keras_binaural.evaluation.localization.evaluate_localization`): supp.
-Table 1's distance and accuracy over every 0.1 s window, the pointing game, and the fraction of
-ambiguous negatives. Targets: OSA accuracy >= 96.1 % and distance <= 0.028, better than the
-baseline on both; pointing game >= 90 % of test clips. Writes to --workdir: results.json,
-correlation_<model>.png (supp. Fig. 1-2), maps_<model>.png (supp. Fig. 5) and the models
-(<model>.keras).
+It trains each localizer of --variants (VARIANTS below: the paper's loss set with ResNet-18 or
+the compact encoder, each pointing objective of `keras_binaural.models.pointing` alone, all
+together, and the additional baseline) with the compact audio encoder (no pre-trained VGGish
+exists here), in-batch negatives and Adam (5 % warm-up, cosine decay, global norm 1) for --steps
+steps of 16 examples (the same examples for all), frames resized to 136 x 136 and cropped to
+128 x 128 (random crop in training, central in evaluation).
+
+Evaluation on the test split (`keras_binaural.evaluation.localization.evaluate_localization`):
+supp. Table 1's distance and accuracy over every 0.1 s window (with another clip's frame, and
+with another clip's audio, as the negative), the fraction of ambiguous negatives (the other
+clip's frame shows every class that sounds here: no appearance can tell them apart) and the
+pointing game (the map's peak inside a sounding object's box, per window and per clip, and its
+column inside a sounding object's columns). Writes to --workdir: results.json,
+correlation_<name>.png (supp. Fig. 1-2), maps_<name>.png (supp. Fig. 5) and the models
+(<name>.keras).
 """
 
 import os
@@ -47,22 +49,37 @@ from keras_binaural.evaluation import localization as localization_eval
 from keras_binaural.evaluation import plots
 from keras_binaural.models.localization import LocalizationModel
 
-common.define_data_flags("localization", num_clips=1200, clip_seconds=5.0, frame_size=160,
+common.define_data_flags("localization", num_clips=1200, clip_seconds=6.0, frame_size=128,
                          frame_size_help="Square frame size in pixels (generated; the crop).")
-common.define_training_flags(16, 1e-4, "initial; cosine decay to 0")
+common.define_training_flags(16, 3e-4, "5 % warm-up, cosine decay to 0", steps=1500)
 common.define_run_flags()
-flags.DEFINE_integer("resize", 176, "Frames are resized to this square, then cropped to "
+flags.DEFINE_integer("resize", 136, "Frames are resized to this square, then cropped to "
                      "--frame_size (random crop in training, central in evaluation).")
-flags.DEFINE_integer("osa_steps", 1400, "Training steps of the OSA localizer.")
-flags.DEFINE_integer("baseline_steps", 1400, "Training steps of the baseline.")
-flags.DEFINE_float("temperature", 0.07, "OSA attention temperature.")
-flags.DEFINE_float("audio_width", 0.125, "Width multiplier of the compact audio encoder.")
-flags.DEFINE_string("models", "osa,baseline", "Which localizers to train and evaluate.")
-flags.DEFINE_float("lambda_sce", 1.0, "OSA's scene loss weight (0: the l_obj_loc-only ablation).")
-flags.DEFINE_float("lambda_obj", 1.0, "OSA's object loss weight.")
+flags.DEFINE_list("variants", ["paper_resnet", "paper", "pointing"],
+                  "Localizers to train and evaluate, by name (see VARIANTS).")
+flags.DEFINE_integer("max_test_clips", 0, "Evaluate at most this many test clips (0: all).")
 FLAGS = flags.FLAGS
 
 STEPS_PER_EPOCH = 50
+COMPACT = {"visual_encoder": "compact"}
+POINTING = {"lambda_background": 1.0, "lambda_mosaic": 1.0, "lambda_cue": 1.0}
+# name -> (LocalizationModel arguments, mirror augmentation). The paper's loss set is OSA's
+# l_sce_loc + l_obj_loc (the LocalizationModel defaults); each pointing term is added alone, then
+# together (`pointing`, what configs/clup.py trains).
+VARIANTS = {
+    "paper_resnet": ({}, False),
+    "baseline_resnet": ({"localizer": "baseline"}, False),
+    "paper": (COMPACT, False),
+    "paper_mirror": (COMPACT, True),
+    "mil": ({**COMPACT, "lambda_mil": 1.0}, True),
+    "background": ({**COMPACT, "lambda_background": 1.0}, True),
+    "mosaic": ({**COMPACT, "lambda_mosaic": 1.0}, True),
+    "cue": ({**COMPACT, "lambda_cue": 1.0}, True),
+    "flip": ({**COMPACT, "lambda_flip": 1.0}, True),
+    "pointing": ({**COMPACT, **POINTING}, True),
+    "pointing_resnet": (POINTING, True),
+    "baseline": ({**COMPACT, **POINTING, "localizer": "baseline"}, True),
+}
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -82,30 +99,27 @@ class StepTimer(keras.callbacks.Callback):
         self.seconds = time.time() - self.start
 
 
-def train(name: str, train_clips, resize_hw, crop_hw, steps: int):
+def train(name: str, train_clips, resize_hw, crop_hw):
+    arguments, mirror = VARIANTS[name]
     keras.utils.set_random_seed(FLAGS.seed)
-    model = LocalizationModel(
-        audio_encoder="compact", audio_width_multiplier=FLAGS.audio_width, localizer=name,
-        temperature=FLAGS.temperature, lambda_sce=FLAGS.lambda_sce, lambda_obj=FLAGS.lambda_obj,
-        name=f"{name}_localizer")
-    schedule = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    model = LocalizationModel(seed=FLAGS.seed, name=f"{name}_localizer", **arguments)
+    model.compile(optimizer=common.warmup_cosine_adam(FLAGS.steps, FLAGS.learning_rate))
     dataset = fairplay.training_dataset(train_clips, seed=FLAGS.seed, chunks_per_clip=4,
-                                        resize_hw=resize_hw, crop_hw=crop_hw, augment=True)
+                                        resize_hw=resize_hw, crop_hw=crop_hw, augment=True,
+                                        mirror=mirror)
     # The reader interleaves 4 clips at a time: shuffle wider so that a batch mixes many clips.
     dataset = dataset.shuffle(512, seed=FLAGS.seed).batch(FLAGS.batch_size, drop_remainder=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     timer = StepTimer()
     history = model.fit(dataset, steps_per_epoch=STEPS_PER_EPOCH,
-                        epochs=math.ceil(steps / STEPS_PER_EPOCH), callbacks=[timer], verbose=2)
+                        epochs=math.ceil(FLAGS.steps / STEPS_PER_EPOCH), callbacks=[timer],
+                        verbose=2)
     examples = timer.steps * FLAGS.batch_size
     stats = {"train_seconds": timer.seconds, "steps": timer.steps, "examples": examples,
-             "examples_per_second": examples / timer.seconds,
-             "load_average_1min": os.getloadavg()[0],
+             "examples_per_second": examples / timer.seconds, "load": common.load(),
              "final_logs": {k: float(v[-1]) for k, v in history.history.items()}}
     print(f"{name}: {timer.steps} steps, {examples} examples in {timer.seconds / 60:.1f} min = "
-          f"{examples / timer.seconds:.1f} examples/s (load average {os.getloadavg()[0]:.1f})",
-          flush=True)
+          f"{examples / timer.seconds:.1f} examples/s ({common.load()})", flush=True)
     return model, stats
 
 
@@ -117,18 +131,22 @@ def main(argv):
     hw, resize_hw = (FLAGS.frame_size, FLAGS.frame_size), (FLAGS.resize, FLAGS.resize)
     train_clips = fairplay.list_clips(root, "train")
     test_clips = fairplay.list_clips(root, "test")
+    if FLAGS.max_test_clips:
+        test_clips = test_clips[: FLAGS.max_test_clips]
     print(f"{root}: {len(train_clips)} train clips, {len(test_clips)} test clips", flush=True)
     results_path, results = common.previous_results(FLAGS.workdir)
 
-    correlation_inputs = localization_eval.centre_windows(test_clips, resize_hw, hw, num_clips=10)
-    for name in FLAGS.models.split(","):
+    correlation_inputs = localization_eval.centre_windows(test_clips, resize_hw, hw,
+                                                          num_clips=min(10, len(test_clips)))
+    for name in FLAGS.variants:
+        if name not in VARIANTS:
+            raise app.UsageError(f"--variants: unknown {name!r}; choose from {sorted(VARIANTS)}")
         model_path = os.path.join(FLAGS.workdir, f"{name}.keras")
-        steps = FLAGS.osa_steps if name == "osa" else FLAGS.baseline_steps
         if FLAGS.reuse:
             model = keras.saving.load_model(model_path)
             stats = results.get(name, {}).get("training")
         else:
-            model, stats = train(name, train_clips, resize_hw, hw, steps)
+            model, stats = train(name, train_clips, resize_hw, hw)
             model.save(model_path)
         start = time.time()
         scores = localization_eval.evaluate_localization(model, test_clips, resize_hw, hw, seed=0)
@@ -142,12 +160,14 @@ def main(argv):
             title=f"{name}: audio-visual correlation (1 - D), 10 test clips",
             labels=correlation_inputs["clip_id"])
         panels = localization_eval.localization_panels(model, test_clips, resize_hw, hw,
-                                                       num_clips=4, times_s=(0.5, 1.8, 3.1, 4.4))
+                                                       num_clips=min(4, len(test_clips)),
+                                                       times_s=(0.5, 2.5, 4.5))
         plots.plot_localization_maps(
             panels["frames"], panels["maps"], os.path.join(FLAGS.workdir, f"maps_{name}.png"),
             titles=panels["titles"], boxes=panels["boxes"], peaks=panels["peaks"])
         scores["correlation_diagonal_mean"] = float(correlation["correlation"].diagonal().mean())
-        results[name] = {"training": stats, "scores": scores, "scores_audio": audio_scores}
+        results[name] = {"arguments": VARIANTS[name][0], "mirror": VARIANTS[name][1],
+                         "training": stats, "scores": scores, "scores_audio": audio_scores}
         files.write_json(results_path, results)
         for shown in (scores, audio_scores):
             print(json.dumps({k: v for k, v in shown.items() if not k.startswith("per_clip")},

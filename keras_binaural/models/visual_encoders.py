@@ -8,12 +8,11 @@ pointing game read.
   of its cells sees far more than the whole 128-px frame of a CPU-sized config, so a cell can
   say "a clarinet is in the picture" wherever the clarinet is; trained from scratch (no
   ImageNet weights can be downloaded here) its localization map does not point (BENCHMARKS.md).
-- "compact" (`CompactCNN`): `log2(stride)` stages of two 3 x 3 convolutions (the first with
-  stride 2), widths `width`, 2 `width`, ... with BatchNorm and ReLU, then a 1 x 1 projection to
+- "compact" (`CompactCNN`): `log2(stride)` stages of a 4 x 4 convolution of stride 2 and a
+  3 x 3 one, widths `width`, 2 `width`, ... with BatchNorm and ReLU, then a 1 x 1 projection to
   512 channels (linear, so that cosine similarities with the audio feature can take either
-  sign). At stride 8 its receptive field is 55 pixels: a cell sees about one object of our
-  synthetic scenes (boxes 20-30 % of the frame height) and its surroundings. 0.35 M parameters
-  at width 32 against ResNet-18's 11.2 M, and about a tenth of its multiply-adds per frame.
+  sign). At stride 8 its receptive field is 46 pixels, centred on the cell: a cell sees about
+  one object of our synthetic scenes (boxes 20-30 % of the frame height) and its edges.
 """
 
 from __future__ import annotations
@@ -67,14 +66,22 @@ class CompactCNN(keras.Model):
         self.conv_layers = []
         for stage in range(int(math.log2(stride))):
             filters = width * 2**stage
-            for index, strides in enumerate((2, 1)):
-                name = f"stage{stage + 1}_conv{index + 1}"
-                self.conv_layers += [
-                    keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
-                                        use_bias=False, name=name, dtype=dtype),
-                    keras.layers.BatchNormalization(name=f"{name}_norm", dtype=dtype),
-                    keras.layers.ReLU(name=f"{name}_relu", dtype=dtype),
-                ]
+            # The strided convolution is 4 x 4 with one pixel of zeros on every side: its output
+            # j is centred on input 2 j + 1/2, so that cell i of the map is centred on pixel
+            # s i + (s - 1) / 2, the centre of the pixels it stands for (a 3 x 3 'same' one
+            # would shift the map by (s - 1) / 2 pixels to the right and down).
+            self.conv_layers += [
+                keras.layers.ZeroPadding2D(1, name=f"stage{stage + 1}_pad", dtype=dtype),
+                keras.layers.Conv2D(filters, 4, strides=2, padding="valid", use_bias=False,
+                                    name=f"stage{stage + 1}_conv1", dtype=dtype)]
+            self.conv_layers += [
+                keras.layers.BatchNormalization(name=f"stage{stage + 1}_conv1_norm", dtype=dtype),
+                keras.layers.ReLU(name=f"stage{stage + 1}_conv1_relu", dtype=dtype),
+                keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"stage{stage + 1}_conv2", dtype=dtype),
+                keras.layers.BatchNormalization(name=f"stage{stage + 1}_conv2_norm", dtype=dtype),
+                keras.layers.ReLU(name=f"stage{stage + 1}_conv2_relu", dtype=dtype),
+            ]
         self.conv_layers.append(
             keras.layers.Conv2D(feature_size, 1, name="projection", dtype=dtype))
         self.build((None, None, None, 3))
