@@ -44,7 +44,6 @@ from keras_binaural.audio import frontend
 from keras_binaural.conventions import (
     FRAMES_PER_SECOND,
     SAMPLE_RATE_HZ,
-    SAMPLERS,
     SAMPLES_PER_FRAME,
 )
 
@@ -342,7 +341,7 @@ def clip_guidance(model, mono, frames, frame_batch_size: int = FRAME_BATCH_SIZE)
         function(flat[i : i + frame_batch_size], patches[i : i + frame_batch_size])
         for i in range(0, batch * num_frames, frame_batch_size)
     ]
-    return tf.reshape(tf.concat(vectors, 0), [batch, num_frames, model.guidance_channels])
+    return tf.reshape(tf.concat(vectors, 0), [batch, num_frames, model.guidance_width])
 
 
 def clip_maps(localizer, mono: np.ndarray, frames: np.ndarray,
@@ -411,8 +410,7 @@ def generate(
     Raises:
       GenerationInputError: bad input (see `check_generation_inputs`).
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
+    model.check_sampler(sampler)
     hop = SAMPLES_PER_FRAME
     mono, frames = check_generation_inputs(
         mono, frames, needs_frames=model.guidance != "none", hop_samples=hop
@@ -562,7 +560,7 @@ def generate_in_graph(model, mono, frames, sampler: str = "fast", seed: int = 0,
 
         vectors, heat = _in_batches(
             per_frame, (flat_frames, flat_patches), frame_batch_size,
-            (tf.TensorSpec([frame_batch_size, model.guidance_channels], tf.float32),
+            (tf.TensorSpec([frame_batch_size, model.guidance_width], tf.float32),
              tf.TensorSpec([frame_batch_size, height, width], tf.float32)))
         guidance = tf.reshape(tf.cast(vectors, tf.float32), [batch, num_frames, -1])
         maps = tf.reshape(tf.cast(heat, tf.float32), [batch, num_frames, height, width])

@@ -190,6 +190,10 @@ def export_saved_model(
       ExportError: bad arguments or an existing version (checked before any work).
     """
     path = check_export_arguments(export_dir, model_name, version, overwrite, sampler)
+    try:
+        model.check_sampler(sampler)
+    except ValueError as error:
+        raise ExportError(f"sampler {sampler!r}: {error}") from None
     if not callable(getattr(model, "generate", None)) or not hasattr(model, "localizer"):
         raise ExportError(f"model: a {type(model).__name__} cannot generate binaural audio "
                           "(want a CLUP model or an Upmixer)")

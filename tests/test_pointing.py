@@ -57,7 +57,7 @@ def test_mil_loss_matches_numpy():
 def test_background_loss_matches_numpy():
     similarity = _similarity()
     e1, e2, sigma, tau = 0.3, 0.1, 0.05, 0.07
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + np.exp(-x))
     positive = sig((similarity - e1) / sigma)
     region = (positive * similarity).sum((2, 3)) / positive.sum((2, 3))
     expected = []
@@ -166,7 +166,7 @@ def test_cue_objective_is_flip_equivariant():
     np.testing.assert_allclose(objective.predict_ild(symmetric).numpy(), 0.0, atol=1e-5)
 
     binaural = RNG.normal(size=(2, 10080, 2)).astype("float32") * [1.0, 0.3]
-    ild, loud = pointing.band_ild(binaural)
+    ild, _ = pointing.band_ild(binaural)
     swapped_ild, _ = pointing.band_ild(binaural[:, :, ::-1].copy())
     loss = np.mean((predicted - ild.numpy()) ** 2)
     mirrored_loss = np.mean((objective.predict_ild(mirrored_map).numpy()

@@ -251,7 +251,7 @@ def training_dataset(
         raise DatasetError("training needs at least two clips (negative frames come from another)")
     audio_paths, frames_dirs, frame_counts = _clip_table(clips)
     num_clips = len(clips)
-    chunk_samples = int(round(chunk_seconds * sample_rate_hz))
+    chunk_samples = round(chunk_seconds * sample_rate_hz)
     clip_ids = tf.constant([c.clip_id for c in clips])
 
     def load_clip(index, clip_seed):

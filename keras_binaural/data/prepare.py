@@ -105,9 +105,9 @@ def convert_h5_splits(root: str, output_dir: str) -> list[str]:
         ids = fairplay.split_ids(root, subset, split)
         folder = os.path.join(output_dir, "splits", split)
         paths = [os.path.abspath(os.path.join(output_dir, "binaural_audios", f"{i}.wav")) for i in ids]
-        with files.atomic_file(os.path.join(folder, f"{subset}.h5")) as temporary:
-            with h5py.File(temporary, "w") as file:
-                file.create_dataset("audio", data=np.array([p.encode() for p in paths]))
+        with files.atomic_file(os.path.join(folder, f"{subset}.h5")) as temporary, \
+                h5py.File(temporary, "w") as file:
+            file.create_dataset("audio", data=np.array([p.encode() for p in paths]))
         files.write_text(os.path.join(folder, f"{subset}.txt"), "\n".join(ids) + "\n")
         names.append(split)
     return sorted(set(names))

@@ -50,15 +50,14 @@ def iter_frames(
             if not container.streams.video:
                 raise VideoError(f"{path}: the file holds no video stream")
             stream = container.streams.video[0]
-            previous, next_time, count = None, 0.0, 0
-            for frame in container.decode(stream):
+            previous, next_time = None, 0.0
+            for count, frame in enumerate(container.decode(stream)):
                 time = frame.time if frame.time is not None else count / float(stream.average_rate)
                 # Emit the previous frame for every output time before this frame starts.
                 while previous is not None and next_time < time - 1e-6:
                     yield previous
                     next_time += 1.0 / fps
                 previous = _to_array(frame, size_wh)
-                count += 1
                 end = time + (1.0 / float(stream.average_rate) if stream.average_rate else 0.0)
             while previous is not None and next_time < end - 1e-6:
                 yield previous

@@ -169,10 +169,11 @@ class CLUP(Upmixer):
         terms = self.diffusion_terms(data, training, visual=visual)
         localization = self.localizer.compute_losses(data, training=training)
         cycle = self.cycle_loss(data, terms, visual, negative_visual, training)
-        results = {"diff_loss": terms["diff_loss"], "cyc_loss": cycle}
+        results, loss = self.generation_losses(terms)
+        results["cyc_loss"] = cycle
         for name in self.localizer.term_trackers:
             results[name] = localization[name]
-        results["loss"] = terms["diff_loss"] + localization["loss"] + self.lambda_cyc * cycle
+        results["loss"] = loss + localization["loss"] + self.lambda_cyc * cycle
         return results
 
     def get_config(self):

@@ -372,6 +372,8 @@ class WaveNetDenoiser(keras.Model):
       conditioner_channels: int, channels of the mono pre-net.
       conditioner_layers: int, convolutions in the mono pre-net.
       conditioner_kernel_size: int, odd kernel size of the pre-net convolutions.
+      conditioner_inputs: int, audio-rate input channels of the pre-net (1: the mono; 2: the
+        mono and the upmixer's spatial prior).
       guidance_channels: int, G, size of a guidance vector; 0 for a model without guidance.
       guidance_hop_samples: int, audio samples per guidance frame (1600 = 0.1 s at 16 kHz).
       step_embedding_channels: int, sinusoids of the step embedding (128).
@@ -381,7 +383,8 @@ class WaveNetDenoiser(keras.Model):
       inputs: dict with
         "noisy": `[batch, time, 1]` x_t, the noised differential;
         "step": `[batch]` float diffusion step in [0, T - 1] (fractional for fast sampling);
-        "mono": `[batch, time]` float32 mono at 16 kHz in [-1, 1];
+        "mono": `[batch, time]` float32 mono at 16 kHz in [-1, 1] (or `[batch, time,
+          conditioner_inputs]`: the mono and further audio-rate inputs);
         "guidance" (optional): `[batch, frames, G]` one vector per `guidance_hop_samples`
           (frames = ceil(time / hop); linearly upsampled) or `[batch, G]` for the whole clip;
           absent means a zero vector.
@@ -412,6 +415,7 @@ class WaveNetDenoiser(keras.Model):
         conditioner_channels: int = 32,
         conditioner_layers: int = 2,
         conditioner_kernel_size: int = 3,
+        conditioner_inputs: int = 1,
         guidance_channels: int = 0,
         guidance_hop_samples: int = SAMPLES_PER_FRAME,
         step_embedding_channels: int = 128,
@@ -432,6 +436,7 @@ class WaveNetDenoiser(keras.Model):
         self.conditioner_channels = conditioner_channels
         self.conditioner_layers = conditioner_layers
         self.conditioner_kernel_size = conditioner_kernel_size
+        self.conditioner_inputs = conditioner_inputs
         self.guidance_channels = guidance_channels
         self.guidance_hop_samples = guidance_hop_samples
         self.step_embedding_channels = step_embedding_channels
@@ -477,7 +482,7 @@ class WaveNetDenoiser(keras.Model):
         channels = self.residual_channels
         self.input_projection.build((None, None, 1))
         self.step_embedding.build((None,))
-        in_channels = 1
+        in_channels = self.conditioner_inputs
         for conv in self.conditioner_convs:
             conv.build((None, None, in_channels))
             in_channels = self.conditioner_channels
@@ -509,7 +514,8 @@ class WaveNetDenoiser(keras.Model):
         """Step-independent conditioning for every residual layer; compute once per clip.
 
         Args:
-          mono: `[batch, time]` mono at 16 kHz.
+          mono: `[batch, time]` mono at 16 kHz, or `[batch, time, conditioner_inputs]` (the mono
+            and further audio-rate inputs, e.g. the upmixer's spatial prior).
           guidance: None, `[batch, G]` or `[batch, frames, G]` (one vector per
             `guidance_hop_samples`).
 
@@ -520,7 +526,9 @@ class WaveNetDenoiser(keras.Model):
         """
         if not self.built:
             self.build()
-        features = ops.cast(ops.convert_to_tensor(mono), self.compute_dtype)[..., None]
+        features = ops.cast(ops.convert_to_tensor(mono), self.compute_dtype)
+        if len(features.shape) == 2:
+            features = features[..., None]
         for conv in self.conditioner_convs:
             features = ops.leaky_relu(conv(features), negative_slope=0.4)
         if guidance is not None:
@@ -566,6 +574,7 @@ class WaveNetDenoiser(keras.Model):
             "conditioner_channels": self.conditioner_channels,
             "conditioner_layers": self.conditioner_layers,
             "conditioner_kernel_size": self.conditioner_kernel_size,
+            "conditioner_inputs": self.conditioner_inputs,
             "guidance_channels": self.guidance_channels,
             "guidance_hop_samples": self.guidance_hop_samples,
             "step_embedding_channels": self.step_embedding_channels,

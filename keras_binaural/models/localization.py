@@ -40,8 +40,8 @@ from keras_binaural.models.localization_core import (
 from keras_binaural.models.localization_heads import FEATURE_SIZE, BaselineHead, OSAHead, SSMHead
 from keras_binaural.models.localization_objectives import EncodedBatch, LocalizationObjective
 from keras_binaural.models.pointing import POINTING_OBJECTIVES, make_mosaic, tile_of_cells
-from keras_binaural.models.visual_encoders import VISUAL_ENCODERS, make_visual_encoder
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
+from keras_binaural.models.visual_encoders import VISUAL_ENCODERS, make_visual_encoder
 
 LOCALIZERS = ("osa", "baseline")
 DISTANCE_FEATURES = ("auto", "sum", "scene", "object")
@@ -215,9 +215,8 @@ class LocalizationModel(LossTermsModel):
         self.term_weights = {"sce_loss": lambda_sce, "obj_loss": lambda_obj,
                              "baseline_loss": 1.0, "ssm_loss": lambda_ssm}
         pointing = {key: getattr(self, key) for key in POINTING_OBJECTIVES if getattr(self, key)}
-        for key in pointing:
-            self.term_weights.update(dict.fromkeys(POINTING_OBJECTIVES[key].loss_names,
-                                                   pointing[key]))
+        for key, weight in pointing.items():
+            self.term_weights.update(dict.fromkeys(POINTING_OBJECTIVES[key].loss_names, weight))
 
         # === Layers ===
         dtype = self.dtype_policy

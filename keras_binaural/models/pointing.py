@@ -54,6 +54,8 @@ The visual encoder's receptive field matters as much (`keras_binaural.models.vis
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -219,7 +221,7 @@ def band_ild(binaural, num_bands: int = 8, clip_db: float = 20.0, fft_size: int 
     frequencies = np.arange(fft_size // 2 + 1) * sample_rate_hz / fft_size
     edges = band_edges_hz(num_bands)
     bands = np.stack([(frequencies >= lo) & (frequencies < hi) for lo, hi in
-                      zip(edges[:-1], edges[1:])], axis=1).astype(np.float32)  # [bins, K]
+                      itertools.pairwise(edges)], axis=1).astype(np.float32)  # [bins, K]
     energy = tf.matmul(power, bands)  # [B, 2, K]
     floor = 1e-8
     ild_db = 10.0 * (tf.math.log(energy[:, 0] + floor) - tf.math.log(energy[:, 1] + floor)) / (

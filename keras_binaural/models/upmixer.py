@@ -67,12 +67,13 @@ import tensorflow as tf
 from keras import ops
 
 from keras_binaural import diffusion, generation
-from keras_binaural.conventions import GUIDANCES, SAMPLES_PER_FRAME
+from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
 from keras_binaural.models.localization import LocalizationModel
 from keras_binaural.models.localization_heads import FEATURE_SIZE
+from keras_binaural.models.spatial_prior import SpatialPrior, column_features, istft, prior_loss
 from keras_binaural.models.visual_encoders import make_visual_encoder
 
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
@@ -192,12 +193,20 @@ class Upmixer(LossTermsModel):
         clip_value: float = 5.0,
         lambda_loc: float = 1.0,
         localizer_config: dict | None = None,
+        spatial_prior: bool = False,
+        prior_columns: int = 16,
+        prior_embedding_size: int = 32,
+        prior_channels: int = 32,
+        lambda_prior: float = 1.0,
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if guidance not in GUIDANCES:
             raise ValueError(f"guidance must be one of {GUIDANCES}; got {guidance!r}.")
+        if spatial_prior and guidance == "none":
+            raise ValueError("spatial_prior needs a localizer: it assigns the mono's time-"
+                             "frequency bins to image columns (guidance 'object' or 'baseline').")
         if min_scale <= 0 or normalized_peak <= 0 or clip_value <= 0:
             raise ValueError(
                 "min_scale, normalized_peak and clip_value must be positive; got "
@@ -234,6 +243,11 @@ class Upmixer(LossTermsModel):
         self.clip_value = clip_value
         self.lambda_loc = lambda_loc
         self.localizer_config = localizer_config
+        self.spatial_prior = spatial_prior
+        self.prior_columns = prior_columns
+        self.prior_embedding_size = prior_embedding_size
+        self.prior_channels = prior_channels
+        self.lambda_prior = lambda_prior
         self.seed = seed
         self.training_schedule = diffusion.linear_schedule(num_train_steps, beta_start, beta_end)
         self.inference_schedule = diffusion.fast_schedule(self.inference_betas)
@@ -248,12 +262,16 @@ class Upmixer(LossTermsModel):
             conditioner_channels=conditioner_channels,
             conditioner_layers=conditioner_layers,
             step_hidden_channels=step_hidden_channels,
+            conditioner_inputs=2 if spatial_prior else 1,
             guidance_channels=guidance_channels if guided else 0,
             guidance_hop_samples=SAMPLES_PER_FRAME,
             name="denoiser",
             dtype=dtype,
         )
-        self.localizer = self.visual_encoder = self.guidance_network = None
+        self.localizer = self.visual_encoder = self.guidance_network = self.prior = None
+        if spatial_prior:
+            self.prior = SpatialPrior(prior_columns, prior_embedding_size, prior_channels,
+                                      name="spatial_prior", dtype=dtype)
         if guided:
             self.localizer = LocalizationModel(
                 localizer=_LOCALIZER_OF_GUIDANCE[guidance],
@@ -279,8 +297,15 @@ class Upmixer(LossTermsModel):
         self._denoise_functions = {}
         self.build(None)
 
+    @property
+    def guidance_width(self) -> int:
+        """Size of one frame's guidance as `frame_guidance` returns it: G, plus K x E for the
+        spatial prior's column embeddings."""
+        width = self.guidance_channels if self.guidance != "none" else 0
+        return width + (self.prior_columns * self.prior_embedding_size if self.prior else 0)
+
     def _term_names(self) -> list[str]:
-        names = ["diff_loss"]
+        names = ["diff_loss"] + (["prior_loss"] if self.prior is not None else [])
         if self.localizer is not None:
             names += list(self.localizer.term_trackers)
         return names
@@ -297,6 +322,8 @@ class Upmixer(LossTermsModel):
                     "scene_feature": (None, self.scene_columns * FEATURE_SIZE),
                 }
             )
+        if self.prior is not None:
+            self.prior.build(column_feature_size=2 * FEATURE_SIZE)
         self.built = True
 
     # --- Guidance ---
@@ -318,6 +345,8 @@ class Upmixer(LossTermsModel):
         """
         if self.guidance == "none":
             return None
+        if visual is None:
+            visual = self.localizer.encode_frames(frames, training=training)
         outputs = self.localizer.frame_outputs(frames, mono_patch, training, visual)
         scene = scene_layout(self.visual_encoder(frames, training=training), self.scene_columns)
         guidance = self.guidance_network(
@@ -327,7 +356,33 @@ class Upmixer(LossTermsModel):
                 "scene_feature": scene,
             }
         )
+        if self.prior is not None:  # and what each image column shows, for the spatial prior
+            columns = column_features(visual, outputs["attention"], self.prior_columns)
+            guidance = ops.concatenate(
+                [guidance, ops.cast(self.prior.embed_columns(columns), guidance.dtype)], axis=-1)
         return (guidance, outputs["map"]) if return_map else guidance
+
+    def conditioning_inputs(self, mono, guidance):
+        """What the denoiser is conditioned on, from the level-normalised mono and the guidance.
+
+        Args:
+          mono: `[batch, time]` m / s.
+          guidance: None, `[batch, W]` or `[batch, frames, W]` (`frame_guidance`, W =
+            `guidance_width`).
+
+        Returns:
+          (the denoiser's audio-rate input: m / s, or `[batch, time, 2]` (m / s, d_prior / s)
+           with the spatial prior; the denoiser's guidance `[..., G]` or None; the prior's
+           (D^, M) spectra or None).
+        """
+        if self.prior is None:
+            return mono, guidance, None
+        guidance = ops.convert_to_tensor(guidance)
+        columns = guidance[..., self.guidance_channels:]
+        estimate, spectrum = self.prior.estimate(mono, columns)
+        prior = istft(estimate, tf.shape(mono)[1])
+        return (tf.stack([tf.cast(mono, tf.float32), prior], axis=-1),
+                guidance[..., : self.guidance_channels], (estimate, spectrum))
 
     # --- Forward ---
 
@@ -341,11 +396,12 @@ class Upmixer(LossTermsModel):
         guidance = None
         if self.guidance != "none":
             guidance = self.frame_guidance(inputs["frame"], inputs["mono_patch"], training)
+        conditioner, guidance, _ = self.conditioning_inputs(mono / scale, guidance)
         return self.denoiser(
             {
                 "noisy": inputs["noisy"],
                 "step": inputs["step"],
-                "mono": mono / scale,
+                "mono": conditioner,
                 "guidance": guidance,
             }
         )
@@ -362,7 +418,8 @@ class Upmixer(LossTermsModel):
 
         Returns:
           dict: `diff_loss` (scalar), `noisy` x_t and `noise_estimate` ε̂ `[batch, time]`
-          (normalised units), `step` `[batch]` int32, `scale` `[batch, time]` s(t).
+          (normalised units), `step` `[batch]` int32, `scale` `[batch, time]` s(t); with the
+          spatial prior also `prior_loss` (scalar, `spatial_prior.prior_loss`).
         """
         for key in ("mono", "diff"):
             if key not in data:
@@ -380,16 +437,19 @@ class Upmixer(LossTermsModel):
         guidance = None
         if self.guidance != "none":
             guidance = self.frame_guidance(data["frame"], data["mono_patch"], training, visual)
+        conditioner, guidance, prior = self.conditioning_inputs(mono / scale, guidance)
         estimate = self.denoiser(
             {
                 "noisy": noisy[..., None],
                 "step": tf.cast(step, tf.float32),
-                "mono": mono / scale,
+                "mono": conditioner,
                 "guidance": guidance,
             }
         )
         estimate = tf.cast(estimate[..., 0], tf.float32)
+        terms = {} if prior is None else {"prior_loss": prior_loss(*prior, diff / scale)}
         return {
+            **terms,
             "diff_loss": tf.reduce_mean(tf.square(estimate - noise)),
             "noisy": noisy,
             "noise_estimate": estimate,
@@ -397,14 +457,20 @@ class Upmixer(LossTermsModel):
             "scale": scale,
         }
 
+    def generation_losses(self, terms: dict) -> tuple[dict, tf.Tensor]:
+        """({"diff_loss", "prior_loss"}, l_diff + lambda_prior l_prior) of `diffusion_terms`."""
+        results = {name: terms[name] for name in ("diff_loss", "prior_loss") if name in terms}
+        loss = terms["diff_loss"]
+        if "prior_loss" in terms:
+            loss = loss + self.lambda_prior * terms["prior_loss"]
+        return results, loss
+
     def compute_losses(self, data, training=False) -> dict:
         """The training loss of a batch and its terms (scalars).
 
-        loss = l_diff + lambda_loc * (the localizer's loss, if there is a localizer).
+        loss = l_diff (+ lambda_prior l_prior) + lambda_loc * (the localizer's loss, if any).
         """
-        terms = self.diffusion_terms(data, training)
-        results = {"diff_loss": terms["diff_loss"]}
-        loss = terms["diff_loss"]
+        results, loss = self.generation_losses(self.diffusion_terms(data, training))
         if self.localizer is not None:
             localization = self.localizer.compute_losses(data, training=training)
             for name in self.localizer.term_trackers:
@@ -414,6 +480,14 @@ class Upmixer(LossTermsModel):
         return results
 
     # --- Generation ---
+
+    def check_sampler(self, sampler: str) -> None:
+        """Raises ValueError unless this model can sample with `sampler` (`SAMPLERS`)."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
+        if sampler == "prior" and self.prior is None:
+            raise ValueError("sampler 'prior' is the spatial prior alone: this model has none "
+                             "(spatial_prior=False); use 'fast' or 'full'.")
 
     def sample_window(self, mono, guidance=None, seed=0, sampler: str = "fast",
                       jit_compile: bool = True):
@@ -426,12 +500,14 @@ class Upmixer(LossTermsModel):
           mono: `[batch, time]` float32 mono at 16 kHz.
           guidance: None (audio-only), `[batch, G]` or `[batch, frames, G]` (one per 0.1 s).
           seed: int32 scalar; the same seed gives the same d̂.
-          sampler: "fast" or "full".
+          sampler: "fast", "full" or, with the spatial prior, "prior" (d_prior itself, no
+            diffusion).
           jit_compile: XLA for each residual layer.
 
         Returns:
           `[batch, time]` float32 d̂.
         """
+        self.check_sampler(sampler)
         if jit_compile not in self._denoise_functions:
             self._denoise_functions[jit_compile] = compiled_denoise_fn(
                 self.denoiser, jit_compile=jit_compile
@@ -439,7 +515,10 @@ class Upmixer(LossTermsModel):
         denoise = self._denoise_functions[jit_compile]
         mono = tf.cast(mono, tf.float32)
         scale = self.level_scale(mono)
-        conditioning = self.denoiser.condition(mono / scale, guidance)
+        conditioner, guidance, _ = self.conditioning_inputs(mono / scale, guidance)
+        if sampler == "prior":
+            return conditioner[..., 1] * scale
+        conditioning = self.denoiser.condition(conditioner, guidance)
 
         def eps_fn(x, step):
             return denoise(x, step, conditioning)
@@ -513,5 +592,10 @@ class Upmixer(LossTermsModel):
             "clip_value": self.clip_value,
             "lambda_loc": self.lambda_loc,
             "localizer_config": dict(self.localizer_config),
+            "spatial_prior": self.spatial_prior,
+            "prior_columns": self.prior_columns,
+            "prior_embedding_size": self.prior_embedding_size,
+            "prior_channels": self.prior_channels,
+            "lambda_prior": self.lambda_prior,
             "seed": self.seed,
         }
