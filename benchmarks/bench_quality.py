@@ -66,6 +66,7 @@ flags.DEFINE_string("sampler", "fast", "fast or full.")
 flags.DEFINE_string("localizer_config", "{}", "JSON: LocalizationModel arguments of the guided "
                     "models (e.g. the visual encoder and the pointing objectives' lambdas).")
 flags.DEFINE_bool("mirror", False, "Mirror half of the training examples (frame and ears).")
+flags.DEFINE_bool("spatial_prior", False, "Guided models with the spatial prior (models/spatial_prior).")
 FLAGS = flags.FLAGS
 
 STEPS_PER_EPOCH = 50
@@ -79,7 +80,8 @@ def build_model(name: str) -> keras.Model:
         "seed": FLAGS.seed,
     }
     guided = {"scene_columns": FLAGS.scene_columns,
-              "localizer_config": json.loads(FLAGS.localizer_config)}
+              "localizer_config": json.loads(FLAGS.localizer_config),
+              "spatial_prior": FLAGS.spatial_prior}
     if name == "clup":
         return CLUP(lambda_cyc=FLAGS.lambda_cyc, name=name, **denoiser, **guided)
     if name == "audio_only":
@@ -87,6 +89,7 @@ def build_model(name: str) -> keras.Model:
     if name == "baseline":
         return Upmixer(guidance="baseline", name=name, **denoiser, **guided)
     if name == "oracle":
+        guided.pop("spatial_prior")  # its guidance is the true position alone
         return oracle.OracleUpmixer(name=name, **denoiser, **guided)
     raise ValueError(f"unknown model {name!r}")
 
@@ -209,6 +212,7 @@ def main(argv):
             "sampler",
             "localizer_config",
             "mirror",
+            "spatial_prior",
             "seed",
         )
     }
