@@ -14,6 +14,7 @@ from keras_binaural.audio import (
     to_mono_diff,
     write_wav,
 )
+from keras_binaural.audio.io import WavHeader, encode_wav, read_wav_header
 
 
 def _tones(rate_hz, seconds=1.0):
@@ -113,6 +114,62 @@ def test_write_wav_is_atomic_and_leaves_no_temporary_file(tmp_path):
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["out.wav"]
     np.testing.assert_allclose(load_audio(path), _tones(16000), atol=1e-4)
+
+
+def test_wav_headers_are_read_without_the_samples_and_truncation_is_named(tmp_path):
+    path = tmp_path / "two_seconds.wav"
+    write_wav(path, _tones(16000, seconds=2.0))
+    assert read_wav_header(path) == WavHeader(1, 2, 16000, 16, 2 * 16000 * 4)
+    assert read_wav_header(path).seconds == 2.0
+    soundfile.write(tmp_path / "float.wav", _tones(8000), 8000, subtype="FLOAT")
+    assert read_wav_header(tmp_path / "float.wav") == WavHeader(3, 2, 8000, 32, 8000 * 8)
+    data = path.read_bytes()
+    (tmp_path / "half.wav").write_bytes(data[: len(data) // 2])  # the header still says 2 s
+    with pytest.raises(AudioError) as error:
+        read_wav_header(tmp_path / "half.wav")
+    assert str(error.value) == (f"{tmp_path / 'half.wav'}: truncated WAV: its header says 2.00 s "
+                                "of audio, the file holds 1.00 s (63978 of 128000 bytes); copy "
+                                "or export it again")
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(AudioError, match="notes.wav: not a WAV file"):
+        read_wav_header(tmp_path / "notes.wav")
+
+
+def test_a_full_disk_while_writing_a_wav_is_an_output_error(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from keras_binaural import files
+
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, path):
+            self.path = path
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        return FullDisk(path) if "w" in mode else real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(files.OutputError, match=r"out.wav: cannot write \(No space left on "):
+        write_wav(tmp_path / "out.wav", _tones(16000))
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+    assert encode_wav(_tones(16000)) == _bytes_of(write_wav, tmp_path / "b.wav", _tones(16000))
+
+
+def _bytes_of(writer, path, audio):
+    writer(path, audio)
+    return path.read_bytes()
 
 
 def test_mono_diff_round_trip_is_exact():

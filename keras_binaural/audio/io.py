@@ -10,17 +10,20 @@ Channel order is always (left, right); mono m = (L + R) / 2, differential d = (L
 
 from __future__ import annotations
 
+import dataclasses
+import io as io_lib
 import math
 import os
 import re
+import struct
 
 import numpy as np
 import soundfile
 import tensorflow as tf
 from tensorflow_io.python.ops import core_ops
 
+from keras_binaural import files
 from keras_binaural.conventions import SAMPLE_RATE_HZ
-from keras_binaural.files import atomic_file
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -228,6 +231,34 @@ def _fit_channels(audio: np.ndarray, channels: int | None, path: str) -> np.ndar
     raise AudioError(f"{path}: {channels}-channel audio wanted, but the file has {have} channels")
 
 
+def encode_wav(
+    audio,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    subtype: str = "PCM_16",
+    path: str = "audio",
+) -> bytes:
+    """The bytes of a WAV file of `[time]` or `[time, channels]` audio in [-1, 1].
+
+    Encoded in memory, so that writing them is a plain file write whose errors (a full disk)
+    are `OSError`s with their errno (libsndfile reports them as "System error.").
+
+    Args:
+      subtype: a libsndfile WAV subtype: "PCM_16" (default), "PCM_24", "FLOAT"; PCM clips to
+        [-1, 1].
+      path: named in the errors.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim not in (1, 2) or audio.shape[0] == 0:
+        raise AudioError(f"{path}: audio to write must be [time] or [time, channels], got {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: audio to write holds NaN or Inf samples")
+    if subtype.startswith("PCM"):
+        audio = np.clip(audio, -1.0, 1.0)
+    buffer = io_lib.BytesIO()
+    soundfile.write(buffer, audio, sample_rate_hz, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
 def write_wav(
     path: str | os.PathLike,
     audio,
@@ -237,21 +268,75 @@ def write_wav(
     """Writes `[time]` or `[time, channels]` audio in [-1, 1] to a WAV file, atomically.
 
     The samples go to a temporary file in the same folder, which is renamed over `path` only
-    when complete, so a reader never sees a half-written file. PCM subtypes clip to [-1, 1].
+    when complete, so a reader never sees a half-written file (`keras_binaural.files`). Inside a
+    `files.transaction`, write `encode_wav(...)` to the transaction's temporary path instead.
 
     Args:
       subtype: a libsndfile WAV subtype: "PCM_16" (default), "PCM_24", "FLOAT".
     """
     path = os.fspath(path)
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim not in (1, 2) or audio.shape[0] == 0:
-        raise AudioError(f"{path}: audio to write must be [time] or [time, channels], got {audio.shape}")
-    if not np.all(np.isfinite(audio)):
-        raise AudioError(f"{path}: audio to write holds NaN or Inf samples")
-    if subtype.startswith("PCM"):
-        audio = np.clip(audio, -1.0, 1.0)
-    with atomic_file(path) as temporary:
-        soundfile.write(temporary, audio, sample_rate_hz, subtype=subtype, format="WAV")
+    files.write_bytes(path, encode_wav(audio, sample_rate_hz, subtype, path))
+
+
+@dataclasses.dataclass(frozen=True)
+class WavHeader:
+    """What a WAV file's header says: format tag (1 PCM, 3 float, 0xFFFE extensible),
+    channels, sample rate, bits per sample, and the size of its samples in bytes."""
+
+    format_tag: int
+    channels: int
+    rate_hz: int
+    bits: int
+    data_bytes: int
+
+    @property
+    def seconds(self) -> float:
+        frame_bytes = max(1, self.channels * self.bits // 8)
+        return self.data_bytes / frame_bytes / max(1, self.rate_hz)
+
+
+def read_wav_header(path: str | os.PathLike) -> WavHeader:
+    """Reads a WAV file's header (no samples) and checks that the file holds all it promises.
+
+    Fast (a few small reads), so a whole dataset is checked in seconds before training.
+
+    Raises:
+      AudioError: naming the file: missing, not a RIFF/WAVE file, no "fmt " or "data" chunk, or
+        truncated (fewer bytes of samples than the header says; the message gives both
+        durations).
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as stream:
+            riff = stream.read(12)
+            if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                raise AudioError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+            fmt, offset = None, 12
+            while offset + 8 <= size:
+                stream.seek(offset)
+                chunk_id, chunk_bytes = struct.unpack("<4sI", stream.read(8))
+                if chunk_id == b"fmt ":
+                    fmt = struct.unpack("<HHIIHH", stream.read(16).ljust(16, b"\0"))
+                elif chunk_id == b"data":
+                    break
+                offset += 8 + chunk_bytes + (chunk_bytes & 1)  # chunks are word-aligned
+            else:
+                raise AudioError(f"{path}: no 'data' chunk (a truncated or broken WAV file)")
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    if fmt is None:
+        raise AudioError(f"{path}: no 'fmt ' chunk before the samples (a broken WAV file)")
+    header = WavHeader(fmt[0], fmt[1], fmt[2], fmt[5], chunk_bytes)
+    present = size - (offset + 8)
+    # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
+    if chunk_bytes not in (0, 0xFFFFFFFF) and present < chunk_bytes:
+        have = dataclasses.replace(header, data_bytes=present)
+        raise AudioError(
+            f"{path}: truncated WAV: its header says {header.seconds:.2f} s of audio, the file "
+            f"holds {have.seconds:.2f} s ({present} of {chunk_bytes} bytes); copy or export it "
+            "again")
+    return header
 
 
 def to_mono_diff(binaural):
