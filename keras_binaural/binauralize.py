@@ -19,7 +19,11 @@ as `iter_frames` holds the first picture back to time 0. Pictures: 10 fps (`iter
 k shows (k - 1) / 10 s), or the sorted PNG/JPEG files of a frames folder (000001.png ..., taken
 as 10 fps), prepared as the model's training and evaluation prepared them (`runs.FrameGeometry`:
 resize, central crop). The frames decide the clip's duration (they are what the model looks
-at): the audio is cut, or padded with silence, to num_frames x 0.1 s.
+at): the audio is cut, or padded with silence, to num_frames x 0.1 s, when the two differ by at
+most 0.5 s (or 1 % of the clip); a larger difference means the sound is not the pictures' (a
+truncated recording, another clip) and is an error naming the flag and both durations. A WAV
+given as `audio` is checked against its header first (`read_wav_header`): a truncated file is an
+error, not silence.
 
 **Model** (`run_model`): one call of `model.generate` over the whole clip (it cuts clips longer
 than its window into overlapping windows and cross-fades them; fast sampler and seed 0 by
@@ -31,8 +35,11 @@ it).
 input video's pictures at their own size and frame rate (for a frames folder: its pictures at
 10 fps) re-encoded as H.264 with the binaural audio as the only audio track (AAC, 16 kHz stereo,
 `video.mux_audio`); with `overlay`, each picture shows the map of the 10-fps frame on screen as a
-heat map (`heatmap_overlay`). Both files are written under temporary names and renamed at the
-end, so an interrupted or failed run leaves no half-written output.
+heat map (`heatmap_overlay`). Both files are written in one `files.transaction`: under
+temporary names, renamed only when both are complete, so a failed run (a full disk) leaves no
+output, and the temporaries a killed run leaves are removed by the next `binauralize` of the same
+outputs. The output folders are checked before any work (`check_request`), and their free space
+for the WAV once the clip's duration is known.
 
 Memory: the frames are held as float32 at the model's frame size (128 x 128: 0.2 MB per frame,
 2 MB per second of video) for the one `generate` call.
@@ -52,8 +59,8 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from keras_binaural import generation, runs
-from keras_binaural.audio.io import resample, write_wav
+from keras_binaural import files, generation, runs
+from keras_binaural.audio.io import AudioError, encode_wav, read_wav_header, resample
 from keras_binaural.conventions import (
     FRAMES_PER_SECOND,
     SAMPLE_RATE_HZ,
@@ -61,11 +68,14 @@ from keras_binaural.conventions import (
     SAMPLES_PER_FRAME,
 )
 from keras_binaural.data import video as video_io
-from keras_binaural.files import atomic_file
 
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov")
 OUTPUT_AUDIO_BIT_RATE = 128000  # AAC, stereo 16 kHz
+# How far the sound's duration may be from the pictures' before it is an error (the larger of
+# the two): a video's streams often differ by a few hundred milliseconds; more is another clip.
+MAX_DURATION_MISMATCH_S = 0.5
+MAX_DURATION_MISMATCH_FRACTION = 0.01
 
 # The resampler's filter reaches 32 input samples to either side of an output sample.
 _RESAMPLE_REACH = 33
@@ -221,6 +231,11 @@ def load_mono(path: str | os.PathLike, flag: str = "--audio",
       start_at_zero: the stream's first sample is time 0 (an audio file); False keeps the
         stream's start time on the file's clock (silence before it; a video).
     """
+    if os.fspath(path).lower().endswith(".wav") and os.path.isfile(path):
+        try:
+            read_wav_header(path)  # a truncated file decodes without a word: check its header
+        except AudioError as error:
+            raise BinauralizeError(f"{flag}={error}") from None
     audio, rate, start_s = decode_audio(path, flag)
     mono = resample_long(audio.mean(axis=1), rate, SAMPLE_RATE_HZ)
     offset = 0 if start_at_zero else round(start_s * SAMPLE_RATE_HZ)
@@ -229,6 +244,23 @@ def load_mono(path: str | os.PathLike, flag: str = "--audio",
     elif offset < 0:
         mono = mono[-offset:]
     return mono.astype(np.float32)
+
+
+def check_duration(num_samples: int, num_frames: int, flag: str, path: str,
+                   pictures: str) -> None:
+    """Refuses sound whose duration is far from the pictures' (module docstring).
+
+    Raises:
+      BinauralizeError: naming `flag=path`, both durations and what would be right.
+    """
+    sound_s, frames_s = num_samples / SAMPLE_RATE_HZ, num_frames / FRAMES_PER_SECOND
+    if abs(sound_s - frames_s) > max(MAX_DURATION_MISMATCH_S,
+                                     MAX_DURATION_MISMATCH_FRACTION * frames_s):
+        raise BinauralizeError(
+            f"{flag}={path}: {sound_s:.2f} s of sound for {frames_s:.2f} s of pictures "
+            f"({num_frames} frames {pictures} at {FRAMES_PER_SECOND} fps); give the sound and "
+            "the pictures of the same clip (they may differ by at most "
+            f"{MAX_DURATION_MISMATCH_S} s)")
 
 
 def fit_duration(mono: np.ndarray, num_frames: int) -> np.ndarray:
@@ -261,6 +293,7 @@ def load_video(path: str | os.PathLike, geometry: runs.FrameGeometry,
         except video_io.VideoError as error:
             raise BinauralizeError(f"--video={error}") from None
     frames = np.stack(frames)
+    check_duration(len(mono), len(frames), "--video", path, "in the video")
     return ClipInputs(fit_duration(mono, len(frames)), frames, video_path=path,
                       source_samples=len(mono))
 
@@ -293,6 +326,8 @@ def load_frames_dir(frames_dir: str | os.PathLike, audio_path: str | os.PathLike
     cut or padded to the frames' duration)."""
     paths = list_frames(frames_dir)
     mono = load_mono(audio_path, "--audio")
+    check_duration(len(mono), len(paths), "--audio", os.fspath(audio_path),
+                   f"in --frames_dir={os.fspath(frames_dir)}")
     frames = []
     with _progress_bar(len(paths), "reading frames", progress) as bar:
         for path in paths:
@@ -361,20 +396,21 @@ def write_outputs(
     """Writes the binaural WAV and, if `output_video`, the video with the binaural track; with
     `result.maps` (and the `geometry` they were made with) the maps are drawn over the pictures.
 
-    Both files are written under temporary names and renamed at the end: on an error neither
-    appears (and files already there are left as they were). Samples beyond [-1, 1] are clipped
-    (16-bit PCM, AAC), with a warning.
+    Both files are written in one `files.transaction`: on an error neither appears (and files
+    already there are left as they were), and an `OSError` (a full disk) is a `files.OutputError`
+    naming the file. Samples beyond [-1, 1] are clipped (16-bit PCM, AAC), with a warning.
     """
     clipped = int(np.count_nonzero(np.abs(result.binaural) > 1.0))
     if clipped:
         logging.warning("the binaural audio exceeds [-1, 1] on %d samples (peak %.2f); they are "
                         "clipped in %s", clipped, float(np.abs(result.binaural).max()), output_wav)
-    with contextlib.ExitStack() as stack:
-        wav_temporary = stack.enter_context(atomic_file(output_wav))
-        write_wav(wav_temporary, result.binaural, SAMPLE_RATE_HZ)
+    wav_bytes = encode_wav(result.binaural, SAMPLE_RATE_HZ, path=os.fspath(output_wav))
+    with files.transaction() as outputs:
+        with open(outputs.file(output_wav), "wb") as stream:
+            stream.write(wav_bytes)
         if output_video is None:
             return
-        video_temporary = stack.enter_context(atomic_file(output_video))
+        video_temporary = outputs.file(output_video)
         draw: Callable[[np.ndarray, float], np.ndarray] | None = None
         if result.maps is not None:
             geometry = geometry or runs.FrameGeometry()
@@ -446,6 +482,11 @@ def check_request(
         list_frames(frames_dir)
         if not os.path.isfile(audio):
             raise BinauralizeError(f"--audio={audio}: no such file")
+        if audio.lower().endswith(".wav"):
+            try:
+                read_wav_header(audio)  # a truncated WAV decodes without a word
+            except AudioError as error:
+                raise BinauralizeError(f"--audio={error}") from None
     if sampler not in SAMPLERS:
         raise BinauralizeError(f"--sampler={sampler}: must be one of {', '.join(SAMPLERS)}")
     if not output_wav:
@@ -465,14 +506,7 @@ def check_request(
             continue
         if os.path.abspath(path) in inputs:
             raise BinauralizeError(f"{flag}={path}: is an input file; choose another name")
-        if os.path.isdir(path):
-            raise BinauralizeError(f"{flag}={path}: is a folder; give a file name")
-        parent = os.path.dirname(os.path.abspath(path))
-        existing = parent
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-            raise BinauralizeError(f"{flag}={path}: cannot create files in {existing}")
+        files.check_output(path, flag, error=BinauralizeError)
     if output_video and os.path.abspath(output_video) == os.path.abspath(output_wav):
         raise BinauralizeError("--output_video: must differ from --output_wav")
 
@@ -505,15 +539,26 @@ def binauralize(
 
     Raises:
       BinauralizeError: bad input, naming the flag or file; nothing is written.
+      files.OutputError: an output could not be written (a full disk); nothing is written.
     """
     check_request(video, frames_dir, audio, output_wav, output_video, overlay, sampler)
     if overlay and not is_guided(model):
         raise BinauralizeError(f"--overlay: the model ({type(model).__name__}, audio-only) has "
                                "no localizer, so there is no map to draw; drop --overlay")
+    for path in (output_wav, output_video):
+        if path:  # what a killed run of the same outputs left
+            files.remove_temporaries(os.path.dirname(os.path.abspath(path)), names=[path])
     if video:
         inputs = load_video(video, geometry, progress)
     else:
         inputs = load_frames_dir(frames_dir, audio, geometry, progress)
+    # Before the (slow) model: room for the WAV (16-bit stereo) and about the input's size again
+    # for the video.
+    files.check_output(output_wav, "--output_wav", error=BinauralizeError,
+                       needed_bytes=44 + 4 * len(inputs.mono))
+    if output_video and video:
+        files.check_output(output_video, "--output_video", error=BinauralizeError,
+                           needed_bytes=os.path.getsize(video))
     result = run_model(model, inputs, sampler, seed, with_maps=overlay, progress=progress)
     write_outputs(inputs, result, output_wav, output_video, geometry, progress)
     return result

@@ -1,5 +1,6 @@
 """tools/binauralize.py and keras_binaural.binauralize: a user's clip -> binaural WAV and video."""
 
+import errno
 import os
 import pathlib
 import subprocess
@@ -13,7 +14,7 @@ from PIL import Image
 from training_data import config_module
 
 from keras_binaural import binauralize as lib
-from keras_binaural import runs, training
+from keras_binaural import files, runs, training
 from keras_binaural.audio import resample
 from keras_binaural.data import video as video_io
 from keras_binaural.models.clup import CLUP
@@ -205,6 +206,63 @@ def test_a_failure_while_writing_leaves_no_output(model, user_video, tmp_path, m
     assert os.listdir(tmp_path) == []  # the WAV, written first, is gone too
 
 
+def _frames_dir(folder, count):
+    folder.mkdir()
+    for index in range(count):
+        Image.fromarray(_picture(index)).save(folder / f"{index + 1:06d}.png")
+    return str(folder)
+
+
+def test_truncated_or_short_sound_is_refused_not_padded(model, tmp_path):
+    frames_dir = _frames_dir(tmp_path / "frames", 20)  # 2 s of pictures
+    tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)
+    soundfile.write(tmp_path / "two_seconds.wav", tone, 16000, subtype="PCM_16")
+    data = (tmp_path / "two_seconds.wav").read_bytes()
+    (tmp_path / "half.wav").write_bytes(data[: len(data) // 2])  # its header still says 2 s
+    soundfile.write(tmp_path / "short.wav", tone[:1600], 16000, subtype="PCM_16")  # 0.1 s
+    out = {"frames_dir": frames_dir, "output_wav": str(tmp_path / "out.wav")}
+    with pytest.raises(lib.BinauralizeError) as error:
+        lib.check_request(audio=str(tmp_path / "half.wav"), **out)
+    assert str(error.value).startswith(f"--audio={tmp_path / 'half.wav'}: truncated WAV: its "
+                                       "header says 2.00 s of audio, the file holds 1.00 s")
+    with pytest.raises(lib.BinauralizeError) as error:
+        lib.binauralize(model, GEOMETRY, audio=str(tmp_path / "short.wav"), **out)
+    assert str(error.value) == (
+        f"--audio={tmp_path / 'short.wav'}: 0.10 s of sound for 2.00 s of pictures (20 frames in "
+        f"--frames_dir={frames_dir} at 10 fps); give the sound and the pictures of the same clip "
+        "(they may differ by at most 0.5 s)")
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_full_disk_while_writing_the_video_is_one_line_and_leaves_nothing(
+        model, user_video, tmp_path, monkeypatch):
+    def full_disk(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)  # as PyAV raises it
+
+    silence = lib.ClipResult(np.zeros((12 * 1600, 2), np.float32))
+    monkeypatch.setattr(lib, "run_model", lambda *args, **kwargs: silence)
+    monkeypatch.setattr(video_io, "write_video", full_disk)
+    out_video = tmp_path / "b.mp4"
+    with pytest.raises(files.OutputError) as error:
+        lib.binauralize(model, GEOMETRY, video=user_video, output_wav=str(tmp_path / "b.wav"),
+                        output_video=str(out_video))
+    assert str(error.value) == (f"{out_video}: cannot write (No space left on device); the disk "
+                                "is full: free space or choose another folder; nothing was "
+                                "written")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rerun_removes_what_a_killed_run_left(model, user_video, tmp_path, monkeypatch):
+    leftovers = [".b.wav.x1y2z3w4.tmp.wav", ".b.mp4.a1b2c3d4.tmp.mp4"]
+    for name in leftovers + [".other.wav.a1b2c3d4.tmp.wav"]:  # another output's: not ours
+        (tmp_path / name).write_bytes(b"half-written")
+    silence = lib.ClipResult(np.zeros((12 * 1600, 2), np.float32))
+    monkeypatch.setattr(lib, "run_model", lambda *args, **kwargs: silence)
+    lib.binauralize(model, GEOMETRY, video=user_video, output_wav=str(tmp_path / "b.wav"),
+                    output_video=str(tmp_path / "b.mp4"))
+    assert sorted(os.listdir(tmp_path)) == [".other.wav.a1b2c3d4.tmp.wav", "b.mp4", "b.wav"]
+
+
 def test_the_tool_prints_one_line_and_writes_nothing_on_bad_input(model_path, tmp_path):
     result = _run_tool(f"--model={model_path}", f"--video={tmp_path / 'nope.mp4'}",
                        f"--output_wav={tmp_path / 'b.wav'}")
@@ -212,6 +270,13 @@ def test_the_tool_prints_one_line_and_writes_nothing_on_bad_input(model_path, tm
     assert result.stderr.strip().splitlines()[-1] == (
         f"binauralize: error: --video={tmp_path / 'nope.mp4'}: no such file")
     assert os.listdir(tmp_path) == []
+    (tmp_path / "afile").write_text("")
+    result = _run_tool(f"--model={model_path}", f"--video={tmp_path / 'afile'}",
+                       f"--output_wav={tmp_path / 'afile' / 'b.wav'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"binauralize: error: --output_wav={tmp_path / 'afile' / 'b.wav'}: {tmp_path / 'afile'} "
+        f"is a file, so the folder {tmp_path / 'afile'} cannot be created; choose another path"]
 
 
 def test_resample_long_equals_one_resample_call():

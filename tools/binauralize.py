@@ -16,8 +16,11 @@ clips); progress bars on stderr.
 Writes --output_wav (binaural, 16 kHz, 16-bit, left/right) and optionally --output_video: the
 same video (its own size and frame rate; for --frames_dir the frames at 10 fps) with the binaural
 track as its audio (H.264 + AAC), with --overlay the localization map drawn over the pictures as a
-heat map. On bad input the tool prints one line naming the flag or file and the problem, exits
-with status 1 and writes nothing; outputs appear only when complete.
+heat map. On bad input (a missing, truncated or undecodable file, sound and pictures of
+different durations, an output folder that cannot be written or has too little space) the tool
+prints one line naming the flag or file and the problem, exits with status 1 and writes nothing;
+outputs appear only when both are complete (a full disk while writing: one line, nothing
+written), and what a killed run left is removed by the next run.
 The work is done by `keras_binaural.binauralize`.
 """
 
@@ -27,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import binauralize, cli, runs
+from keras_binaural import binauralize, cli, files, runs
 from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.generation import GenerationInputError
 
@@ -65,7 +68,7 @@ def main(argv):
                                 generates=True)
         result = binauralize.binauralize(model, geometry, **request, sampler=_SAMPLER.value,
                                          seed=_SEED.value, progress=_PROGRESS.value)
-    except binauralize.BinauralizeError as error:
+    except (binauralize.BinauralizeError, files.OutputError) as error:
         raise SystemExit(f"binauralize: error: {error}")
     except GenerationInputError as error:
         raise SystemExit(f"binauralize: error: the model refused the input: {error}")

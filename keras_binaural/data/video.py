@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ
-from keras_binaural.files import atomic_directory, atomic_file
+from keras_binaural.files import atomic_directory
 
 
 class VideoError(ValueError):
@@ -140,7 +140,7 @@ def write_video(
 ) -> int:
     """Writes a video: H.264 frames and an AAC mono or stereo track; returns the frame count.
 
-    Not atomic by itself (`mux_audio` and the synthetic dataset wrap it in `atomic_file`).
+    Not atomic by itself (its callers write it in a `files.transaction`).
 
     Args:
       frames: iterable of `[height, width, 3]` uint8 RGB, all of one size; an odd height or
@@ -217,7 +217,8 @@ def mux_audio(
     The pictures are decoded and re-encoded (H.264, as `write_video`), at the input's average
     frame rate and size (resampled to a constant rate as `iter_frames` does; an odd size loses
     its last row or column), so any codec PyAV reads works and an overlay can be drawn. The
-    input's own audio is dropped. Atomic: `out_path` appears only when complete.
+    input's own audio is dropped. Not atomic by itself (`keras_binaural.binauralize` writes it
+    in a `files.transaction` with the WAV).
 
     Args:
       audio: `[time, channels]` (1 or 2 channels, e.g. binaural (left, right)) float in [-1, 1].
@@ -235,5 +236,4 @@ def mux_audio(
             if progress is not None:
                 progress(1)
 
-    with atomic_file(out_path) as temporary:
-        return write_video(temporary, pictures(), audio, rate, sample_rate_hz, audio_bit_rate)
+    return write_video(out_path, pictures(), audio, rate, sample_rate_hz, audio_bit_rate)
