@@ -204,3 +204,62 @@ def test_tool_reports_bad_input_in_one_line(dirs):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert str(pred_dir / "b.wav") in lines[0] and "mono" in lines[0]
     assert os.listdir(out_dir) == []
+
+
+def _no_scoring(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("scored a clip before the outputs were checked")
+
+    monkeypatch.setattr(wav_folders.metrics, "evaluate_clip_numpy", fail)
+
+
+def test_output_paths_are_checked_before_any_scoring(dirs, monkeypatch):
+    pred_dir, gt_dir, out_dir = dirs
+    _no_scoring(monkeypatch)
+    (out_dir / "afile").write_text("")
+    with pytest.raises(EvaluationError) as error:
+        run_evaluation(pred_dir, gt_dir, out_dir / "afile" / "s.json")
+    assert str(error.value) == (f"--output_json={out_dir}/afile/s.json: {out_dir}/afile is a "
+                                f"file, so the folder {out_dir}/afile cannot be created; choose "
+                                "another path")
+    # An unwritable folder, simulated (the test may run as root, who may write anywhere).
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(out_dir))
+    elsewhere = out_dir.parent / "s.json"
+    with pytest.raises(EvaluationError, match=r"^--output_md=.*permission denied: cannot write"):
+        run_evaluation(pred_dir, gt_dir, elsewhere, out_dir / "s.md")
+    assert os.listdir(out_dir) == ["afile"] and not elsewhere.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere (simulated above)")
+def test_an_unwritable_output_folder_is_refused_before_scoring(dirs, monkeypatch):
+    pred_dir, gt_dir, out_dir = dirs
+    _no_scoring(monkeypatch)
+    out_dir.chmod(0o500)
+    try:
+        with pytest.raises(EvaluationError, match=r"^--output_json=.*permission denied"):
+            run_evaluation(pred_dir, gt_dir, out_dir / "s.json")
+    finally:
+        out_dir.chmod(0o700)
+
+
+def test_a_full_disk_leaves_neither_report(dirs, monkeypatch):
+    import builtins
+    import errno
+
+    pred_dir, gt_dir, out_dir = dirs
+    (out_dir / ".s.json.k3j4h5g6.tmp.json").write_text("{")  # a killed run's leftover
+    real_open = builtins.open
+
+    def full_disk_for_markdown(path, mode="r", *args, **kwargs):
+        if "w" in mode and os.fspath(path).endswith(".md"):  # the second report
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk_for_markdown)
+    with pytest.raises(EvaluationError) as error:
+        run_evaluation(pred_dir, gt_dir, out_dir / "s.json", out_dir / "s.md")
+    monkeypatch.undo()
+    assert str(error.value) == (f"{out_dir}/s.md: cannot write (No space left on device); the "
+                                "disk is full: free space or choose another folder; nothing was "
+                                "written")
+    assert os.listdir(out_dir) == []  # no JSON without its Markdown, no temporaries

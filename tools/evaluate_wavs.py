@@ -14,8 +14,10 @@ with fixed file names, name them instead; e.g. the FAIR-Play demo clips:
 
 Each clip is scored for the prediction and the mono-mono baseline (L = R = (L + R) / 2 of the ground
 truth). The JSON holds {"clips": {name: {"pred": {...}, "mono_mono": {...}}}, "mean": {...}} with the
-keys stft, env, wav, amp, pha, snr. All files are checked before any scoring; on bad input the tool
-prints one line naming the file and the problem, exits with status 1 and writes nothing.
+keys stft, env, wav, amp, pha, snr. The output paths (folder, permission, space) and all input
+files are checked before any scoring; on bad input the tool prints one line naming the file or
+flag and the problem, exits with status 1 and writes nothing. The two reports are written
+together or not at all (a full disk: one line, neither written).
 The work is done by `keras_binaural.evaluation.wav_folders.run_evaluation`.
 """
 

@@ -177,7 +177,9 @@ def run_evaluation(
 ) -> dict:
     """Pairs, loads, checks and scores the clips, then writes the JSON (and Markdown) reports.
 
-    Nothing is written unless every file passed its checks; each report is written atomically.
+    The output paths are checked first (`files.check_output`: folder, permission, space), the
+    input files before any scoring; the reports are written together or not at all (one
+    `files.transaction`: a full disk leaves neither), and what a killed run left is removed.
 
     Args:
       pred_dir, gt_dir, pred_name, gt_name: see `find_pairs` and the module docstring.
@@ -189,17 +191,28 @@ def run_evaluation(
       The results of `evaluate_pairs`.
 
     Raises:
-      EvaluationError: any problem with the inputs or the output paths.
+      EvaluationError: any problem with the inputs or the outputs (also while writing them),
+        naming the file or flag.
     """
-    for output in (output_json, output_md):
-        if output is not None and os.path.isdir(output):
-            raise EvaluationError(f"{os.fspath(output)}: output path is a directory")
-    results = evaluate_pairs(find_pairs(pred_dir, gt_dir, pred_name, gt_name), normalize)
-    json_text = json.dumps(results, indent=2, allow_nan=False) + "\n"
-    markdown_text = format_markdown(results, normalize) if output_md is not None else None
-    files.write_text(output_json, json_text)
-    if markdown_text is not None:
-        files.write_text(output_md, markdown_text)
+    outputs = {"--output_json": output_json, "--output_md": output_md}
+    outputs = {flag: os.fspath(path) for flag, path in outputs.items() if path is not None}
+    for flag, path in outputs.items():
+        files.check_output(path, flag, error=EvaluationError)
+    pairs = find_pairs(pred_dir, gt_dir, pred_name, gt_name)
+    for flag, path in outputs.items():  # the reports take about 1 kB a clip
+        files.check_output(path, flag, error=EvaluationError, needed_bytes=1024 * len(pairs))
+        files.remove_temporaries(os.path.dirname(os.path.abspath(path)), names=[path])
+    results = evaluate_pairs(pairs, normalize)
+    texts = {output_json: json.dumps(results, indent=2, allow_nan=False) + "\n"}
+    if output_md is not None:
+        texts[output_md] = format_markdown(results, normalize)
+    try:
+        with files.transaction() as transaction:
+            for path, text in texts.items():
+                with open(transaction.file(path), "w", encoding="utf-8") as stream:
+                    stream.write(text)
+    except files.OutputError as error:
+        raise EvaluationError(str(error)) from error
     return results
 
 
