@@ -75,10 +75,12 @@ def test_prepare_writes_frames_audio_and_splits_and_resumes(tmp_path):
 
     # A rerun skips finished clips and redoes one whose frames were never finished.
     before = os.path.getmtime(out / "frames" / "000001.mp4" / "000001.png")
-    (out / "frames" / "000002.mp4").rename(out / "frames" / ".000002.mp4.partial.tmp.mp4")
+    # (kill -9 left its temporary folder, which the rerun removes)
+    (out / "frames" / "000002.mp4").rename(out / "frames" / ".000002.mp4.k2j4h5g6.tmp.mp4")
     report = prepare.prepare_fairplay(str(download), str(out), (32, 24), progress=False)
     assert (report.extracted, report.skipped) == (1, 1)
     assert os.path.getmtime(out / "frames" / "000001.mp4" / "000001.png") == before
+    assert sorted(os.listdir(out / "frames")) == ["000001.mp4", "000002.mp4"]
 
 
 def _run_tool(*args):

@@ -210,9 +210,41 @@ def test_same_seed_same_bytes_and_reruns_skip_finished_clips(dataset):
 
     wav = (a / "binaural_audios" / "000003.wav").read_bytes()
     (a / "metadata" / "000003.json").unlink()  # as if interrupted before the clip finished
+    # ... by kill -9, which leaves the temporaries of the clip being written:
+    (a / "frames" / ".000003.mp4.k2j4h5g6.tmp").mkdir()
+    (a / "frames" / ".000003.mp4.k2j4h5g6.tmp" / "000001.png").write_bytes(b"\x89PNG")
+    (a / "videos" / ".000003.mp4.a1b2c3d4.tmp.mp4").write_bytes(b"half")
+    (a / "splits" / "split1" / ".train.h5.a1b2c3d4.tmp.h5").write_bytes(b"half")
     summary = synthetic.make_dataset(a, SETTINGS, NUM_CLIPS, seed=SEED)
     assert summary["made"] == 1 and (a / "binaural_audios" / "000003.wav").read_bytes() == wav
     assert not [n for n in files_under(a) if ".tmp" in n]  # no temporary files left behind
+    assert not [n for n in os.listdir(a / "frames") if n.startswith(".")]
+
+
+def test_a_full_disk_stops_with_one_line_and_no_partial_clip(tmp_path, monkeypatch):
+    import errno
+
+    from keras_binaural import files
+
+    settings = scenes.SceneSettings(clip_seconds=0.3, frame_size=(32, 32), max_sources=1,
+                                    distractors=0)
+    real_write_video = synthetic.write_video
+    made = []
+
+    def full_after_one_clip(path, *args, **kwargs):
+        if made:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        made.append(path)
+        return real_write_video(path, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "write_video", full_after_one_clip)
+    with pytest.raises(files.OutputError, match=r"/videos/\.?000002\.mp4.*: cannot write \(No "
+                       r"space left on device\); the disk is full"):
+        synthetic.make_dataset(tmp_path, settings, 3, seed=0)
+    # Clip 1 is whole (finished work is kept); nothing of clip 2 is.
+    assert synthetic.clip_finished(tmp_path, "000001")
+    assert [n for n in files_under(tmp_path)
+            if (n + "/").split("/")[1].lstrip(".").startswith("000002") or ".tmp" in n] == []
 
 
 def test_other_settings_in_the_same_folder_are_refused(dataset):

@@ -3,7 +3,9 @@ r"""Writes a synthetic binaural dataset in the FAIR-Play layout (SPEC section 2)
 Sound sources at azimuths, rendered to binaural with measured HRIRs and drawn into 10 fps frames
 at the matching image position; see keras_binaural/data/synthetic.py for what is in a clip and
 the metadata schema. Rerunning the same command completes an interrupted run (finished clips
-are skipped); the same --seed gives the same files.
+are skipped, and the temporary files of a killed run are removed); the same --seed gives the
+same files. The output folder is checked first (it can be created, is writable, has room for the
+clips' WAVs at least); a full disk while writing ends with one line and no partial clip.
 
 Usage:
   python tools/make_dataset.py --output_dir data/synthetic --num_clips 1000 --workers 2
@@ -21,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags
 
-from keras_binaural import cli
+from keras_binaural import cli, files
 from keras_binaural.data import scenes, synthetic
 from keras_binaural.data.hrtf import HrtfError
 from keras_binaural.data.sources import SourceError
@@ -86,8 +88,8 @@ def main(argv):
             num_splits=_NUM_SPLITS.value,
             progress=True,
         )
-    except (scenes.SceneError, HrtfError, SourceError) as error:
-        raise SystemExit(f"make_dataset: {error}")
+    except (scenes.SceneError, HrtfError, SourceError, files.OutputError) as error:
+        raise SystemExit(f"make_dataset: error: {error}")
     print(
         f"{_OUTPUT_DIR.value}: {summary['made']} clips made, {summary['skipped']} already there, "
         f"{len(summary['ids'])} in total"

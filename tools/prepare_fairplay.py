@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags
 
-from keras_binaural import cli
+from keras_binaural import cli, files
 from keras_binaural.data import fairplay, prepare
 
 flags.DEFINE_string("root", None, "The downloaded FAIR-Play folder (videos/, binaural_audios/, splits/).")
@@ -48,7 +48,7 @@ def main(argv):
             raise SystemExit(f"prepare_fairplay: error: --{flag}={value}: no such folder")
     try:
         report = prepare.prepare_fairplay(FLAGS.root, FLAGS.output_dir, size, FLAGS.five_splits_dir)
-    except fairplay.DatasetError as error:
+    except (fairplay.DatasetError, files.OutputError) as error:
         raise SystemExit(f"prepare_fairplay: error: {error}")
     print(f"{report.extracted} clips prepared, {report.skipped} already done, "
           f"{len(report.failures)} failed")

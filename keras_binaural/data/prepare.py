@@ -8,8 +8,10 @@ The original dataset ships `videos/*.mp4`, `binaural_audios/*.wav` and `splits/s
   - rewrites each h5 split with paths into OUT and writes it as a text list of ids beside it,
   - copies the 5-split protocol's text lists (`DIR/<name>/{train,val,test}.txt`, one id or file
     name a line) into `OUT/splits/<name>/`.
-Every file and frame folder is written atomically, and a rerun skips what is done: an
-interrupted run is resumed by running it again. A clip whose video or audio cannot be read is
+The output folder is checked before any work (`files.check_output`). Every file and frame
+folder is written atomically, and a rerun skips what is done and removes the temporaries a killed
+run left: an interrupted run is resumed by running it again. A full disk stops the run with a
+`files.OutputError` naming the file (the clips done so far are kept). A clip whose video or audio cannot be read is
 skipped with a logged error, and all failures are listed at the end.
 """
 
@@ -58,7 +60,10 @@ def prepare_fairplay(
     videos = sorted(glob.glob(os.path.join(root, "videos", "*.mp4")))
     if not videos:
         raise fairplay.DatasetError(f"{root}: no videos/*.mp4 (is this a FAIR-Play download?)")
+    files.check_output(output_dir, "--output_dir", folder=True, error=fairplay.DatasetError)
     copy_audio = os.path.abspath(output_dir) != os.path.abspath(root)
+    for folder in ("frames", "binaural_audios", *glob.glob(os.path.join(output_dir, "splits", "*"))):
+        files.remove_temporaries(os.path.join(output_dir, folder))  # a killed run's leftovers
     report = PrepareReport()
     for video_path in tqdm(videos, desc="frames", unit="clip", disable=not progress):
         clip_id = os.path.splitext(os.path.basename(video_path))[0]

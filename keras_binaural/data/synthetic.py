@@ -25,9 +25,11 @@ In short:
   x = cx - azimuth / 360 * width. +azimuth is left (SOFA), so a source left of the image centre
   is louder and earlier in the left ear.
 
-Files per clip `<id>` (six digits, from 000001), each written atomically (temporary name, then
-rename; the frames folder as a whole), metadata last, so a clip whose `metadata/<id>.json`
-exists is complete and a rerun skips it:
+Files per clip `<id>` (six digits, from 000001), written together (`files.transaction`:
+temporary names, renamed when all are complete, the frames folder as a whole), metadata last, so
+a clip whose `metadata/<id>.json` exists is complete and a rerun skips it; a rerun also removes
+the temporaries a killed run left, and the output folder is checked (permission, and room for
+the clips' WAVs at least) before any clip is made:
   binaural_audios/<id>.wav   16 kHz, 16-bit PCM, channels (left, right)
   frames/<id>.mp4/000001.png ...  the frames, lossless, exactly as drawn
   videos/<id>.mp4            the frames (H.264, 10 fps) with the **mono** mix (L + R) / 2 as its
@@ -71,7 +73,7 @@ import numpy as np
 from PIL import Image
 
 from keras_binaural import files
-from keras_binaural.audio.io import write_wav
+from keras_binaural.audio.io import encode_wav
 from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLE_RATE_HZ
 from keras_binaural.data.hrtf import HrirSet, load_hrirs
 from keras_binaural.data.rendering import render_audio, render_frames
@@ -258,19 +260,21 @@ def clip_finished(output_dir: str | os.PathLike, identifier: str) -> bool:
 def write_clip(
     output_dir: str | os.PathLike, clip: RenderedClip, sample_rate_hz: int = SAMPLE_RATE_HZ
 ) -> None:
-    """Writes one clip's files, each atomically, the metadata last (see the module docstring)."""
+    """Writes one clip's files in one `files.transaction`, the metadata renamed last (see the
+    module docstring)."""
     paths = clip_paths(output_dir, clip.clip_id)
-    write_wav(paths["binaural"], clip.binaural, sample_rate_hz)
-    with (
-        files.atomic_directory(paths["frames"]) as frames_dir,
-        files.atomic_file(paths["video"]) as video,
-    ):
+    with files.transaction() as outputs:
+        with open(outputs.file(paths["binaural"]), "wb") as stream:
+            stream.write(encode_wav(clip.binaural, sample_rate_hz, path=paths["binaural"]))
+        frames_dir = outputs.directory(paths["frames"])
         for index, frame in enumerate(clip.frames):
             Image.fromarray(frame).save(
                 os.path.join(frames_dir, f"{index + 1:06d}.png"), format="PNG"
             )
-        write_video(video, clip.frames, clip.mono, FRAMES_PER_SECOND, sample_rate_hz)
-    files.write_json(paths["metadata"], clip.metadata)
+        write_video(outputs.file(paths["video"]), clip.frames, clip.mono, FRAMES_PER_SECOND,
+                    sample_rate_hz)
+        with open(outputs.file(paths["metadata"]), "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(clip.metadata, indent=1) + "\n")  # as files.write_json
 
 
 def generate_clip(
@@ -385,6 +389,15 @@ def _check_or_write_description(output_dir: str, description: dict) -> None:
     files.write_json(path, description)
 
 
+def remove_temporaries(output_dir: str, num_splits: int = 1) -> int:
+    """Removes the temporary files and folders a killed run left in the dataset's folders
+    (`files.remove_temporaries`); returns the count."""
+    folders = [output_dir, *(os.path.dirname(path) for path in clip_paths(output_dir, "x").values()),
+               os.path.join(output_dir, "splits"),
+               *(os.path.join(output_dir, "splits", f"split{k}") for k in range(1, num_splits + 1))]
+    return sum(files.remove_temporaries(folder) for folder in folders)
+
+
 def _worker(task: tuple[str, int, SceneSettings, int]) -> tuple[int, bool]:
     output_dir, index, settings, seed = task
     return index, generate_clip(output_dir, index, settings, seed)
@@ -424,13 +437,17 @@ def make_dataset(
         raise SceneError(
             f"max_sources={settings.max_sources} but only {len(classes)} classes exist"
         )
-    os.makedirs(output_dir, exist_ok=True)
-    _check_or_write_description(output_dir, dataset_description(settings, seed))
-
     ids = [clip_id(index) for index in range(1, num_clips + 1)]
     todo = [
         index for index in range(1, num_clips + 1) if not clip_finished(output_dir, clip_id(index))
     ]
+    # The WAVs are knowable (16-bit stereo); frames and videos come on top.
+    wav_bytes = 44 + 4 * settings.num_samples
+    files.check_output(output_dir, "--output_dir", folder=True, error=SceneError,
+                       needed_bytes=len(todo) * wav_bytes)
+    os.makedirs(output_dir, exist_ok=True)
+    _check_or_write_description(output_dir, dataset_description(settings, seed))
+    remove_temporaries(output_dir, num_splits)
     skipped = num_clips - len(todo)
     bar = None
     if progress:
