@@ -51,8 +51,9 @@ def explain_flag_error(error: Exception, argv: Sequence[str]) -> str:
         guess = re.search(r'Did you mean "([^"]+)"', text)
         bad = re.search(r"'([^'\\]+)\\?'", text)
         key = bad.group(1) if bad else "?"
+        # The whole flag, e.g. --config.optimizer.learning_rate for the missing key "optimizer".
         flag = next((arg.split("=")[0] for arg in argv
-                     if arg.startswith("--config.") and re.search(rf"\.{re.escape(key)}(=|$)",
+                     if arg.startswith("--config.") and re.search(rf"\.{re.escape(key)}(\.|=|$)",
                                                                    arg.split("=")[0])), None)
         hint = f"; did you mean {guess.group(1)!r}?" if guess else ""
         return f"{flag or '--config.…'}: the config has no key {key!r}{hint}"

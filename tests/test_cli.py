@@ -17,3 +17,12 @@ def test_frame_sizes_parse_and_bad_ones_name_the_flag():
 def test_one_line_joins_lines_and_cuts_long_text():
     assert cli.one_line("first\n\n  second  \n") == "first; second"
     assert cli.one_line("x" * 50, limit=10) == "xxxxxxx..."
+
+
+def test_a_missing_config_section_names_the_whole_flag():
+    argv = ["train", "--config=configs/clup.py:tiny", "--config.optimizer.learning_rate", "0.5"]
+    message = cli.explain_flag_error(KeyError("'optimizer'"), argv)
+    assert message == "--config.optimizer.learning_rate: the config has no key 'optimizer'"
+    argv = ["train", "--config.train.epoch=3"]
+    message = cli.explain_flag_error(AttributeError("'epoch'. Did you mean \"epochs\"?"), argv)
+    assert message == "--config.train.epoch: the config has no key 'epoch'; did you mean 'epochs'?"
