@@ -19,8 +19,9 @@ config key or file, what is wrong and what would be right.
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -133,7 +134,8 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
 
     Raises:
       TrainingError: a root that is not a FAIR-Play-layout folder, a missing split file,
-        incomplete clips, or fewer than `least` clips.
+        incomplete clips, fewer than `least` clips, or a truncated or corrupt WAV or PNG
+        (`fairplay.check_files`: headers and signatures, in seconds).
     """
     root = config.data.root
     if not os.path.isdir(root):
@@ -151,6 +153,10 @@ def split_clips(config: ml_collections.ConfigDict, subset: str,
             f"--config.data.root={root!r}: {config.data.split}/{subset} has {len(clips)} clip(s), "
             f"at least {least} are needed (negatives come from other clips); use a larger "
             f"dataset{hint}")
+    try:
+        fairplay.check_files(clips)
+    except fairplay.DatasetError as error:
+        raise TrainingError(f"{config.data.split}/{subset}: {error}") from None
     return clips
 
 
@@ -310,6 +316,7 @@ def train(
     """
     check_config(config)
     workdir = os.fspath(workdir)
+    files.check_output(workdir, "--workdir", folder=True, error=TrainingError)
     saved = workdir_lib.check_workdir(workdir, config, TrainingError)
     train_clips = split_clips(config, config.data.train_subset, least=2)
     val_clips = split_clips(config, config.data.val_subset, least=2) if (
@@ -333,15 +340,36 @@ def train(
         with strategy.scope():
             model = build_model(config)
             model.compile(optimizer=make_optimizer(config), jit_compile=config.train.jit_compile)
-    os.makedirs(run_dir, exist_ok=True)
-    if is_chief and saved != workdir_lib.config_to_dict(config):
-        files.write_json(os.path.join(workdir, CONFIG_FILE), workdir_lib.config_to_dict(config))
-    if finished:
-        logging.info("%s: all %d epochs done and %s written; nothing to do", workdir, done,
-                     MODEL_FILE)
-        return {"workdir": workdir, "model_path": model_path, "initial_epoch": done,
-                "epochs": done, "history": state["history"], "seconds": 0.0}
+        existing = len(state["checkpoints"]) if state else 0
+        files.check_output(run_dir, "--workdir", folder=True, error=TrainingError,
+                           needed_bytes=workdir_lib.needed_bytes(
+                               model, config.train.epochs - done, config.train.keep_checkpoints,
+                               existing))
+    created = not os.path.exists(run_dir)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        workdir_lib.remove_temporaries(run_dir)
+        if is_chief and saved != workdir_lib.config_to_dict(config):
+            files.write_json(os.path.join(workdir, CONFIG_FILE), workdir_lib.config_to_dict(config))
+        if finished:
+            logging.info("%s: all %d epochs done and %s written; nothing to do", workdir, done,
+                         MODEL_FILE)
+            return {"workdir": workdir, "model_path": model_path, "initial_epoch": done,
+                    "epochs": done, "history": state["history"], "seconds": 0.0}
+        return _fit(model, config, run_dir, model_path, train_clips, val_clips, done, is_chief,
+                    replicas, verbose)
+    except BaseException as error:
+        if saved is None:  # this call started the run: leave no config.json or logs/ behind
+            workdir_lib.discard_unstarted(run_dir, remove_folder=created)
+        if isinstance(error, tf.errors.OpError):
+            raise TrainingError(_stopped(error)) from None
+        raise
 
+
+def _fit(model, config, run_dir, model_path, train_clips, val_clips, done, is_chief, replicas,
+         verbose) -> dict:
+    workdir = os.path.dirname(model_path)
+    checkpoint_dir = os.path.join(run_dir, workdir_lib.CHECKPOINT_DIR)
     backup = workdir_lib.EpochCheckpoints(
         checkpoint_dir, keep=config.train.keep_checkpoints,
         history_path=os.path.join(run_dir, workdir_lib.HISTORY_FILE), error=TrainingError)
@@ -350,6 +378,8 @@ def train(
                                     write_graph=False, update_freq="epoch"),
         backup,
     ]
+    if int(verbose) == 2 and is_chief:  # Keras prints one line per epoch: add lines within it
+        callbacks.append(StepProgress(config.train.steps_per_epoch, config.train.epochs))
     # The stream of a resumed run is reseeded with its first epoch (see the module docstring).
     train_data = training_batches(config, train_clips, seed=config.seed + 1000 * done)
     val_data = validation_batches(config, val_clips) if val_clips else None
@@ -364,3 +394,63 @@ def train(
         files.save_keras(model, model_path)
     return {"workdir": workdir, "model_path": model_path, "initial_epoch": backup.restored_epoch,
             "epochs": len(backup.history), "history": backup.history, "seconds": seconds}
+
+
+def _stopped(error: tf.errors.OpError) -> str:
+    """One line for an error TensorFlow raised while training (e.g. a file the in-graph checks
+    of the reader refused): the assertion's own words, without the graph's node names."""
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()
+             and not line.strip().startswith(("[[", "Detected at node", "<stack", "Graph execution"))]
+    assertion = next((line for line in lines if "assertion failed:" in line), None)
+    if assertion is not None:
+        text = assertion.split("assertion failed:", 1)[1]
+        text = re.sub(r"\]\s*\[", " ", text).strip(" []")
+    else:
+        text = lines[-1] if lines else type(error).__name__
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text)
+    return (f"training stopped: {cli.one_line(text, 300)}; fix it and rerun the same command "
+            "(training resumes after the last finished epoch)")
+
+
+class StepProgress(keras.callbacks.Callback):
+    """A line within each epoch every `every_seconds`: the step, the time per step, the epoch's
+    ETA and the loss, so that a slow epoch can be told from a hung one (`verbose=2` prints only
+    at the end of an epoch). The first step of a run includes building the graph; the rate is
+    taken over the steps after it.
+
+    Args:
+      steps_per_epoch, epochs: for "step 5/25" and "epoch 2/8".
+      every_seconds: the least time between two lines (the first step always gets one).
+      write: where the lines go (default: stdout, flushed).
+    """
+
+    def __init__(self, steps_per_epoch: int, epochs: int, every_seconds: float = 20.0,
+                 write: Callable[[str], None] | None = None):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
+        self.every_seconds = every_seconds
+        self.write = write or (lambda line: print(line, flush=True))
+        self._epoch = 0
+        self._first_step_end = self._last_line = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = self._last_line = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, done = time.monotonic(), batch + 1
+        if done == 1:
+            self._first_step_end = now
+        if done >= self.steps_per_epoch or (done > 1 and now - self._last_line < self.every_seconds):
+            return
+        self._last_line = now
+        if done == 1:
+            rate = now - self._epoch_start
+        else:
+            rate = (now - self._first_step_end) / (done - 1)
+        loss = (logs or {}).get("loss")
+        loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
+        self.write(f"epoch {self._epoch + 1}/{self.epochs}: step {done}/{self.steps_per_epoch}, "
+                   f"{rate:.2f} s/step, ETA {rate * (self.steps_per_epoch - done):.0f} s"
+                   f"{loss_text}")

@@ -33,10 +33,13 @@ argument, `keras_binaural.training.TrainingError` for `training.train`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 import os
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,6 +115,39 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict,
             f"--workdir={workdir!r}: holds a run of another config (differs in {shown}{more}); "
             "use a new --workdir, or the same --config and overrides as that run")
     return saved
+
+
+def remove_temporaries(run_dir: str) -> int:
+    """Removes what an interrupted run left half-written in `run_dir` and its checkpoints folder
+    (`files.remove_temporaries`); returns the count."""
+    return sum(files.remove_temporaries(folder)
+               for folder in (run_dir, os.path.join(run_dir, CHECKPOINT_DIR)))
+
+
+def needed_bytes(model: keras.Model, epochs_left: int, keep: int, existing: int) -> int:
+    """About how many bytes a run writes beyond what its workdir holds: each checkpoint is the
+    model's variables and the optimizer's two Adam moments (3 x 4 bytes a parameter); at most
+    `keep` are kept, the next is written before the oldest is deleted, and model.keras (as large)
+    comes at the end."""
+    parameters = sum(int(math.prod(variable.shape)) for variable in model.weights)
+    checkpoint = 12 * parameters
+    return (min(epochs_left, max(keep - existing, 0)) + 1) * checkpoint
+
+
+def discard_unstarted(workdir: str, remove_folder: bool) -> None:
+    """Removes what a run wrote before its first epoch finished (config.json, logs/, an empty
+    checkpoints/), so that a run that failed at the start leaves nothing behind; with
+    `remove_folder`, the workdir too if it is then empty."""
+    if read_state(os.path.join(workdir, CHECKPOINT_DIR)) is not None:
+        return  # an epoch finished: that is work to resume, not debris
+    for name in (CONFIG_FILE, HISTORY_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(workdir, name))
+    shutil.rmtree(os.path.join(workdir, LOG_DIR), ignore_errors=True)
+    remove_temporaries(workdir)
+    for folder in (os.path.join(workdir, CHECKPOINT_DIR), *([workdir] if remove_folder else [])):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
 
 
 # === Checkpoints and resume ===

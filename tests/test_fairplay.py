@@ -204,6 +204,28 @@ def test_corrupt_files_stop_the_pipeline_naming_the_file(root, broken):
             pass
 
 
+def test_check_files_names_a_truncated_or_corrupt_file_before_any_decoding(root):
+    clips = fairplay.list_clips(str(root), "train")
+    fairplay.check_files(clips)  # a sound dataset passes
+    wav = root / "binaural_audios" / "000002.wav"
+    wav.write_bytes(wav.read_bytes()[:-16000 * 8])  # 1 s of the 2 s its header promises
+    png = root / "frames" / "000003.mp4" / "000007.png"
+    png.write_bytes(png.read_bytes()[:-12])  # without its IEND chunk
+    with pytest.raises(fairplay.DatasetError) as error:
+        fairplay.check_files(clips)
+    assert str(error.value) == (f"{wav}: truncated WAV: its header says 2.00 s of audio, the file "
+                                "holds 1.00 s (128000 of 256000 bytes); copy or export it again "
+                                "(and 1 more bad clip(s))")  # 32-bit float, stereo: 8 bytes a sample
+    assert fairplay.file_problem(clips[2]) == (f"{png}: truncated PNG (no IEND chunk at its end); "
+                                               "extract the frame again")
+    png.write_bytes(b"GIF89a" + b"\0" * 20)
+    assert "000007.png: not a PNG file" in fairplay.file_problem(clips[2])
+    write_wav(wav, np.zeros((1600, 2), np.float32), subtype="PCM_24")
+    assert fairplay.file_problem(clips[1]).endswith(
+        "a WAV of format 1 with 24-bit samples; the reader takes 16-bit PCM or 32-bit float "
+        "(convert it, e.g. with keras_binaural.audio.write_wav)")
+
+
 def test_reader_on_a_synthetic_dataset_agrees_with_its_metadata(tmp_path):
     """make_dataset -> reader: the frame shows the sounding object where the metadata puts it,
     and the louder ear is on that side."""

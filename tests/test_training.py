@@ -170,3 +170,83 @@ def test_tool_reports_a_bad_flag_in_one_line(root, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [expected], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def _copy_with_a_truncated_wav(root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    victim = copy / "binaural_audios" / f"{training_ids(copy)[3]}.wav"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    return copy, victim
+
+
+def training_ids(root):
+    return (root / "splits" / "split1" / "train.txt").read_text().split()
+
+
+def test_a_truncated_wav_is_named_in_one_line_before_training_and_nothing_is_written(
+        root, tmp_path):
+    copy, victim = _copy_with_a_truncated_wav(root, tmp_path)
+    workdir = tmp_path / "run"
+    start = time.monotonic()
+    result = subprocess.run(_command(workdir, copy), check=False, env=ENV, capture_output=True,
+                            text=True)
+    seconds = time.monotonic() - start
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"train: error: split1/train: {victim}: truncated WAV: its header says 1.00 s "
+                     "of audio, the file holds 0.50 s (31978 of 64000 bytes); copy or export it "
+                     "again"], result.stderr
+    assert seconds < 60  # TensorFlow's import, then a header pass (was: 134 s of graph building)
+    assert not workdir.exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(root, tmp_path, monkeypatch):
+    config = tiny_config(root)
+    workdir = tmp_path / "run"
+
+    def fail(*args, **kwargs):
+        assert (workdir / "config.json").is_file()  # written before fit, as before
+        (workdir / "logs").mkdir()
+        raise tf.errors.InvalidArgumentError(
+            None, None, "Graph execution error:\n\nDetected at node Assert defined at (most "
+            "recent call last):\n<stack traces unavailable>\nassertion failed: [corrupt or "
+            "truncated PNG:] [/data/frames/000007.mp4/000003.png]\n\t [[{{node Assert}}]] "
+            "[Op:__inference_train_function_123]")
+
+    monkeypatch.setattr(training, "_fit", fail)
+    with pytest.raises(training.TrainingError) as error:
+        training.train(config, str(workdir))
+    assert str(error.value) == (
+        "training stopped: corrupt or truncated PNG: /data/frames/000007.mp4/000003.png; fix it "
+        "and rerun the same command (training resumes after the last finished epoch)")
+    assert not workdir.exists()
+
+
+def test_too_little_space_for_the_checkpoints_is_refused_before_training(root, tmp_path,
+                                                                          monkeypatch):
+    import shutil
+
+    config = tiny_config(root)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=10**8))
+    with pytest.raises(training.TrainingError,
+                       match=r"^--workdir=.*run: not enough space: this needs about [0-9.]+ MB, "):
+        training.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_step_progress_prints_rate_and_eta_within_an_epoch(monkeypatch):
+    clock = iter([0.0, 30.0, 31.0, 52.0, 53.0, 54.0])  # epoch start, then after steps 1..5
+    monkeypatch.setattr(training.time, "monotonic", lambda: next(clock))
+    lines = []
+    progress = training.StepProgress(steps_per_epoch=6, epochs=8, every_seconds=20.0,
+                                     write=lines.append)
+    progress.on_epoch_begin(2)
+    for step in range(5):
+        progress.on_train_batch_end(step, {"loss": 0.5 + step})
+    assert lines == ["epoch 3/8: step 1/6, 30.00 s/step, ETA 150 s, loss 0.5000",
+                     "epoch 3/8: step 3/6, 11.00 s/step, ETA 33 s, loss 2.5000"]

@@ -15,7 +15,8 @@ be overridden (`--config.train.epochs 20`); a key that does not exist is an erro
 Writes to --workdir: config.json, checkpoints/epoch_NNNN.weights.h5 (one per epoch, the newest
 `train.keep_checkpoints` kept) and checkpoints/state.json, history.csv (one row per epoch: loss,
 val_loss and the model's metrics), logs/ (TensorBoard), and model.keras when training ends (written
-atomically). A progress bar shows each epoch; validation on the val split runs after each.
+atomically). A progress bar shows each epoch (--verbose=2: one line per epoch, and a line with
+the step, time per step and ETA every 20 s within it); validation on the val split runs after each.
 
 Resume: kill the process at any moment and rerun the same command; it restores the last finished
 epoch and trains the rest (no epoch lost or repeated). A rerun after the last epoch does nothing.
@@ -26,9 +27,11 @@ and --config.eval.*; any other difference from the run in --workdir is refused.
 --cpu_devices logical CPU devices without GPUs), multi_worker (MultiWorkerMirroredStrategy, cluster
 from TF_CONFIG; only the chief writes --workdir). --config.train.batch_size is the global batch.
 
-Everything is checked before training starts (config values, the dataset's train/val splits,
---workdir); a problem prints one line naming the flag or file and what would be right, and exits
-with status 1. The work is done by `keras_binaural.training.train`.
+Everything is checked before training starts (config values, the dataset's train/val splits down
+to every WAV header and PNG signature, --workdir: writable, room for the checkpoints); a problem
+prints one line naming the flag or file and what would be right, and exits with status 1. A run
+that fails before its first epoch finishes leaves nothing in --workdir; a killed run's temporary
+files are removed by the rerun. The work is done by `keras_binaural.training.train`.
 """
 
 import os
@@ -41,7 +44,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from keras_binaural import cli, distribute, training
+from keras_binaural import cli, distribute, files, training
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and variant, e.g. configs/clup.py:demo,no_cyc.",
@@ -73,7 +76,7 @@ def main(argv):
         distribute.split_cpu(_CPU_DEVICES.value, training.TrainingError)
         summary = training.train(_CONFIG.value, _WORKDIR.value, _STRATEGY.value,
                                  verbose=int(_VERBOSE.value))
-    except training.TrainingError as error:
+    except (training.TrainingError, files.OutputError) as error:
         raise SystemExit(f"train: error: {error}")
     logging.info("%d epochs in %s (%.0f s of training now)", summary["epochs"], summary["workdir"],
                  summary["seconds"])

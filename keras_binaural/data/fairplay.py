@@ -13,8 +13,9 @@ clips with all their frames. Decoding happens inside the tf.data graph.
 
 Bad data: a clip listed in a split whose WAV or frames are missing stops `list_clips` with an
 error naming every such clip (or, with `skip_missing=True`, each is logged and skipped, and the count
-is logged at the end). A corrupt or truncated WAV or PNG stops the pipeline with an error that
-names the file: the files are checked in the graph before they are decoded.
+is logged at the end). `check_files` reads every WAV header and PNG signature of a split in seconds
+and names the first truncated or corrupt file: training and evaluation call it before any work.
+The pipeline checks the files again in the graph before decoding them (an error naming the file).
 """
 
 from __future__ import annotations
@@ -116,6 +117,53 @@ def list_clips(
     if not clips:
         raise DatasetError(f"{root}: no usable clips in {split}/{subset}")
     return clips
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def file_problem(clip: Clip) -> str | None:
+    """What is wrong with a clip's files, or None: its WAV's header (RIFF/WAVE, 2 channels,
+    16-bit PCM or 32-bit float, as many bytes of samples as the header says) and every frame's
+    PNG signature and final IEND chunk. Reads a few bytes per file, no samples or pixels."""
+    try:
+        header = io.read_wav_header(clip.audio_path)
+    except io.AudioError as error:
+        return str(error)
+    if (header.format_tag, header.bits) not in ((1, 16), (3, 32)):
+        return (f"{clip.audio_path}: a WAV of format {header.format_tag} with {header.bits}-bit "
+                "samples; the reader takes 16-bit PCM or 32-bit float (convert it, e.g. with "
+                "keras_binaural.audio.write_wav)")
+    if header.channels != 2:
+        return (f"{clip.audio_path}: {header.channels}-channel WAV; binaural (left, right) "
+                "audio has 2 channels")
+    for index in range(1, clip.num_frames + 1):
+        path = clip.frame_path(index)
+        try:
+            with open(path, "rb") as stream:
+                start = stream.read(8)
+                stream.seek(max(0, os.fstat(stream.fileno()).st_size - 12))
+                end = stream.read(12)
+        except OSError as error:
+            return f"{path}: cannot read ({error.strerror or error})"
+        if start != PNG_SIGNATURE:
+            return f"{path}: not a PNG file (no PNG signature); extract the frame again"
+        if end[4:8] != b"IEND":
+            return f"{path}: truncated PNG (no IEND chunk at its end); extract the frame again"
+    return None
+
+
+def check_files(clips: list[Clip]) -> None:
+    """Checks the files of `clips` before any of them is decoded (`file_problem`), in seconds.
+
+    Raises:
+      DatasetError: one line naming the first bad file, what is wrong and what would be right,
+        and how many other clips are bad.
+    """
+    problems = [problem for problem in map(file_problem, clips) if problem]
+    if problems:
+        more = f" (and {len(problems) - 1} more bad clip(s))" if len(problems) > 1 else ""
+        raise DatasetError(problems[0] + more)
 
 
 def frame_index(start_seconds, end_seconds, num_frames):
