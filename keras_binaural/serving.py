@@ -17,8 +17,11 @@ frame size is fixed at export, the batch, clip length and frame count are free):
     outputs  binaural, map as above
 
 num_frames must be ceil(time / 1600) (one frame per 0.1 s of audio; within one frame) or 1 (one
-frame for the whole clip), as the model's `generate` checks; a request that breaks this, or holds
-NaN or Inf, fails with an error that says so (an InvalidArgument status in TF Serving). The result
+frame for the whole clip), as the model's `generate` checks. Every request is checked in the graph
+before anything else runs (`check_request`): the ranks, the frame size, the same number of clips
+in the audio and the frames, and frames that cover the audio; a request that breaks one, or holds
+NaN or Inf, fails with a message in the request's terms (an InvalidArgument status in TF Serving),
+e.g. "mono: want [batch, time] float32 at 16 kHz ...; got shape [32000]". The result
 is what `model.generate(mono, frames, sampler, seed)` returns, windows and all
 (`keras_binaural.generation.generate_in_graph`); the map is the localizer's map of each frame
 with the 0.96 s mono patch centred on it. The WAV signature decodes in the graph with
@@ -37,27 +40,30 @@ another `seed` for other samples. Both are written, with the frame size and samp
 
 **Atomic:** the SavedModel is written to a hidden temporary folder beside the version folder
 (`.<version>.*.tmp`, which TF Serving ignores: not a number) and renamed to `<version>` when
-complete. An existing version is refused unless `overwrite=True`.
+complete; the next export of that version removes what a killed one left. The export folder is
+checked first (writable, room for the variables); a full disk is a `files.OutputError` naming
+the folder, with nothing written. An existing version is refused unless `overwrite=True`.
 
 Reference: SPEC section 7; TF Serving's model layout and REST/gRPC Predict API.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
 import keras
 import tensorflow as tf
 
-from keras_binaural import generation
+from keras_binaural import files, generation
 from keras_binaural.audio.io import resample
 from keras_binaural.conventions import (
     FRAMES_PER_SECOND,
     SAMPLE_RATE_HZ,
     SAMPLERS,
+    SAMPLES_PER_FRAME,
 )
-from keras_binaural.files import atomic_directory, write_json
 
 SERVING_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "binauralize_wav"
@@ -77,7 +83,13 @@ def decode_wav_mono(wav_bytes: tf.Tensor, sample_rate_hz: int = SAMPLE_RATE_HZ) 
     16-bit PCM WAV (what `tf.audio.decode_wav` reads), any channel count (mean of the channels)
     and any sample rate (resampled).
     """
-    audio, rate = tf.audio.decode_wav(wav_bytes)
+    head = tf.strings.substr(wav_bytes + b"\0" * 12, 0, 12)  # padded: a short item is no error
+    is_wav = tf.logical_and(tf.strings.substr(head, 0, 4) == "RIFF",
+                            tf.strings.substr(head, 8, 4) == "WAVE")
+    check = tf.debugging.Assert(is_wav, ["wav_bytes: an item is not a WAV file (no RIFF/WAVE "
+                                         "header); want the bytes of a 16-bit PCM WAV file"])
+    with tf.control_dependencies([check]):
+        audio, rate = tf.audio.decode_wav(wav_bytes)
     mono = tf.reduce_mean(audio, axis=1)
     return tf.cond(
         tf.equal(rate, sample_rate_hz),
@@ -91,6 +103,12 @@ def decode_wav_batch(wav_bytes: tf.Tensor, sample_rate_hz: int = SAMPLE_RATE_HZ)
 
     Raises (at run time) InvalidArgumentError when the files give different numbers of samples.
     """
+    shape = _opaque_shape(wav_bytes)
+    rank = tf.debugging.Assert(
+        tf.equal(tf.size(shape), 1),
+        ["wav_bytes: want [batch] strings, the bytes of one WAV file per clip; got shape", shape])
+    with tf.control_dependencies([rank]):
+        wav_bytes = tf.identity(wav_bytes)
     decoded = tf.map_fn(
         lambda contents: decode_wav_mono(contents, sample_rate_hz),
         wav_bytes,
@@ -129,12 +147,69 @@ def check_export_arguments(export_dir, model_name: str, version, overwrite: bool
     export_dir = os.fspath(export_dir)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise ExportError(f"export_dir {export_dir}: exists and is not a folder")
+    files.check_output(export_dir, "export_dir", folder=True, error=ExportError)
     path = version_dir(export_dir, model_name, version)
     if os.path.exists(path) and not overwrite:
         raise ExportError(
             f"{path}: version {version} of {model_name} already exists; pass a new version "
             "number or overwrite=True (--overwrite)")
     return path
+
+
+def _opaque_shape(tensor: tf.Tensor) -> tf.Tensor:
+    """The shape of `tensor` as the request has it. Through a view without a static shape:
+    Grappler folds `tf.shape` of a tensor whose signature fixes the rank into a constant, which
+    would turn every rank check into `assert True`."""
+    return tf.shape(tf.compat.v1.placeholder_with_default(tensor, shape=None))
+
+
+def check_request(mono: tf.Tensor, frames: tf.Tensor | None = None,
+                  frame_size_wh: tuple[int, int] | None = None, mono_name: str = "mono"):
+    """In-graph checks of a request, before any other op sees it; returns (mono, frames).
+
+    A request that breaks them fails with an InvalidArgument status whose message says, in the
+    request's terms, what is wrong: mono not [batch, time]; frames not [batch, num_frames, H, W, 3]
+    at the exported frame size; a different number of clips in mono and frames; or frames that
+    do not cover the audio (ceil(time / 1600) frames, one per 0.1 s, within one; or 1 for the
+    whole clip). `mono_name` names the audio (the WAV signature's is decoded from `wav_bytes`).
+    """
+    mono_shape = _opaque_shape(mono)
+    first = [tf.debugging.Assert(
+        tf.equal(tf.size(mono_shape), 2),
+        [f"{mono_name}: want [batch, time] float32 at 16 kHz (one row per clip; add a batch axis "
+         "for one clip); got shape", mono_shape])]
+    if frames is not None:
+        width, height = frame_size_wh
+        frames_shape = _opaque_shape(frames)
+        first.append(tf.debugging.Assert(
+            tf.equal(tf.size(frames_shape), 5),
+            [f"frames: want [batch, num_frames, {height}, {width}, 3] float32 RGB in [0, 1]; got "
+             "shape", frames_shape]))
+    with tf.control_dependencies(first):  # the shapes below are read only once the ranks are right
+        checks = [tf.debugging.Assert(
+            tf.logical_and(mono_shape[0] > 0, mono_shape[1] > 0),
+            [f"{mono_name}: empty (no clip or no samples); got shape", mono_shape])]
+        if frames is not None:
+            num_frames, num_samples = frames_shape[1], mono_shape[1]
+            mismatch = tf.abs(tf.cast(num_frames, tf.float32)
+                              - tf.cast(num_samples, tf.float32) / SAMPLES_PER_FRAME)
+            checks += [
+                tf.debugging.Assert(
+                    tf.reduce_all(tf.equal(frames_shape[2:], [height, width, 3])),
+                    [f"frames: want [batch, num_frames, {height}, {width}, 3] (the exported frame "
+                     "size, RGB); got shape", frames_shape]),
+                tf.debugging.Assert(
+                    tf.equal(frames_shape[0], mono_shape[0]),
+                    [f"frames and {mono_name}: a different number of clips (one row of frames per "
+                     f"clip); got frames, {mono_name}:", frames_shape[0], mono_shape[0]]),
+                tf.debugging.Assert(
+                    tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
+                    [f"frames: want ceil(time / 1600) frames (one per 0.1 s of {mono_name}, within "
+                     "one) or 1 for the whole clip; got num_frames, audio samples:", num_frames,
+                     num_samples]),
+            ]
+    with tf.control_dependencies(checks):
+        return tf.identity(mono), None if frames is None else tf.identity(frames)
 
 
 def _serving_functions(model, frame_size_wh, sampler: str, seed: int):
@@ -144,7 +219,8 @@ def _serving_functions(model, frame_size_wh, sampler: str, seed: int):
     wav_spec = tf.TensorSpec([None], tf.string, name="wav_bytes")
     frames_spec = tf.TensorSpec([None, None, height, width, 3], tf.float32, name="frames")
 
-    def outputs(mono, frames=None):
+    def outputs(mono, frames=None, mono_name="mono"):
+        mono, frames = check_request(mono, frames, frame_size_wh, mono_name)
         binaural, maps = generation.generate_in_graph(model, mono, frames, sampler=sampler,
                                                      seed=seed)
         result = {"binaural": binaural}
@@ -152,14 +228,15 @@ def _serving_functions(model, frame_size_wh, sampler: str, seed: int):
             result["map"] = maps
         return result
 
+    def from_wav(wav_bytes, frames=None):
+        return outputs(decode_wav_batch(wav_bytes), frames, mono_name="wav_bytes")
+
     if model.localizer is None:  # audio-only: no frames input, no map output
         return [(SERVING_SIGNATURE, outputs, [mono_spec]),
-                (WAV_SIGNATURE, lambda wav_bytes: outputs(decode_wav_batch(wav_bytes)),
-                 [wav_spec])]
+                (WAV_SIGNATURE, from_wav, [wav_spec])]
     return [
         (SERVING_SIGNATURE, lambda mono, frames: outputs(mono, frames), [mono_spec, frames_spec]),
-        (WAV_SIGNATURE, lambda wav_bytes, frames: outputs(decode_wav_batch(wav_bytes), frames),
-         [wav_spec, frames_spec]),
+        (WAV_SIGNATURE, from_wav, [wav_spec, frames_spec]),
     ]
 
 
@@ -209,12 +286,18 @@ def export_saved_model(
     # tracking the model too wrote every variable twice (the Keras wrapper and the tf.Variable
     # under two checkpoint keys: 200 MB instead of 100 MB for CLUP) and added the training-only
     # ones (SSM head). The revived object then has no `.variables` list; serving needs none.
+    # The variables, float32 (the graph is small beside them).
+    parameters = sum(int(math.prod(variable.shape)) for variable in model.weights)
+    files.check_output(export_dir, "export_dir", folder=True, error=ExportError,
+                       needed_bytes=4 * parameters)
+    files.remove_temporaries(os.path.dirname(path), names=[os.path.basename(path)])
+
     archive = keras.export.ExportArchive()
     for name, function, signature in _serving_functions(model, (width, height), sampler, seed):
         archive.add_endpoint(name=name, fn=function, input_signature=signature)
-    with atomic_directory(path) as temporary:
+    with files.atomic_directory(path) as temporary:
         archive.write_out(temporary, verbose=False)
-        write_json(os.path.join(temporary, METADATA_PATH), {
+        files.write_json(os.path.join(temporary, METADATA_PATH), {
             "model_class": type(model).__name__,
             "signatures": [SERVING_SIGNATURE, WAV_SIGNATURE],
             "sample_rate_hz": SAMPLE_RATE_HZ,
@@ -226,3 +309,4 @@ def export_saved_model(
             "outputs": ["binaural", "map"] if guided else ["binaural"],
         })
     return path
+

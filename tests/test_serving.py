@@ -81,11 +81,23 @@ reply = json.dumps({"outputs": {k: v.numpy().tolist() for k, v in signature(**in
 for key, value in json.loads(reply)["outputs"].items():
     results[f"rest/{key}"] = np.array(value, np.float32)
 
-# A request whose frames do not cover its audio fails with a message that says so.
-try:
-    signature(wav_bytes=inputs["wav_bytes"], frames=inputs["frames"][:, :3])
-except tf.errors.InvalidArgumentError as error:
-    results["bad_request_error"] = np.array(error.message.splitlines()[0])
+# Bad requests fail with a message in the request's terms (what TF Serving returns as status).
+serving = loaded.signatures["serving_default"]
+mono, frames = tf.constant(arrays["mono/mono"]), tf.constant(arrays["mono/frames"])
+bad = {
+    "short_frames": lambda: signature(wav_bytes=inputs["wav_bytes"], frames=inputs["frames"][:, :3]),
+    "rank_1_mono": lambda: serving(mono=mono[0], frames=frames[:1]),
+    "batch_mismatch": lambda: serving(mono=mono, frames=frames[:1]),
+    "not_a_wav": lambda: signature(wav_bytes=tf.constant([b"hello"]), frames=inputs["frames"]),
+}
+for label, call in bad.items():
+    try:
+        call()
+        results[f"bad/{label}"] = np.array("no error")
+    except tf.errors.InvalidArgumentError as error:
+        found = [line[line.index("assertion failed"):].strip()
+                 for line in error.message.splitlines() if "assertion failed" in line]
+        results[f"bad/{label}"] = np.array((found or [error.message])[0])
 np.savez(outputs_path, **results)
 """
 
@@ -117,6 +129,9 @@ def exported(tmp_path_factory):
     assert isinstance(model, CLUP)
     model_path = str(root / "model.keras")
     model.save(model_path)
+    leftover = root / "exports" / "clup" / ".3.k2j4h5g6.tmp"  # what a killed export leaves
+    leftover.mkdir(parents=True)
+    (leftover / "saved_model.pb").write_bytes(b"half")
     result = _run(["tools/export.py", f"--model={model_path}", f"--export_dir={root / 'exports'}",
                    "--model_name=clup", "--version=3", "--frame_size=64x64", f"--seed={SEED}"])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -212,7 +227,19 @@ def test_predict_requests_in_a_fresh_process_match_the_in_memory_model(exported,
     np.testing.assert_allclose(outputs["rest/binaural"], model.generate(mono[:1], frames[:1],
                                                                           seed=SEED), atol=1e-4)
     np.testing.assert_allclose(outputs["rest/map"], outputs["mono/map"][:1], atol=1e-6)
-    assert "frames: need one frame per 0.1 s of audio" in str(outputs["bad_request_error"])
+    samples = mono.shape[1]
+    assert str(outputs["bad/short_frames"]) == (
+        "assertion failed: [frames: want ceil(time / 1600) frames (one per 0.1 s of wav_bytes, "
+        "within one) or 1 for the whole clip; got num_frames, audio samples:] [3] [20000]")
+    assert str(outputs["bad/rank_1_mono"]) == (
+        "assertion failed: [mono: want [batch, time] float32 at 16 kHz (one row per clip; add a "
+        f"batch axis for one clip); got shape] [{samples}]")
+    assert str(outputs["bad/batch_mismatch"]) == (
+        "assertion failed: [frames and mono: a different number of clips (one row of frames per "
+        "clip); got frames, mono:] [1] [2]")
+    assert str(outputs["bad/not_a_wav"]) == (
+        "assertion failed: [wav_bytes: an item is not a WAV file (no RIFF/WAVE header); want the "
+        "bytes of a 16-bit PCM WAV file]")
     expected_44k = model.generate(resampled[None], frames_44k, seed=SEED)
     np.testing.assert_allclose(outputs["wav_44k/binaural"], expected_44k, atol=1e-4)
 
@@ -271,3 +298,12 @@ def test_export_tool_names_the_flag_and_writes_nothing(exported, tmp_path):
     assert last == ("export: error: --version -2: must be a positive integer (TF Serving serves "
                     "the highest numeric version folder)")
     assert not os.listdir(tmp_path)
+
+
+def test_an_export_dir_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(serving.ExportError) as error:
+        serving.check_export_arguments(tmp_path / "afile" / "exports", "clup", 1)
+    assert str(error.value) == (f"export_dir={tmp_path}/afile/exports: {tmp_path}/afile is a file, "
+                                f"so the folder {tmp_path}/afile/exports cannot be created; choose "
+                                "another path")

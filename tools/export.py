@@ -9,8 +9,10 @@ signatures `serving_default` (mono [batch, time] float32 at 16 kHz + frames [bat
 H, W, 3] float32 in [0, 1] -> binaural [batch, time, 2], map [batch, num_frames, H, W]) and
 `binauralize_wav` (wav_bytes [batch] string + frames -> the same); see keras_binaural/serving.py.
 Inspect it with `saved_model_cli show --all --dir exports/clup/1`. The folder appears only when
-complete; an existing version is refused unless --overwrite. On bad input the tool prints one line
-naming the flag or file and the problem, exits with status 1 and writes nothing.
+complete (a killed export's temporary folder is removed by the next export of that version); an
+existing version is refused unless --overwrite. On bad input (also an --export_dir that cannot be
+written or has no room for the variables, or a disk that fills up while writing) the tool prints
+one line naming the flag or file and the problem, exits with status 1 and writes nothing.
 """
 
 import os
@@ -19,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from keras_binaural import cli, runs, serving
+from keras_binaural import cli, files, runs, serving
 from keras_binaural.conventions import SAMPLERS
 
 _MODEL = flags.DEFINE_string("model", None, "The trained model, a .keras file.")
@@ -54,7 +56,7 @@ def main(argv):
             model, _EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
             frame_size_wh=frame_size, sampler=_SAMPLER.value, seed=_SEED.value,
             overwrite=_OVERWRITE.value)
-    except serving.ExportError as error:
+    except (serving.ExportError, files.OutputError) as error:
         raise SystemExit(f"export: error: {_flag_names(error)}")
     print(f"exported to {path} (signatures {serving.SERVING_SIGNATURE} and "
           f"{serving.WAV_SIGNATURE}; frames {frame_size[0]}x{frame_size[1]}, sampler "
@@ -65,7 +67,7 @@ def _flag_names(error: Exception) -> str:
     """Library messages name arguments as Python does; the tool's user knows them as flags."""
     message = str(error)
     for argument in ("model_name", "version", "sampler", "export_dir", "frame_size_wh"):
-        if message.startswith(argument + " "):
+        if message.startswith((argument + " ", argument + "=")):
             flag = "frame_size" if argument == "frame_size_wh" else argument
             return f"--{flag}" + message[len(argument):]
     return message
