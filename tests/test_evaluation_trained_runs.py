@@ -127,3 +127,50 @@ def test_tool_reports_a_bad_flag_in_one_line(runs, tmp_path):
     expected = ("evaluate: error: --baseline=audio_only: expected NAME=PATH, e.g. "
                 "audio_only=runs/demo_audio_only/model.keras")
     assert lines == [expected], result.stderr
+
+
+def test_bad_data_and_output_folders_are_refused_before_any_model_is_loaded(runs, root, tmp_path,
+                                                                             monkeypatch):
+    import shutil
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(trained_runs, "make_system", no_loading)
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    victim = copy / "frames" / f"{fairplay.split_ids(str(copy), 'test')[0]}.mp4" / "000002.png"
+    victim.write_bytes(victim.read_bytes()[:30])
+    with pytest.raises(evaluation.EvaluationError) as error:
+        trained_runs.run(str(runs / "clup"), root=str(copy), output_dir=str(tmp_path / "out"))
+    assert str(error.value) == (f"split1/test: {victim}: truncated PNG (no IEND chunk at its end); "
+                                "extract the frame again")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(evaluation.EvaluationError,
+                       match=r"^--output_dir=.*afile/out: .*afile is a file, so the folder"):
+        trained_runs.run(str(runs / "clup"), output_dir=str(tmp_path / "afile" / "out"))
+    assert sorted(os.listdir(tmp_path)) == ["afile", "root"]
+
+
+def test_a_full_disk_leaves_no_results_and_a_rerun_clears_leftovers(runs, tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".results.json.k2j4h5g6.tmp.json").write_text("{")  # a killed run's leftover
+    real_open = builtins.open
+
+    def full_disk_for_markdown(path, mode="r", *args, **kwargs):
+        if "w" in mode and os.fspath(path).endswith(".md"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk_for_markdown)
+    with pytest.raises(files.OutputError) as error:
+        trained_runs.run(str(runs / "audio_only"), output_dir=str(out), max_clips=1,
+                         progress=False)
+    assert str(error.value) == (f"{out}/results.md: cannot write (No space left on device); the "
+                                "disk is full: free space or choose another folder; nothing was "
+                                "written")
+    assert os.listdir(out) == []  # no results.json without its results.md, no temporaries

@@ -19,9 +19,11 @@ a row per model that generates (fast 6-step sampler by default).
 
 Writes to --output_dir (default: <model folder>/eval_<subset>): results.json, results.md and, with
 --plots, plots/*.png (correlation matrices, localization maps, differential spectrograms,
-waveform envelopes: supp. Fig. 1-5 analogues). Every file is written atomically. Flags, model
-files and the dataset are checked before anything is computed; a problem prints one line naming
-the flag or file, exits with status 1 and writes nothing. The work is done by
+waveform envelopes: supp. Fig. 1-5 analogues), all together or nothing (a full disk while
+writing: one line, nothing written; a killed run's temporaries are removed by the next). Flags,
+model files, the output folder and the dataset (every WAV header and PNG signature) are checked
+before anything is computed; a problem prints one line naming the flag or file, exits with
+status 1 and writes nothing. The work is done by
 `keras_binaural.evaluation.trained_runs.run`.
 """
 
@@ -34,7 +36,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from absl import app, flags
 
-from keras_binaural import cli
+from keras_binaural import cli, files
 from keras_binaural.conventions import SAMPLERS
 from keras_binaural.evaluation import EvaluationError, trained_runs
 
@@ -68,7 +70,7 @@ def main(argv):
             root=_ROOT.value, split=_SPLIT.value, subset=_SUBSET.value, sampler=_SAMPLER.value,
             seed=_SEED.value, max_clips=_MAX_CLIPS.value, normalize=_NORMALIZE.value,
             plots=_PLOTS.value, name=_NAME.value, log=print)
-    except EvaluationError as error:
+    except (EvaluationError, files.OutputError) as error:
         raise SystemExit(f"evaluate: error: {error}")
     print(trained_runs.format_markdown(results))
 

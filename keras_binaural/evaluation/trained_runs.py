@@ -16,7 +16,8 @@ Frames are prepared as each model was trained (resize and central crop from the 
 of its run, beside the `.keras` file); the dataset root, split and evaluation settings come from
 the main model's config.json unless given.
 
-Outputs (each written atomically) in `output_dir`:
+Outputs in `output_dir`, written together or not at all (one `files.transaction`; the folder is
+checked before any model is loaded, the dataset's WAV headers and PNG signatures too):
 
     results.json   {"model": {...}, "baselines": {...}, "dataset": {...}, "settings": {...},
                     "table1": {name: {"distance", "accuracy", "num_windows", ...}},
@@ -228,10 +229,10 @@ def _map_times(clips: Sequence[fairplay.Clip], count: int = 4) -> list[float]:
 
 
 def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: dict,
-               quality_systems: Sequence[str], output_dir: str, config: ml_collections.ConfigDict
+               quality_systems: Sequence[str], folder: str, config: ml_collections.ConfigDict
                ) -> list[str]:
-    """Writes the PNGs (module docstring) into `output_dir/plots`; returns their relative paths."""
-    folder = os.path.join(output_dir, PLOTS_DIR)
+    """Writes the PNGs (module docstring) into `folder` (`run` passes a temporary folder that
+    becomes `output_dir/plots`); returns their paths relative to `output_dir`."""
     written = []
     for system in systems:
         if system.localizer is None:
@@ -346,7 +347,9 @@ def run(
       The results dict written to results.json.
 
     Raises:
-      EvaluationError: a bad flag, model file, dataset or output path (checked before scoring).
+      EvaluationError: a bad flag, model file, dataset (a truncated or corrupt WAV or PNG too) or
+        output folder (not writable, too little space), checked before scoring.
+      files.OutputError: the outputs could not be written (a full disk); nothing was written.
     """
     say = log or (lambda line: None)
     # Everything cheap is checked before any model is loaded.
@@ -374,8 +377,7 @@ def run(
         root = config.data.root
     split = split or (config.data.split if config is not None else "split1")
     output_dir = output_dir or os.path.join(os.path.dirname(main_path), f"eval_{subset}")
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise EvaluationError(f"--output_dir={output_dir}: is a file; give a folder")
+    files.check_output(output_dir, "--output_dir", folder=True, error=EvaluationError)
     baseline_paths = parse_baselines(baselines)
     for baseline_name, path in baseline_paths:
         if baseline_name == name:
@@ -390,6 +392,15 @@ def run(
         raise EvaluationError(f"--root={root}: {cli.one_line(error)}") from error
     if max_clips > 0:
         clips = clips[:max_clips]
+    try:
+        fairplay.check_files(clips)  # headers and signatures, in seconds
+    except fairplay.DatasetError as error:
+        raise EvaluationError(f"{split}/{subset}: {error}") from None
+    # The reports take about 2 kB a clip, the plots a few MB.
+    files.check_output(output_dir, "--output_dir", folder=True, error=EvaluationError,
+                       needed_bytes=2048 * len(clips) + (20_000_000 if plots else 0))
+    for folder in (output_dir, os.path.join(output_dir, PLOTS_DIR)):
+        files.remove_temporaries(folder)  # what a killed evaluation left
 
     # The baselines, then the model (the supplement's row order).
     systems = [make_system(n, path, "--baseline") for n, path in baseline_paths]
@@ -413,12 +424,28 @@ def run(
     table2, kept = quality_table(systems, clips, sampler, seed, normalize,
                                  keep_clips=plot_settings.plot_clips if plots else 0,
                                  progress=progress)
-    written = []
-    if plots:
-        say("plots")
-        written = draw_plots(systems, clips, kept, table2["systems"], output_dir, plot_settings)
+    with files.transaction() as outputs:  # results.json, results.md and plots/ appear together
+        written = []
+        if plots:
+            say("plots")
+            written = draw_plots(systems, clips, kept, table2["systems"],
+                                 outputs.directory(os.path.join(output_dir, PLOTS_DIR)),
+                                 plot_settings)
+        results = _results(main, systems, root, split, subset, clips, sampler, seed, normalize,
+                           table1, table2, written)
+        texts = {"results.json": json.dumps(results, indent=1, allow_nan=False) + "\n",
+                 "results.md": format_markdown(results)}
+        for name, text in texts.items():
+            with open(outputs.file(os.path.join(output_dir, name)), "w",
+                      encoding="utf-8") as stream:
+                stream.write(text)
+    return results
 
-    results = {
+
+def _results(main, systems, root, split, subset, clips, sampler, seed, normalize, table1,
+             table2, written) -> dict:
+    """The dict results.json holds (module docstring)."""
+    return {
         "model": _describe(main),
         "baselines": {s.name: _describe(s) for s in systems[:-1]},
         "dataset": {"root": root, "split": split, "subset": subset,
@@ -428,10 +455,6 @@ def run(
         "table2": table2,
         "plots": written,
     }
-    files.write_text(os.path.join(output_dir, "results.json"),
-                     json.dumps(results, indent=1, allow_nan=False) + "\n")
-    files.write_text(os.path.join(output_dir, "results.md"), format_markdown(results))
-    return results
 
 
 def _describe(system: System) -> dict:
