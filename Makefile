@@ -10,7 +10,8 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,serving]'
+	# pip relays setuptools' "Editable installation." notice as a warning even with --quiet.
+	$(PY) -W "ignore:Editable installation:UserWarning" -m pip install --quiet -e '.[test,serving]'
 	touch $@
 
 test: $(VENV)/.installed

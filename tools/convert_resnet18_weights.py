@@ -12,6 +12,8 @@ installed) or an `.npz` holding the same arrays under the same keys (`conv1.weig
 The work is done by `keras_binaural.models.resnet.load_torchvision_resnet18_weights`.
 """
 
+import os
+
 from absl import app, flags
 
 from keras_binaural import files
@@ -30,9 +32,15 @@ def main(argv):
     del argv
     if not _OUTPUT.value.endswith((".weights.h5", ".keras")):
         raise app.UsageError("--output must end in .weights.h5 or .keras")
-    model = ResNet18(normalize_input=_NORMALIZE_INPUT.value)
-    load_torchvision_resnet18_weights(model, _STATE_DICT.value)
-    files.save_keras(model, _OUTPUT.value)
+    try:
+        files.check_output(_OUTPUT.value, "--output")  # before the conversion
+        files.remove_temporaries(os.path.dirname(os.path.abspath(_OUTPUT.value)),
+                                 names=[_OUTPUT.value])
+        model = ResNet18(normalize_input=_NORMALIZE_INPUT.value)
+        load_torchvision_resnet18_weights(model, _STATE_DICT.value)
+        files.save_keras(model, _OUTPUT.value)
+    except files.OutputError as error:
+        raise SystemExit(f"convert_resnet18_weights: error: {error}") from None
     print(f"Wrote {_OUTPUT.value} ({model.count_params():,} parameters).")
 
 

@@ -12,6 +12,8 @@ it from https://storage.googleapis.com/audioset/vggish_model.ckpt on a machine w
 The work is done by `keras_binaural.models.vggish.load_vggish_checkpoint`.
 """
 
+import os
+
 from absl import app, flags
 
 from keras_binaural import files
@@ -29,8 +31,14 @@ def main(argv):
     if not _OUTPUT.value.endswith((".weights.h5", ".keras")):
         raise app.UsageError("--output must end in .weights.h5 or .keras")
     activation = None if _EMBEDDING_ACTIVATION.value == "none" else _EMBEDDING_ACTIVATION.value
-    model = load_vggish_checkpoint(VGGish(embedding_activation=activation), _CHECKPOINT.value)
-    files.save_keras(model, _OUTPUT.value)
+    try:
+        files.check_output(_OUTPUT.value, "--output")  # before the conversion
+        files.remove_temporaries(os.path.dirname(os.path.abspath(_OUTPUT.value)),
+                                 names=[_OUTPUT.value])
+        model = load_vggish_checkpoint(VGGish(embedding_activation=activation), _CHECKPOINT.value)
+        files.save_keras(model, _OUTPUT.value)
+    except files.OutputError as error:
+        raise SystemExit(f"convert_vggish_checkpoint: error: {error}") from None
     print(f"Wrote {_OUTPUT.value} ({model.count_params():,} parameters).")
 
 

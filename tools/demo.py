@@ -91,6 +91,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     output_dir, data_dir = os.path.abspath(_OUTPUT_DIR.value), os.path.abspath(_DATA_DIR.value)
+    from keras_binaural import files
+
+    try:  # before any step; each step checks the space it needs itself (e.g. the checkpoints)
+        files.check_output(output_dir, "--output_dir", folder=True)
+        files.check_output(data_dir, "--data_dir", folder=True)
+    except files.OutputError as error:
+        raise SystemExit(f"demo: error: {error}") from None
     runs = os.path.join(output_dir, "runs")
     log: list = []
     started = time.perf_counter()
