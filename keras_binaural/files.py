@@ -115,6 +115,9 @@ def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False,
                     "choose another path")
     if not os.access(existing, os.W_OK | os.X_OK):
         action = "write in" if existing == parent else f"create {parent} in"
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise error(f"{where}: read-only file system: cannot {action} {existing}; choose "
+                        "another folder")
         raise error(f"{where}: permission denied: cannot {action} {existing}; choose a folder "
                     "you can write")
     if needed_bytes > 0:

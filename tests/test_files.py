@@ -44,6 +44,22 @@ def test_an_unwritable_folder_is_refused_simulated(tmp_path, monkeypatch):
                                 f"write in {tmp_path}; choose a folder you can write")
 
 
+def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly(real_statvfs(path)))
+    with pytest.raises(files.OutputError) as error:
+        files.check_output(tmp_path / "out" / "s.json", "--output_json")
+    assert str(error.value) == (f"--output_json={tmp_path}/out/s.json: read-only file system: "
+                                f"cannot create {tmp_path}/out in {tmp_path}; choose another "
+                                "folder")
+
+
 def test_too_little_space_is_refused_before_any_work(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=64_000))
