@@ -76,7 +76,9 @@ def _temporary_affixes(path: str) -> tuple[str, str, str]:
     return folder, f".{name}.", f".tmp{extension}"
 
 
-def _megabytes(num_bytes: float) -> str:
+def _size(num_bytes: float) -> str:
+    if num_bytes < 1e6:
+        return f"{num_bytes / 1e3:.0f} kB"
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes < 1e9 else f"{num_bytes / 1e9:.2f} GB"
 
 
@@ -124,7 +126,7 @@ def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False,
         free = shutil.disk_usage(existing).free
         if free < needed_bytes:
             raise error(f"{where}: not enough space: this needs about "
-                        f"{_megabytes(needed_bytes)}, {existing} has {_megabytes(free)} free; "
+                        f"{_size(needed_bytes)}, {existing} has {_size(free)} free; "
                         "free space or choose another folder")
 
 

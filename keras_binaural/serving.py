@@ -86,8 +86,8 @@ def decode_wav_mono(wav_bytes: tf.Tensor, sample_rate_hz: int = SAMPLE_RATE_HZ) 
     head = tf.strings.substr(wav_bytes + b"\0" * 12, 0, 12)  # padded: a short item is no error
     is_wav = tf.logical_and(tf.strings.substr(head, 0, 4) == "RIFF",
                             tf.strings.substr(head, 8, 4) == "WAVE")
-    check = tf.debugging.Assert(is_wav, ["wav_bytes: an item is not a WAV file (no RIFF/WAVE "
-                                         "header); want the bytes of a 16-bit PCM WAV file"])
+    check = _assert(is_wav, "wav_bytes: an item is not a WAV file (no RIFF/WAVE header); want "
+                    "the bytes of a 16-bit PCM WAV file")
     with tf.control_dependencies([check]):
         audio, rate = tf.audio.decode_wav(wav_bytes)
     mono = tf.reduce_mean(audio, axis=1)
@@ -104,9 +104,9 @@ def decode_wav_batch(wav_bytes: tf.Tensor, sample_rate_hz: int = SAMPLE_RATE_HZ)
     Raises (at run time) InvalidArgumentError when the files give different numbers of samples.
     """
     shape = _opaque_shape(wav_bytes)
-    rank = tf.debugging.Assert(
-        tf.equal(tf.size(shape), 1),
-        ["wav_bytes: want [batch] strings, the bytes of one WAV file per clip; got shape", shape])
+    rank = _assert(tf.equal(tf.size(shape), 1),
+                   "wav_bytes: want [batch] strings, the bytes of one WAV file per clip; got shape",
+                   shape)
     with tf.control_dependencies([rank]):
         wav_bytes = tf.identity(wav_bytes)
     decoded = tf.map_fn(
@@ -156,6 +156,11 @@ def check_export_arguments(export_dir, model_name: str, version, overwrite: bool
     return path
 
 
+def _assert(condition: tf.Tensor, message: str, *data: tf.Tensor):
+    """`tf.debugging.Assert`: fails with "assertion failed: [message] [data] ..."."""
+    return tf.debugging.Assert(condition, [message, *data])
+
+
 def _opaque_shape(tensor: tf.Tensor) -> tf.Tensor:
     """The shape of `tensor` as the request has it. Through a view without a static shape:
     Grappler folds `tf.shape` of a tensor whose signature fixes the rank into a constant, which
@@ -174,39 +179,33 @@ def check_request(mono: tf.Tensor, frames: tf.Tensor | None = None,
     whole clip). `mono_name` names the audio (the WAV signature's is decoded from `wav_bytes`).
     """
     mono_shape = _opaque_shape(mono)
-    first = [tf.debugging.Assert(
-        tf.equal(tf.size(mono_shape), 2),
-        [f"{mono_name}: want [batch, time] float32 at 16 kHz (one row per clip; add a batch axis "
-         "for one clip); got shape", mono_shape])]
+    first = [_assert(tf.equal(tf.size(mono_shape), 2),
+                     f"{mono_name}: want [batch, time] float32 at 16 kHz (one row per clip; add a "
+                     "batch axis for one clip); got shape", mono_shape)]
     if frames is not None:
         width, height = frame_size_wh
         frames_shape = _opaque_shape(frames)
-        first.append(tf.debugging.Assert(
-            tf.equal(tf.size(frames_shape), 5),
-            [f"frames: want [batch, num_frames, {height}, {width}, 3] float32 RGB in [0, 1]; got "
-             "shape", frames_shape]))
+        first.append(_assert(tf.equal(tf.size(frames_shape), 5),
+                             f"frames: want [batch, num_frames, {height}, {width}, 3] float32 RGB "
+                             "in [0, 1]; got shape", frames_shape))
     with tf.control_dependencies(first):  # the shapes below are read only once the ranks are right
-        checks = [tf.debugging.Assert(
-            tf.logical_and(mono_shape[0] > 0, mono_shape[1] > 0),
-            [f"{mono_name}: empty (no clip or no samples); got shape", mono_shape])]
+        checks = [_assert(tf.logical_and(mono_shape[0] > 0, mono_shape[1] > 0),
+                          f"{mono_name}: empty (no clip or no samples); got shape", mono_shape)]
         if frames is not None:
             num_frames, num_samples = frames_shape[1], mono_shape[1]
             mismatch = tf.abs(tf.cast(num_frames, tf.float32)
                               - tf.cast(num_samples, tf.float32) / SAMPLES_PER_FRAME)
             checks += [
-                tf.debugging.Assert(
-                    tf.reduce_all(tf.equal(frames_shape[2:], [height, width, 3])),
-                    [f"frames: want [batch, num_frames, {height}, {width}, 3] (the exported frame "
-                     "size, RGB); got shape", frames_shape]),
-                tf.debugging.Assert(
-                    tf.equal(frames_shape[0], mono_shape[0]),
-                    [f"frames and {mono_name}: a different number of clips (one row of frames per "
-                     f"clip); got frames, {mono_name}:", frames_shape[0], mono_shape[0]]),
-                tf.debugging.Assert(
-                    tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
-                    [f"frames: want ceil(time / 1600) frames (one per 0.1 s of {mono_name}, within "
-                     "one) or 1 for the whole clip; got num_frames, audio samples:", num_frames,
-                     num_samples]),
+                _assert(tf.reduce_all(tf.equal(frames_shape[2:], [height, width, 3])),
+                        f"frames: want [batch, num_frames, {height}, {width}, 3] (the exported "
+                        "frame size, RGB); got shape", frames_shape),
+                _assert(tf.equal(frames_shape[0], mono_shape[0]),
+                        f"frames and {mono_name}: a different number of clips (one row of frames "
+                        f"per clip); got frames, {mono_name}:", frames_shape[0], mono_shape[0]),
+                _assert(tf.logical_or(tf.equal(num_frames, 1), mismatch <= 1.0),
+                        f"frames: want ceil(time / 1600) frames (one per 0.1 s of {mono_name}, "
+                        "within one) or 1 for the whole clip; got num_frames, audio samples:",
+                        num_frames, num_samples),
             ]
     with tf.control_dependencies(checks):
         return tf.identity(mono), None if frames is None else tf.identity(frames)

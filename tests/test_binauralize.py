@@ -274,9 +274,10 @@ def test_the_tool_prints_one_line_and_writes_nothing_on_bad_input(model_path, tm
     result = _run_tool(f"--model={model_path}", f"--video={tmp_path / 'afile'}",
                        f"--output_wav={tmp_path / 'afile' / 'b.wav'}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"binauralize: error: --output_wav={tmp_path / 'afile' / 'b.wav'}: {tmp_path / 'afile'} "
-        f"is a file, so the folder {tmp_path / 'afile'} cannot be created; choose another path"]
+    afile = tmp_path / "afile"
+    expected = (f"binauralize: error: --output_wav={afile / 'b.wav'}: {afile} is a file, so the "
+                f"folder {afile} cannot be created; choose another path")
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def test_resample_long_equals_one_resample_call():

@@ -67,7 +67,7 @@ def test_too_little_space_is_refused_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(files.OutputError) as error:
         files.check_output(tmp_path / "a.wav", "--output_wav", needed_bytes=128_044)
     assert str(error.value) == (f"--output_wav={tmp_path}/a.wav: not enough space: this needs "
-                                f"about 0.1 MB, {tmp_path} has 0.1 MB free; free space or choose "
+                                f"about 128 kB, {tmp_path} has 64 kB free; free space or choose "
                                 "another folder")
     with pytest.raises(ValueError, match="not enough space"):  # the caller's error type
         files.check_output(tmp_path / "a.wav", "--output_wav", needed_bytes=10**6,
@@ -83,29 +83,27 @@ def test_a_transaction_renames_all_outputs_or_none(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.json", "plots"]
     assert os.listdir(tmp_path / "plots") == ["p.png"]
 
-    with pytest.raises(RuntimeError, match="in the middle"):
-        with files.transaction() as outputs:
-            open(outputs.file(tmp_path / "b.json"), "w").close()
-            outputs.file(tmp_path / "c.md")
-            raise RuntimeError("in the middle")
+    with pytest.raises(RuntimeError, match="in the middle"), files.transaction() as outputs:
+        open(outputs.file(tmp_path / "b.json"), "w").close()
+        outputs.file(tmp_path / "c.md")
+        raise RuntimeError("in the middle")
     assert sorted(os.listdir(tmp_path)) == ["a.json", "plots"]  # no b, no debris
 
 
 def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(tmp_path):
     (tmp_path / "s.md").write_text("the old report")
-    with pytest.raises(files.OutputError) as error:
-        with files.transaction() as outputs:
-            open(outputs.file(tmp_path / "s.json"), "w").close()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), outputs.file(tmp_path / "s.md"))
+    with pytest.raises(files.OutputError) as error, files.transaction() as outputs:
+        open(outputs.file(tmp_path / "s.json"), "w").close()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), outputs.file(tmp_path / "s.md"))
     assert str(error.value) == (f"{tmp_path}/s.md: cannot write (No space left on device); the "
                                 "disk is full: free space or choose another folder; nothing was "
                                 "written")
     assert "\n" not in str(error.value)
     assert sorted(os.listdir(tmp_path)) == ["s.md"] and (tmp_path / "s.md").read_text() == (
         "the old report")
-    with pytest.raises(files.OutputError, match=r"x.txt: cannot write \(disk full\)"):
-        with files.atomic_file(tmp_path / "x.txt"):
-            raise OSError("disk full")  # no errno: e.g. a writer library's own message
+    with (pytest.raises(files.OutputError, match=r"x.txt: cannot write \(disk full\)"),
+          files.atomic_file(tmp_path / "x.txt")):
+        raise OSError("disk full")  # no errno: e.g. a writer library's own message
 
 
 def test_temporaries_of_a_killed_run_are_recognised_and_removed(tmp_path):

@@ -199,14 +199,17 @@ def load_audio(
       sample_rate_hz: output rate; other rates are resampled.
 
     Raises:
-      AudioError: missing, unreadable, truncated or empty file, NaN/Inf samples, or a channel
-        count that does not fit `channels`. The message starts with the path.
+      AudioError: missing, unreadable, truncated (a WAV: checked against its header first) or
+        empty file, NaN/Inf samples, or a channel count that does not fit `channels`. The
+        message starts with the path.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such file")
     if not path.lower().endswith(AUDIO_EXTENSIONS):
         raise AudioError(f"{path}: not an audio file (expected one of {', '.join(AUDIO_EXTENSIONS)})")
+    if path.lower().endswith(".wav"):
+        read_wav_header(path)  # a truncated WAV is named as such, with both durations
     try:
         audio = read_audio(path, sample_rate_hz).numpy()
     except (tf.errors.OpError, ValueError) as error:
