@@ -230,12 +230,11 @@ class Transaction:
         named = [path for temporary, path in self._pending if culprit.startswith(temporary)]
         if named or culprit in self._targets:
             where = named[0] if named else culprit
-        elif len(self._targets) == 1:
-            where = self._targets[0]
-        else:
-            folders = sorted({os.path.dirname(os.path.abspath(p)) for p in self._targets})
-            where = ", ".join(folders) or "the outputs"
-        reason = cause.strerror or str(cause) or type(cause).__name__
+        else:  # the output being written when it failed
+            where = self._targets[-1] if self._targets else "the outputs"
+        # The errno's own words: libraries put whole reports in strerror (h5py: ten lines).
+        reason = os.strerror(cause.errno) if cause.errno else str(cause) or type(cause).__name__
+        reason = " ".join(reason.split())
         hint = _HINTS.get(cause.errno)
         return f"{where}: cannot write ({reason}){'; ' + hint if hint else ''}; nothing was written"
 

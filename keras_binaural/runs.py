@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 
 import ml_collections
 import numpy as np
@@ -87,6 +88,9 @@ def load_model(path: str | os.PathLike, flag: str = "--model",
     if not path.endswith(".keras"):
         raise error(f"{flag}={path}: not a .keras file (want a model saved with "
                     "model.save('name.keras'))")
+    if not zipfile.is_zipfile(path):
+        raise error(f"{flag}={path}: not a Keras model file (a .keras file is a zip archive; this "
+                    "one is damaged or truncated): save or copy the model again")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as cause:  # noqa: BLE001 - Keras raises many types for a bad file

@@ -186,7 +186,8 @@ def test_bad_files_and_models_are_refused_and_nothing_is_written(model, tmp_path
     with pytest.raises(lib.BinauralizeError, match="--overlay: the model .* has no localizer"):
         lib.binauralize(audio_only, geometry, video=str(silent), overlay=True, **out)
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    with pytest.raises(lib.BinauralizeError, match="--model=.*broken.keras: cannot be loaded as a Keras model"):
+    with pytest.raises(lib.BinauralizeError, match="--model=.*broken.keras: not a Keras model "
+                       r"file \(a .keras file is a zip archive; this one is damaged"):
         runs.load_model(str(tmp_path / "broken.keras"), "--model", lib.BinauralizeError,
                         generates=True)
     assert sorted(os.listdir(tmp_path)) == ["broken.keras", "broken.mp4", "silent.mp4"]

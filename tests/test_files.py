@@ -101,6 +101,11 @@ def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(tmp_path):
     assert "\n" not in str(error.value)
     assert sorted(os.listdir(tmp_path)) == ["s.md"] and (tmp_path / "s.md").read_text() == (
         "the old report")
+    with pytest.raises(files.OutputError) as error, files.transaction() as outputs:
+        outputs.file(tmp_path / "w.h5")  # h5py puts a ten-line report in the OSError
+        raise OSError(errno.ENOSPC, "Can't write data (file write failed: time = ...\n, "
+                      "filename = 'w.h5', errno = 28, ...)")
+    assert str(error.value).startswith(f"{tmp_path}/w.h5: cannot write (No space left on device);")
     with (pytest.raises(files.OutputError, match=r"x.txt: cannot write \(disk full\)"),
           files.atomic_file(tmp_path / "x.txt")):
         raise OSError("disk full")  # no errno: e.g. a writer library's own message

@@ -128,6 +128,15 @@ def test_bad_classes_and_folders(tmp_path):
         sources.SourceBank(tmp_path)
     (tmp_path / "drums").mkdir()
     (tmp_path / "drums" / "broken.wav").write_bytes(b"RIFF....")
-    bank = sources.SourceBank(tmp_path)
-    with pytest.raises(sources.SourceError, match="broken.wav: cannot read the recording"):
-        bank.render("drums", 100, np.random.default_rng(0))
+    with pytest.raises(sources.SourceError, match="broken.wav: not a WAV file"):
+        sources.SourceBank(tmp_path)  # checked before any clip is made
+    tone = 0.1 * np.sin(np.arange(16000) / 5.0)
+    soundfile.write(tmp_path / "drums" / "broken.wav", tone, 16000, subtype="PCM_16")
+    data = (tmp_path / "drums" / "broken.wav").read_bytes()
+    (tmp_path / "drums" / "broken.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(sources.SourceError, match="broken.wav: truncated WAV: its header says 1.00 s"):
+        sources.SourceBank(tmp_path)
+    (tmp_path / "drums" / "broken.flac").write_bytes(b"fLaC and then nothing")
+    (tmp_path / "drums" / "broken.wav").unlink()
+    with pytest.raises(sources.SourceError, match="broken.flac: cannot read the recording"):
+        sources.SourceBank(tmp_path)

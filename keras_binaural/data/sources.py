@@ -321,7 +321,8 @@ def find_recordings(sources_dir: str | os.PathLike) -> dict[str, list[str]]:
     """Recordings per class: `sources_dir/<class>/*.wav|flac|ogg`, sorted (deterministic order).
 
     Raises:
-      SourceError: `sources_dir` is not a folder, or holds no recordings at all.
+      SourceError: `sources_dir` is not a folder, holds no recordings at all, or a recording
+        that cannot be read or is truncated (each is checked here, before any clip is made).
     """
     sources_dir = os.fspath(sources_dir)
     if not os.path.isdir(sources_dir):
@@ -338,11 +339,28 @@ def find_recordings(sources_dir: str | os.PathLike) -> dict[str, list[str]]:
         )
         if files:
             recordings[class_name] = files
+            for path in files:  # before any clip is made, not in the middle of the run
+                _check_recording(path)
     if not recordings:
         raise SourceError(
             f"{sources_dir}: no recordings found; expected <class>/*.wav (one folder per class)"
         )
     return recordings
+
+
+def _check_recording(path: str) -> None:
+    """A recording's header: readable, and for a WAV as long as it says (soundfile reads a
+    truncated WAV without a word)."""
+    from keras_binaural.audio.io import AudioError, read_wav_header  # imports TensorFlow
+
+    try:
+        if path.lower().endswith(".wav"):
+            read_wav_header(path)
+        soundfile.info(path)
+    except AudioError as error:
+        raise SourceError(str(error)) from None
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise SourceError(f"{path}: cannot read the recording: {error}") from None
 
 
 @functools.lru_cache(maxsize=64)
