@@ -145,8 +145,6 @@ def check_export_arguments(export_dir, model_name: str, version, overwrite: bool
     if sampler not in SAMPLERS:
         raise ExportError(f"sampler {sampler!r}: must be one of {', '.join(SAMPLERS)}")
     export_dir = os.fspath(export_dir)
-    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise ExportError(f"export_dir {export_dir}: exists and is not a folder")
     files.check_output(export_dir, "export_dir", folder=True, error=ExportError)
     path = version_dir(export_dir, model_name, version)
     if os.path.exists(path) and not overwrite:
@@ -281,31 +279,36 @@ def export_saved_model(
     if guided and (width < 32 or height < 32):
         raise ExportError(f"frame_size_wh {width}x{height}: width and height must be >= 32")
 
-    # Not `archive.track(model)`: the endpoints already capture the variables they use, and
-    # tracking the model too wrote every variable twice (the Keras wrapper and the tf.Variable
-    # under two checkpoint keys: 200 MB instead of 100 MB for CLUP) and added the training-only
-    # ones (SSM head). The revived object then has no `.variables` list; serving needs none.
-    # The variables, float32 (the graph is small beside them).
+    # Room for the variables, float32 (the graph is small beside them).
     parameters = sum(int(math.prod(variable.shape)) for variable in model.weights)
     files.check_output(export_dir, "export_dir", folder=True, error=ExportError,
                        needed_bytes=4 * parameters)
     files.remove_temporaries(os.path.dirname(path), names=[os.path.basename(path)])
 
+    # Not `archive.track(model)`: the endpoints already capture the variables they use, and
+    # tracking the model too wrote every variable twice (the Keras wrapper and the tf.Variable
+    # under two checkpoint keys: 200 MB instead of 100 MB for CLUP) and added the training-only
+    # ones (SSM head). The revived object then has no `.variables` list; serving needs none.
     archive = keras.export.ExportArchive()
     for name, function, signature in _serving_functions(model, (width, height), sampler, seed):
         archive.add_endpoint(name=name, fn=function, input_signature=signature)
-    with files.atomic_directory(path) as temporary:
-        archive.write_out(temporary, verbose=False)
-        files.write_json(os.path.join(temporary, METADATA_PATH), {
-            "model_class": type(model).__name__,
-            "signatures": [SERVING_SIGNATURE, WAV_SIGNATURE],
-            "sample_rate_hz": SAMPLE_RATE_HZ,
-            "frames_per_second": FRAMES_PER_SECOND,
-            "frame_size_wh": [width, height] if guided else None,
-            "sampler": sampler,
-            "seed": int(seed),
-            "inputs": ["mono", "frames"] if guided else ["mono"],
-            "outputs": ["binaural", "map"] if guided else ["binaural"],
-        })
+    try:
+        with files.atomic_directory(path) as temporary:
+            archive.write_out(temporary, verbose=False)
+            files.write_json(os.path.join(temporary, METADATA_PATH), {
+                "model_class": type(model).__name__,
+                "signatures": [SERVING_SIGNATURE, WAV_SIGNATURE],
+                "sample_rate_hz": SAMPLE_RATE_HZ,
+                "frames_per_second": FRAMES_PER_SECOND,
+                "frame_size_wh": [width, height] if guided else None,
+                "sampler": sampler,
+                "seed": int(seed),
+                "inputs": ["mono", "frames"] if guided else ["mono"],
+                "outputs": ["binaural", "map"] if guided else ["binaural"],
+            })
+    except tf.errors.OpError as cause:  # TensorFlow writes the variables itself (SaveV2)
+        reason = ("No space left on device; the disk is full: free space or choose another folder"
+                  if "No space left" in cause.message else " ".join(cause.message.split())[:300])
+        raise files.OutputError(f"{path}: cannot write ({reason}); nothing was written") from None
     return path
 

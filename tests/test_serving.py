@@ -21,7 +21,7 @@ import soundfile
 import tensorflow as tf
 from training_data import config_module
 
-from keras_binaural import generation, serving, training
+from keras_binaural import files, generation, serving, training
 from keras_binaural.audio import resample
 from keras_binaural.models.clup import CLUP
 from keras_binaural.models.upmixer import Upmixer
@@ -307,3 +307,23 @@ def test_an_export_dir_that_cannot_be_written_is_refused_before_any_work(tmp_pat
     assert str(error.value) == (f"export_dir={tmp_path}/afile/exports: {tmp_path}/afile is a file, "
                                 f"so the folder {tmp_path}/afile/exports cannot be created; choose "
                                 "another path")
+
+
+def test_a_full_disk_while_exporting_is_one_line_and_leaves_no_version(tmp_path, monkeypatch):
+    import keras
+
+    def full_disk(self, path, **kwargs):
+        os.makedirs(os.path.join(path, "variables"))
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"{path}/variables/variables_temp/part-00000-of-00001.data-00000-of-00001"
+            ".tempstate1685; No space left on device [Op:SaveV2]")
+
+    # ExportArchive() makes an instance of a backend class: patch that one.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", full_disk)
+    model = Upmixer(guidance="none", residual_channels=8, num_cycles=1, conditioner_channels=8)
+    with pytest.raises(files.OutputError) as error:
+        serving.export_saved_model(model, tmp_path, "audio_only", 1)
+    assert str(error.value) == (f"{tmp_path}/audio_only/1: cannot write (No space left on device; "
+                                "the disk is full: free space or choose another folder); nothing "
+                                "was written")
+    assert os.listdir(tmp_path / "audio_only") == []
