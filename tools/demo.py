@@ -98,6 +98,7 @@ def main(argv):
         files.check_output(data_dir, "--data_dir", folder=True)
     except files.OutputError as error:
         raise SystemExit(f"demo: error: {error}") from None
+    files.remove_temporaries(output_dir, names=["report.md"])  # the steps clear their own
     runs = os.path.join(output_dir, "runs")
     log: list = []
     started = time.perf_counter()
