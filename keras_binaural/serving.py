@@ -307,8 +307,10 @@ def export_saved_model(
                 "outputs": ["binaural", "map"] if guided else ["binaural"],
             })
     except tf.errors.OpError as cause:  # TensorFlow writes the variables itself (SaveV2)
-        reason = ("No space left on device; the disk is full: free space or choose another folder"
-                  if "No space left" in cause.message else " ".join(cause.message.split())[:300])
-        raise files.OutputError(f"{path}: cannot write ({reason}); nothing was written") from None
+        full = "No space left" in cause.message
+        reason = "No space left on device" if full else " ".join(cause.message.split())[:300]
+        hint = "; the disk is full: free space or choose another folder" if full else ""
+        raise files.OutputError(f"{path}: cannot write ({reason}){hint}; nothing was written"
+                                ) from None
     return path
 

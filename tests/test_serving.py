@@ -323,7 +323,7 @@ def test_a_full_disk_while_exporting_is_one_line_and_leaves_no_version(tmp_path,
     model = Upmixer(guidance="none", residual_channels=8, num_cycles=1, conditioner_channels=8)
     with pytest.raises(files.OutputError) as error:
         serving.export_saved_model(model, tmp_path, "audio_only", 1)
-    assert str(error.value) == (f"{tmp_path}/audio_only/1: cannot write (No space left on device; "
-                                "the disk is full: free space or choose another folder); nothing "
-                                "was written")
+    assert str(error.value) == (f"{tmp_path}/audio_only/1: cannot write (No space left on "
+                                "device); the disk is full: free space or choose another folder; "
+                                "nothing was written")
     assert os.listdir(tmp_path / "audio_only") == []
