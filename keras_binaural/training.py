@@ -415,8 +415,8 @@ def _stopped(error: tf.errors.OpError) -> str:
 class StepProgress(keras.callbacks.Callback):
     """A line within each epoch every `every_seconds`: the step, the time per step, the epoch's
     ETA and the loss, so that a slow epoch can be told from a hung one (`verbose=2` prints only
-    at the end of an epoch). The first step of a run includes building the graph; the rate is
-    taken over the steps after it.
+    at the end of an epoch). The first step of a run includes building the graph: its line gives
+    its time alone, and the rate is taken over the steps after it.
 
     Args:
       steps_per_epoch, epochs: for "step 5/25" and "epoch 2/8".
@@ -432,6 +432,7 @@ class StepProgress(keras.callbacks.Callback):
         self.every_seconds = every_seconds
         self.write = write or (lambda line: print(line, flush=True))
         self._epoch = 0
+        self._started = False
         self._first_step_end = self._last_line = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -445,12 +446,14 @@ class StepProgress(keras.callbacks.Callback):
         if done >= self.steps_per_epoch or (done > 1 and now - self._last_line < self.every_seconds):
             return
         self._last_line = now
-        if done == 1:
-            rate = now - self._epoch_start
-        else:
-            rate = (now - self._first_step_end) / (done - 1)
         loss = (logs or {}).get("loss")
         loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
-        self.write(f"epoch {self._epoch + 1}/{self.epochs}: step {done}/{self.steps_per_epoch}, "
-                   f"{rate:.2f} s/step, ETA {rate * (self.steps_per_epoch - done):.0f} s"
+        where = f"epoch {self._epoch + 1}/{self.epochs}: step {done}/{self.steps_per_epoch}"
+        if done == 1 and not self._started:  # its time says nothing about the steps after it
+            self._started = True
+            self.write(f"{where} took {now - self._epoch_start:.1f} s (with building the graph)"
+                       f"{loss_text}")
+            return
+        rate = now - self._epoch_start if done == 1 else (now - self._first_step_end) / (done - 1)
+        self.write(f"{where}, {rate:.2f} s/step, ETA {rate * (self.steps_per_epoch - done):.0f} s"
                    f"{loss_text}")

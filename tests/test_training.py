@@ -245,8 +245,12 @@ def test_step_progress_prints_rate_and_eta_within_an_epoch(monkeypatch):
     lines = []
     progress = training.StepProgress(steps_per_epoch=6, epochs=8, every_seconds=20.0,
                                      write=lines.append)
-    progress.on_epoch_begin(2)
+    progress.on_epoch_begin(2)  # e.g. a resumed run: the first step builds the graph
     for step in range(5):
         progress.on_train_batch_end(step, {"loss": 0.5 + step})
-    assert lines == ["epoch 3/8: step 1/6, 30.00 s/step, ETA 150 s, loss 0.5000",
+    assert lines == ["epoch 3/8: step 1/6 took 30.0 s (with building the graph), loss 0.5000",
                      "epoch 3/8: step 3/6, 11.00 s/step, ETA 33 s, loss 2.5000"]
+    clock = iter([100.0, 101.5, 102.0])  # the next epoch: its first step is an ordinary one
+    progress.on_epoch_begin(3)
+    progress.on_train_batch_end(0, {"loss": 0.25})
+    assert lines[-1] == "epoch 4/8: step 1/6, 1.50 s/step, ETA 8 s, loss 0.2500"
