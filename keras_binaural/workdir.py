@@ -19,7 +19,10 @@ Killing the process at any moment and rerunning the same command restores the la
 the remaining epochs: no epoch is lost or repeated. Only the epoch that was running when the
 process died is redone. The data stream of a resumed run is reseeded with the epoch it starts
 at (`config.seed + 1000 * epoch`): deterministic, and not a replay of the first epochs' chunks.
-A checkpoint that cannot be read falls back to the one before it.
+A checkpoint that cannot be read falls back to the one before it. The temporary files a killed
+run leaves (`.epoch_0003.weights.h5.<8 characters>.tmp.weights.h5`, ...) are removed by the rerun
+(`remove_temporaries`); a run that fails before its first epoch finishes removes what it wrote
+(`discard_unstarted`), so a failed start leaves no config.json to refuse the next config.
 
 Reruns of a workdir (decided here; the tool's docstring repeats it):
 - the same config: resume (or, when every epoch is done and model.keras exists, do nothing);
