@@ -259,8 +259,8 @@ def check_duration(num_samples: int, num_frames: int, flag: str, path: str,
         raise BinauralizeError(
             f"{flag}={path}: {sound_s:.2f} s of sound for {frames_s:.2f} s of pictures "
             f"({num_frames} frames {pictures} at {FRAMES_PER_SECOND} fps); give the sound and "
-            "the pictures of the same clip (they may differ by at most "
-            f"{MAX_DURATION_MISMATCH_S} s)")
+            f"the pictures of the same clip (at most {MAX_DURATION_MISMATCH_S} s, or "
+            f"{MAX_DURATION_MISMATCH_FRACTION:.0%} of the clip, apart)")
 
 
 def fit_duration(mono: np.ndarray, num_frames: int) -> np.ndarray:

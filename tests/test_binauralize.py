@@ -231,7 +231,7 @@ def test_truncated_or_short_sound_is_refused_not_padded(model, tmp_path):
     assert str(error.value) == (
         f"--audio={tmp_path / 'short.wav'}: 0.10 s of sound for 2.00 s of pictures (20 frames in "
         f"--frames_dir={frames_dir} at 10 fps); give the sound and the pictures of the same clip "
-        "(they may differ by at most 0.5 s)")
+        "(at most 0.5 s, or 1% of the clip, apart)")
     assert not (tmp_path / "out.wav").exists()
 
 
