@@ -27,7 +27,8 @@ Example:
   ... the work ...
   with files.transaction() as outputs:
       write_video(outputs.file("out/clip.mp4"))       # any writer that takes a path
-      write_wav(outputs.file("out/clip.wav"))
+      with open(outputs.file("out/clip.wav"), "wb") as stream:
+          stream.write(encode_wav(audio))              # not write_wav: it is atomic itself
       save_pngs(outputs.directory("out/frames"))
   files.write_text("out/ids.txt", "000001\\n")          # one file: its own transaction
 """
