@@ -77,6 +77,8 @@ VARIANTS = {
     "cue": ({**COMPACT, "lambda_cue": 1.0}, True),
     "flip": ({**COMPACT, "lambda_flip": 1.0}, True),
     "pointing": ({**COMPACT, **POINTING}, True),
+    "paper_fn": ({**COMPACT, "false_negative_fraction": 0.25}, True),
+    "pointing_fn": ({**COMPACT, **POINTING, "false_negative_fraction": 0.25}, True),
     "pointing_resnet": (POINTING, True),
     "baseline": ({**COMPACT, **POINTING, "localizer": "baseline"}, True),
 }

@@ -75,3 +75,12 @@ def test_negative_audio_indices_skip_the_same_clip():
     indices, valid = (to_numpy(v) for v in core.negative_audio_indices(None, batch_size=3))
     np.testing.assert_array_equal(indices, [1, 2, 0])
     assert valid.all()
+
+
+def test_drop_hardest_negatives_leaves_out_the_best_matches():
+    closeness = np.array([[0.9, 0.1, 0.5, 0.7, 0.3], [0.2, 0.8, 0.6, 0.4, 0.1]], "float32")
+    mask = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], bool)
+    dropped = core.drop_hardest_negatives(closeness, mask, 0.5).numpy()
+    # Row 0: 4 valid, the 2 closest (0.9, 0.7) dropped; row 1: 5 valid, floor(2.5) = 2 dropped.
+    np.testing.assert_array_equal(dropped, [[0, 1, 1, 0, 0], [1, 0, 0, 1, 1]])
+    np.testing.assert_array_equal(core.drop_hardest_negatives(closeness, mask, 0.0), mask)

@@ -119,6 +119,9 @@ class LocalizationModel(LossTermsModel):
         background as a hard negative, mosaics, binaural cues, flip equivariance); 0 (the
         default, the paper's loss set) leaves an objective out.
       mil_temperature: tau of the multiple-instance cell scores.
+      false_negative_fraction: the share of each example's best-matching in-batch negatives
+        left out of the contrastive losses (OSA's, multiple-instance, background), which are
+        likely the same classes (`localization_core.drop_hardest_negatives`); 0: none.
       cue_bins, cue_bands: the binaural-cue objective's profile columns and ILD bands.
       seed: seed of the mosaics' tile placement, or None.
       **kwargs: `keras.Model` arguments.
@@ -170,6 +173,7 @@ class LocalizationModel(LossTermsModel):
         cue_bins: int = 8,
         cue_bands: int = 8,
         lambda_flip: float = 0.0,
+        false_negative_fraction: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -210,6 +214,7 @@ class LocalizationModel(LossTermsModel):
         self.cue_bins = cue_bins
         self.cue_bands = cue_bands
         self.lambda_flip = lambda_flip
+        self.false_negative_fraction = false_negative_fraction
         self.seed = seed
         # The weight of each loss term the objectives report (supp. Eq. 3's baseline loss: 1).
         self.term_weights = {"sce_loss": lambda_sce, "obj_loss": lambda_obj,
@@ -429,7 +434,7 @@ class LocalizationModel(LossTermsModel):
         return EncodedBatch(data, visual, maps.get("negative_visual"), mono_embedding,
                             binaural_embedding, clip_ids, other_clip, audio_feature,
                             maps.get("mosaic_visual"), mosaic_target, mosaic_cell_tiles,
-                            maps.get("mirrored_visual"))
+                            maps.get("mirrored_visual"), self.false_negative_fraction)
 
     def compute_losses(self, data, training=False):
         """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
@@ -502,5 +507,6 @@ class LocalizationModel(LossTermsModel):
             "cue_bins": self.cue_bins,
             "cue_bands": self.cue_bands,
             "lambda_flip": self.lambda_flip,
+            "false_negative_fraction": self.false_negative_fraction,
             "seed": self.seed,
         }

@@ -42,6 +42,7 @@ from keras_binaural.models.localization_core import (
     attention_centroid,
     attention_pool,
     baseline_gate,
+    drop_hardest_negatives,
     l2_distance,
     l2_normalize,
     masked_pair_loss,
@@ -228,6 +229,8 @@ class OSAHead(LocalizationHead):
         other_clip = batch.other_clip if batch.other_clip is not None else tf.zeros_like(
             own_negative)
         mask = tf.concat([other_clip, own_negative], axis=1)
+        mask = drop_hardest_negatives(-self.combine_distances(d_scene_all, d_object_all), mask,
+                                      batch.false_negative_fraction)
         d_scene, d_object = tf.linalg.diag_part(d_scene_all), tf.linalg.diag_part(d_object_all)
         d_scene_negative = tf.linalg.diag_part(d_scene_all[:, size:])
         d_object_negative = tf.linalg.diag_part(d_object_all[:, size:])

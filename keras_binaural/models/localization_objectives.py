@@ -43,6 +43,8 @@ class EncodedBatch:
         (`pointing.make_mosaic`), `mosaic_target` `[B, 4]` the tiles of each example's clip and
         `mosaic_cell_tiles` `[h, w]` the tile of each cell; or None.
       mirrored_visual: `[B, h, w, C]` the maps of the mirrored frames, or None.
+      false_negative_fraction: the share of each anchor's best-matching in-batch negatives the
+        contrastive objectives leave out (`localization_core.drop_hardest_negatives`).
     """
 
     data: dict
@@ -57,6 +59,7 @@ class EncodedBatch:
     mosaic_target: Any = None
     mosaic_cell_tiles: Any = None
     mirrored_visual: Any = None
+    false_negative_fraction: float = 0.0
 
     @property
     def batch_size(self):

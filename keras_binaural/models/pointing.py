@@ -61,7 +61,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_binaural.conventions import SAMPLE_RATE_HZ
-from keras_binaural.models.localization_core import l2_normalize, object_attention, weighted_mean
+from keras_binaural.models.localization_core import (
+    drop_hardest_negatives,
+    l2_normalize,
+    object_attention,
+    weighted_mean,
+)
 from keras_binaural.models.localization_objectives import (
     EncodedBatch,
     LocalizationObjective,
@@ -78,6 +83,17 @@ _MASKED = -1e9  # logit of a candidate left out of a softmax
 def cell_similarity(visual, audio_feature):
     """S_b,k,ij = cos(V_k,ij, a_b): `[k, h, w, c]`, `[b, c]` -> `[b, k, h, w]`."""
     return tf.einsum("khwc,bc->bkhw", l2_normalize(visual), l2_normalize(audio_feature))
+
+
+def without_false_negatives(scores, valid, fraction: float):
+    """`valid` (positive on the diagonal) without each row's best-scoring negatives
+    (`localization_core.drop_hardest_negatives`); the positive is always kept."""
+    if not fraction or valid is None:
+        return valid
+    own = tf.eye(tf.shape(valid)[0], tf.shape(valid)[1], dtype=tf.bool)
+    negatives = drop_hardest_negatives(scores, tf.logical_and(valid, tf.logical_not(own)),
+                                       fraction)
+    return tf.logical_or(negatives, own)
 
 
 def candidate_mask(other_clip, num_candidates):
@@ -302,6 +318,8 @@ class MultipleInstanceObjective(PointingObjective):
         candidates = tf.concat([batch.visual, batch.negative_visual], 0)
         similarity = cell_similarity(candidates, batch.audio_feature)
         valid = candidate_mask(batch.other_clip, 2 * batch.batch_size)
+        valid = without_false_negatives(tf.reduce_max(similarity, axis=[2, 3]), valid,
+                                        batch.false_negative_fraction)
         return ObjectiveLosses({"mil_loss": mil_loss(similarity, valid, self.mil_temperature)})
 
     def get_config(self):
@@ -321,6 +339,8 @@ class BackgroundObjective(PointingObjective):
         candidates = tf.concat([batch.visual, batch.negative_visual], 0)
         similarity = cell_similarity(candidates, batch.audio_feature)
         valid = candidate_mask(batch.other_clip, 2 * batch.batch_size)
+        valid = without_false_negatives(tf.reduce_max(similarity, axis=[2, 3]), valid,
+                                        batch.false_negative_fraction)
         return ObjectiveLosses({"background_loss": background_loss(similarity, valid)})
 
 
