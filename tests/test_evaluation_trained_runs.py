@@ -85,7 +85,11 @@ def test_mono_mono_row_matches_the_metrics(evaluated, root):
     binaural = next(iter(fairplay.evaluation_dataset([clip], (72, 72), (64, 64))))["binaural"]
     binaural = binaural.numpy()
     expected = metrics.evaluate_clip_numpy(binaural, evaluation.mono_mono(binaural))
-    assert results["table2"]["clips"][clip.clip_id]["mono_mono"] == pytest.approx(expected)
+    assert results["table2"]["clips"][clip.clip_id]["mono_mono"] == pytest.approx(
+        {**expected, "d_corr": 0.0})
+    # Every system's differential is correlated with the truth, per clip, within [-1, 1].
+    for scores in results["table2"]["clips"].values():
+        assert all(-1.0 <= system["d_corr"] <= 1.0 for system in scores.values())
 
 
 def test_markdown_and_plots(evaluated):
@@ -93,7 +97,8 @@ def test_markdown_and_plots(evaluated):
     markdown = (output_dir / "results.md").read_text()
     assert "## Table 1: sounding-object localization" in markdown
     assert "| model | distance ↓ | accuracy (%) ↑ |" in markdown
-    assert "| system | STFT ↓ | ENV ↓ | WAV ↓ | AMP ↓ | PHA ↓ | SNR (dB) ↑ |" in markdown
+    assert ("| system | STFT ↓ | ENV ↓ | WAV ↓ | AMP ↓ | PHA ↓ | SNR (dB) ↑ | d corr. ↑ |"
+            in markdown)
     for system in ("mono_mono", "audio_only", "clup"):
         assert f"\n| {system} | " in markdown
     assert results["plots"] == ["plots/correlation_clup.png", "plots/maps_clup.png",

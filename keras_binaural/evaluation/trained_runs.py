@@ -154,9 +154,18 @@ def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, samp
     return binaural
 
 
+SCORE_NAMES = (*metrics.METRIC_NAMES, "d_corr")  # Table 2's columns
+
+
+def clip_scores(binaural: np.ndarray, predicted: np.ndarray, normalize: bool) -> dict:
+    """The six metrics of a clip and the correlation of its differential with the truth."""
+    return {**metrics.evaluate_clip_numpy(binaural, predicted, normalize),
+            "d_corr": metrics.diff_correlation_numpy(binaural, predicted)}
+
+
 def _mean_scores(clips: dict, systems: Sequence[str]) -> dict:
     return {system: {name: float(np.mean([scores[system][name] for scores in clips.values()]))
-                     for name in metrics.METRIC_NAMES} for system in systems}
+                     for name in SCORE_NAMES} for system in systems}
 
 
 def _progress(iterable, total: int, description: str, enabled: bool):
@@ -170,7 +179,9 @@ def _progress(iterable, total: int, description: str, enabled: bool):
 def quality_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], sampler: str,
                   seed: int, normalize: bool = False, keep_clips: int = 0,
                   progress: bool = True) -> tuple[dict, dict]:
-    """Supp. Table 2: the six metrics per clip and system, and their means over clips.
+    """Supp. Table 2: the six metrics per clip and system, and their means over clips, with the
+    correlation of the generated differential with the true one (`d_corr`: 0 for mono-mono,
+    whether a system learnt the direction at all).
 
     Returns:
       (table, kept): table = {"systems": [mono_mono, names...], "clips": {id: {system: scores}},
@@ -197,12 +208,11 @@ def quality_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], sam
                 kept.setdefault(clip_id, {}).update(binaural=binaural,
                                                     **{MONO_MONO: mono_mono(binaural)})
             if index == 0:
-                scores[MONO_MONO] = metrics.evaluate_clip_numpy(binaural, mono_mono(binaural),
-                                                               normalize)
+                scores[MONO_MONO] = clip_scores(binaural, mono_mono(binaural), normalize)
             for system in by_frames.get((resize_hw, crop_hw), []):
                 predicted = generate_clip(system.model, example["mono"].numpy(),
                                           example["frames"].numpy(), sampler, seed)
-                scores[system.name] = metrics.evaluate_clip_numpy(binaural, predicted, normalize)
+                scores[system.name] = clip_scores(binaural, predicted, normalize)
                 if keep:
                     kept[clip_id][system.name] = predicted
     names = [MONO_MONO] + [s.name for s in generating]
@@ -286,26 +296,31 @@ def format_markdown(results: dict) -> str:
     if table1:
         pointing = any("pointing_clip_hit_rate" in row for row in table1.values())
         header = ["model", "distance ↓", "accuracy (%) ↑"] + (
-            ["pointing, windows (%) ↑", "pointing, clips (%) ↑"] if pointing else []) + ["windows"]
+            ["pointing, windows (%) ↑", "pointing, clips (%) ↑", "pointing, columns (%) ↑"]
+            if pointing else []) + ["windows"]
         lines += ["| " + " | ".join(header) + " |",
                   "|---|" + "---:|" * (len(header) - 1)]
         for name, row in table1.items():
             cells = [name, f"{row['distance']:.4f}", f"{100 * row['accuracy']:.1f}"]
             if pointing:
-                cells += [f"{100 * row.get('pointing_window_hit_rate', float('nan')):.1f}",
-                          f"{100 * row.get('pointing_clip_hit_rate', float('nan')):.1f}"]
+                cells += [f"{100 * row.get(key, float('nan')):.1f}" for key in (
+                    "pointing_window_hit_rate", "pointing_clip_hit_rate",
+                    "pointing_column_hit_rate")]
             lines.append("| " + " | ".join(cells + [str(row["num_windows"])]) + " |")
     else:
         lines.append("No model with a localizer.")
     lines += ["", "## Table 2: binaural audio quality (supp. Eq. 4-9), whole clips", ""]
     table2 = results["table2"]
-    header = ["system"] + [metric_title(name) for name in metrics.METRIC_NAMES]
-    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(metrics.METRIC_NAMES)]
+    header = ["system"] + [metric_title(name) for name in metrics.METRIC_NAMES] + ["d corr. ↑"]
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for name in table2["systems"]:
-        values = [f"{table2['mean'][name][metric]:.4f}" for metric in metrics.METRIC_NAMES]
+        values = [f"{table2['mean'][name].get(metric, float('nan')):.4f}"
+                  for metric in SCORE_NAMES]
         lines.append("| " + " | ".join([name] + values) + " |")
     lines += ["", (f"Means over {len(table2['clips'])} clips; mono_mono is L = R = (L + R) / 2 "
-                   "of the ground truth. Per-clip scores are in results.json.")]
+                   "of the ground truth; d corr. is the correlation of the generated differential "
+                   "(L - R) / 2 with the true one (0: no direction, < 0: the wrong side). Per-clip "
+                   "scores are in results.json.")]
     if results["plots"]:
         lines += ["", "## Plots", ""]
         lines += [f"![{os.path.basename(path)}]({path})" for path in results["plots"]]
