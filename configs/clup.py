@@ -149,6 +149,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.data.resize_hw = (136, 136)  # frames are resized, then cropped (random in training)
     config.data.crop_hw = (128, 128)
     config.data.augment = True
+    config.data.mirror = True  # half the examples mirrored: frame flipped, ears swapped
     config.data.chunks_per_clip = 4  # random 0.63 s chunks drawn per decoded clip
 
     # === Model: the constructor's arguments (module docstring) ===
@@ -172,7 +173,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.train.weight_decay = 0.0  # adamw only
     config.train.lr_schedule = "cosine"  # "constant" | "cosine" (decay to 0 over all steps)
     config.train.warmup_steps = 20
-    config.train.clipnorm = 1.0  # global gradient norm (0: no clipping)
+    config.train.clipnorm = 1.0  # each variable's gradient norm (0: no clipping)
     config.train.keep_checkpoints = 3  # newest per-epoch checkpoints kept in workdir/checkpoints
     # XLA for the whole train step. Off: TF 2.16 failed to convert the upmixer's step here, and
     # the denoiser's residual chain compiles badly as one cluster (models/denoiser.py).

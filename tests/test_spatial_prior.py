@@ -47,7 +47,8 @@ def test_untrained_prior_is_mono_mono_and_a_flat_response_scales_the_mono():
     assert z.shape == (2, 5, 12)
     np.testing.assert_allclose(prior(mono, z).numpy(), 0.0, atol=1e-7)
     # R_k(f) = 0.3 for every column and no centre share: D^ = 0.3 M, so d_prior = 0.3 m.
-    prior.response.assign(np.tile([0.3, 0.0], (3, sp.NUM_BINS, 1)).astype("float32"))
+    prior.response.assign(np.tile([0.3 / sp.RESPONSE_GAIN, 0.0], (3, sp.NUM_BINS, 1))
+                          .astype("float32"))
     prior.centre_logit.assign(-1e9)
     np.testing.assert_allclose(prior(mono, z).numpy()[:, 400:-400], 0.3 * mono[:, 400:-400],
                                atol=1e-5)

@@ -75,6 +75,7 @@ from keras_binaural.models.localization_objectives import (
 
 _EPSILON = 1e-6
 _MASKED = -1e9  # logit of a candidate left out of a softmax
+CUE_GAIN = 10.0  # see BinauralCueObjective.predict_ild
 
 
 # === Math ===
@@ -387,8 +388,13 @@ class BinauralCueObjective(PointingObjective):
         self.built = True
 
     def predict_ild(self, cell_map):
-        """ILD^ `[B, cue_bands]` (units of 10 dB) from a map `[B, h, w]` over the cells."""
-        return tf.matmul(odd_part(column_profile(cell_map, self.cue_bins)), self.kernel)
+        """ILD^ `[B, cue_bands]` (units of 10 dB) from a map `[B, h, w]` over the cells.
+
+        W = CUE_GAIN x the kernel: Adam moves a weight by about the learning rate per step, and
+        W must reach order 1; the gain gives it ten times the model's learning rate.
+        """
+        odd = odd_part(column_profile(cell_map, self.cue_bins))
+        return tf.matmul(odd, CUE_GAIN * tf.cast(self.kernel, odd.dtype))
 
     def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
         attention = object_attention(batch.visual, batch.audio_feature, self.temperature)

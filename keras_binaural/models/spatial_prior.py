@@ -39,6 +39,10 @@ from keras_binaural import metrics
 from keras_binaural.conventions import SAMPLES_PER_FRAME
 
 NUM_BINS = metrics.FFT_LENGTH // 2 + 1  # 257
+# R_k(f) = RESPONSE_GAIN x its weight: Adam moves a weight by about the learning rate per step,
+# so a response of order 1 (|D| ~ |M| for a source at the side) stored as is would take thousands
+# of steps to grow from 0; the gain makes its effective learning rate ten times the model's.
+RESPONSE_GAIN = 10.0
 
 
 def stft(signal):
@@ -179,8 +183,8 @@ class SpatialPrior(keras.layers.Layer):
         """(D^, M): the estimate's and the mono's spectra, `[batch, frames, 257]` complex64."""
         spectrum = stft(mono)
         share = self.assignment(spectrum, column_embeddings)
-        response = tf.complex(tf.cast(self.response[..., 0], tf.float32),
-                              tf.cast(self.response[..., 1], tf.float32))  # [K, bins]
+        response = RESPONSE_GAIN * tf.cast(self.response, tf.float32)
+        response = tf.complex(response[..., 0], response[..., 1])  # [K, bins]
         share = tf.cast(tf.cast(share, tf.float32), tf.complex64)
         gain = tf.einsum("bfnk,kn->bfn", share, tf.cast(response, tf.complex64))
         return spectrum * gain, spectrum
