@@ -39,6 +39,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from keras_binaural import runtime
+
+runtime.apply("test")  # before TensorFlow starts: it reads these once
+
 import contextlib
 import csv
 import dataclasses

@@ -37,6 +37,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from keras_binaural import runtime
+
+runtime.apply("train")  # before TensorFlow starts: it reads these once
+
 import json
 import time
 

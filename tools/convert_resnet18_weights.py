@@ -14,6 +14,10 @@ The work is done by `keras_binaural.models.resnet.load_torchvision_resnet18_weig
 
 import os
 
+from keras_binaural import runtime
+
+runtime.apply("test")  # before TensorFlow starts: it reads these once
+
 from absl import app, flags
 
 from keras_binaural import files

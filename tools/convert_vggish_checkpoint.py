@@ -14,6 +14,10 @@ The work is done by `keras_binaural.models.vggish.load_vggish_checkpoint`.
 
 import os
 
+from keras_binaural import runtime
+
+runtime.apply("test")  # before TensorFlow starts: it reads these once
+
 from absl import app, flags
 
 from keras_binaural import files

@@ -31,6 +31,11 @@ import os
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_binaural import runtime
+
+runtime.apply("generate")  # before TensorFlow starts: it reads these once
+
 # tensorflow_hub (imported by keras_binaural.models) warns about pkg_resources on every start.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 

@@ -19,6 +19,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from keras_binaural import runtime
+
+runtime.apply("generate")  # before TensorFlow starts: it reads these once
+
 from absl import app, flags, logging
 
 from keras_binaural import cli, files, runs, serving
