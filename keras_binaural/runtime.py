@@ -76,7 +76,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 WORKLOADS = ("train", "generate", "test")
 
@@ -218,7 +218,8 @@ def summary_flags(flags: set[str] | frozenset[str]) -> list[str]:
     return [flag for flag in SUMMARY_FLAGS if flag in flags][:2]
 
 
-def apply(workload: str, environ: dict | None = None, verbose: bool = True) -> Settings:
+def apply(workload: str, environ: MutableMapping[str, str] | None = None,
+          verbose: bool = True) -> Settings:
     """Decides for this machine and `workload` and sets the environment TensorFlow reads.
 
     Call it before TensorFlow is imported. If it already is, oneDNN can no longer change, and the
