@@ -7,13 +7,17 @@ The variant string is `SIZE[,ABLATION]`, given after the file name:
             paper  GPU: FAIR-Play (tools/prepare_fairplay.py output), 224 x 448 frames, frozen
                    VGGish, ResNet-18, denoiser C = 64 with 3 x 10 layers, T = 200.
             tiny   seconds: 64 x 64 frames, a few steps; what the tests and smoke checks run.
-  ABLATION  clup        (default) localizer + object-aware upmixer, every loss term.
+  ABLATION  clup        (default) localizer + object-aware upmixer, every loss term, the
+                        pointing objectives and the spatial prior (below).
             audio_only  the upmixer without visual guidance (no localizer).
             baseline    the upmixer guided by the additional-baseline localizer (supp. Eq. 1-3),
                         trained jointly with the localizer's own loss (no cyclic term).
             sce_only    l_sce_loc without l_obj_loc: lambda_obj = lambda_cyc = 0.
             obj_only    l_obj_loc without l_sce_loc: lambda_sce = lambda_cyc = 0.
             no_cyc      no cyclic term: lambda_cyc = 0.
+            paper_losses  the paper's localizer terms only (every pointing λ 0) and no spatial
+                        prior: the paper's CLUP with our encoders.
+            no_prior    CLUP without the spatial prior (the diffusion alone, fast sampler).
             localizer   the localization model alone (OSA, and SSM on real binaural audio).
             (lambda_ssm, the SSM loss on real binaural audio, stays 1 in every ablation; see
             keras_binaural/models/clup.py for why it exists.)
@@ -39,7 +43,8 @@ the class ("clup": `CLUP`; "upmixer": `Upmixer`; "localizer": `LocalizationModel
   localizer  LocalizationModel's: `localizer` ("osa" | "baseline"), `audio_encoder` ("compact" |
              "vggish"), the λs, ...
 `config.model_init` names pre-trained weights loaded after building. Other components are chosen
-by name too: `eval.sampler` ("fast" | "full"), `train.lr_schedule` ("constant" | "cosine").
+by name too: `eval.sampler` ("fast" | "full" | "prior"), `train.lr_schedule` ("constant" |
+"cosine").
 
 Paper-size choices. From the supplement: frozen pre-trained VGGish, ResNet-18 (not frozen, separate
 encoders for localization and generation), 3 residual blocks x 10 dilated layers, T = 200 with beta
@@ -53,10 +58,23 @@ No pre-trained weights can be downloaded here: convert them once (tools/convert_
 tools/convert_resnet18_weights.py) and name the files in model_init.vggish_weights /
 model_init.resnet_weights.
 
-Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (4 x 4
-cells of the localization map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
+Beyond the paper (issue 12; BENCHMARKS.md has the ablation): at demo and tiny size the
+localizer's visual encoder is the compact CNN whose cells see about one object, and it trains
+with the pointing objectives of keras_binaural/models/pointing.py (background as a negative,
+mosaics, binaural cues, the columns' acoustic responses; the best-matching in-batch negatives
+left out), so that its map points at the sounding object; the upmixer conditions on the spatial
+prior (models/spatial_prior.py: the mono's time-frequency bins assigned to image columns, each
+column's least-squares response to the differential), and Table 2 scores that prior itself
+(`eval.sampler = "prior"`): after a CPU budget of steps it is far closer to the truth than the
+diffusion sample, which needs many more steps to refine it. The localizer is cheap to train
+(~0.3 s a step against CLUP's ~1.5 s): `make demo` trains it alone first and starts CLUP from it
+(`model_init.localizer`). The paper size keeps ResNet-18 and the fast sampler.
+
+Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (16 x 16
+cells of the compact encoder's map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
 per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
-cosine decay, 8 epochs of 25 steps, 2 validation batches per epoch. Measured in `make demo` on 2
+cosine decay, 8 epochs of 25 steps (the localizer alone: 24 epochs, 50 warm-up steps), 2
+validation batches per epoch. Measured in `make demo` on 2
 idle cores (BENCHMARKS.md): CLUP 274 s, the audio-only upmixer 129 s; the whole demo 8.8 min.
 """
 
@@ -65,7 +83,12 @@ from __future__ import annotations
 import ml_collections
 
 SIZES = ("demo", "paper", "tiny")
-ABLATIONS = ("clup", "audio_only", "baseline", "sce_only", "obj_only", "no_cyc", "localizer")
+ABLATIONS = ("clup", "audio_only", "baseline", "sce_only", "obj_only", "no_cyc", "paper_losses",
+             "no_prior", "localizer")
+
+
+POINTING_LAMBDAS = ("lambda_mil", "lambda_background", "lambda_mosaic", "lambda_cue",
+                    "lambda_response", "lambda_flip")
 
 
 def parse_variant(variant: str) -> tuple[str, str]:
@@ -93,10 +116,20 @@ def localizer_arguments(size: str) -> ml_collections.ConfigDict:
     arguments.lambda_ssm = 1.0  # SSM on the real binaural audio
     arguments.distance_feature = "auto"  # the sum of the OSA terms whose lambda > 0
     arguments.negatives = "batch"
+    # Pointing (models/pointing.py): cell-level objectives from frames, mono and binaural audio.
+    arguments.visual_encoder = "compact"  # "compact" (cells see about one object) | "resnet18"
+    arguments.lambda_mil = 0.0  # multiple-instance matching (EZ-VSL)
+    arguments.lambda_background = 1.0  # the frame's own background as a negative (LVS)
+    arguments.lambda_mosaic = 1.0  # 2 x 2 mosaics of different clips' frames (DSOL)
+    arguments.lambda_cue = 1.0  # the map's column profile predicts the binaural ILD
+    arguments.lambda_response = 1.0  # the map's columns' responses explain the differential
+    arguments.lambda_flip = 0.0  # mirrored frame -> mirrored profile
+    arguments.false_negative_fraction = 0.25  # best-matching in-batch negatives left out
     if size == "paper":
         arguments.audio_encoder = "vggish"
         arguments.audio_encoder_trainable = False
         arguments.audio_width_multiplier = 1.0
+        arguments.visual_encoder = "resnet18"
     elif size == "tiny":
         arguments.audio_width_multiplier = 0.0625
     return arguments
@@ -120,6 +153,10 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     arguments.min_scale = 1e-3  # level normalisation: floor of the mono's peak
     arguments.normalized_peak = 2.5  # peak of the normalised mono
     arguments.clip_value = 5.0  # the sampler's clamp, in normalised units
+    arguments.spatial_prior = True  # d_prior from the mono and the image columns (spatial_prior.py)
+    # The localizer learns from its own losses; the generation losses do not reach it.
+    arguments.localizer_gradients = False
+    arguments.prior_columns = 16
     if size == "paper":
         arguments.residual_channels = 64
         arguments.num_cycles = 3
@@ -161,6 +198,9 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.model_init = ml_collections.ConfigDict()
     config.model_init.resnet_weights = ""  # ResNet-18 .weights.h5 for every visual encoder
     config.model_init.vggish_weights = ""  # VGGish .weights.h5 for audio_encoder "vggish"
+    # A trained localizer (a configs/clup.py:SIZE,localizer run or its model.keras) to start
+    # from: its cheap steps learn to point before the upmixer reads the map (the demo does this).
+    config.model_init.localizer = ""
 
     # === Training (keras_binaural.training) ===
     config.train = ml_collections.ConfigDict()
@@ -181,7 +221,9 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
 
     # === Evaluation (keras_binaural.evaluation.trained_runs) ===
     config.eval = ml_collections.ConfigDict()
-    config.eval.sampler = "fast"  # "fast" (BinauralGrad's 6 steps) | "full" (T steps)
+    # "fast" (BinauralGrad's 6 steps) | "full" (T steps) | "prior" (the spatial prior's d_prior:
+    # what a CPU budget learns well; the diffusion needs far more steps to refine it).
+    config.eval.sampler = "prior"
     config.eval.seed = 0
     config.eval.max_clips = 0  # clips of the test split to score (0: all)
     config.eval.negative_pool_size = 256  # supp. Table 1 negatives
@@ -190,6 +232,7 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     config.eval.normalize = False  # peak-normalise before the metrics
 
     if size == "paper":
+        config.eval.sampler = "fast"
         config.data.root = "/data/fairplay16k"
         config.data.resize_hw = (240, 480)
         config.data.crop_hw = (224, 448)
@@ -219,11 +262,14 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.model_kind = "upmixer"
         config.model = denoiser_arguments(size)
         config.model.guidance = "baseline" if guided else "none"
+        config.model.spatial_prior = guided  # the prior needs a localizer's columns
         config.model.lambda_loc = 1.0
         if guided:  # the baseline localizer, trained with its own loss (no cyclic term)
             config.model.localizer_config = localizer_arguments(size)
             config.model.localizer_config.use_ssm = True
         config.model.seed = config.get_ref("seed")
+        if not guided:
+            config.eval.sampler = "fast"
     elif ablation == "sce_only":
         config.model.localizer_config.lambda_obj = 0.0
         config.model.lambda_cyc = 0.0
@@ -232,9 +278,21 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
         config.model.lambda_cyc = 0.0
     elif ablation == "no_cyc":
         config.model.lambda_cyc = 0.0
+    elif ablation == "paper_losses":  # the paper's localizer terms only, and its guidance alone
+        for key in POINTING_LAMBDAS:
+            config.model.localizer_config[key] = 0.0
+        config.model.localizer_config.false_negative_fraction = 0.0
+        config.model.spatial_prior = False
+        config.eval.sampler = "fast"
+    elif ablation == "no_prior":
+        config.model.spatial_prior = False
+        config.eval.sampler = "fast"
     elif ablation == "localizer":
         config.model_kind = "localizer"
         config.model = localizer_arguments(size)
         config.model.localizer = "osa"  # "osa" | "baseline"
         config.model.use_ssm = True
+        if size == "demo":  # its steps are cheap: 600 of them, before CLUP starts from it
+            config.train.epochs = 24
+            config.train.warmup_steps = 50
     return config

@@ -42,6 +42,13 @@ def run_config(model_path: str | os.PathLike,
         raise error(f"{path}: unreadable run config ({cause})") from None
 
 
+def run_sampler(model_path: str | os.PathLike, error: type[Exception] = ValueError) -> str:
+    """The sampler the model's training run evaluates with (`eval.sampler` of its config.json),
+    or "fast" without one."""
+    config = run_config(model_path, error)
+    return str(config.get("eval", {}).get("sampler", "fast")) if config else "fast"
+
+
 def resolve_model_path(path: str | os.PathLike, flag: str = "--model",
                        error: type[Exception] = ValueError) -> str:
     """A `.keras` file, or the `model.keras` of a workdir.

@@ -126,6 +126,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                         ".py, or '' for random initialisation)")
         if path and not path.endswith(".weights.h5"):
             raise _fail(key, path, "must be a .weights.h5 file")
+    path = config.model_init.get("localizer", "")
+    if path and not os.path.isfile(localizer_file(path)):
+        raise _fail("model_init.localizer", path, "no such .keras file or tools/train.py workdir "
+                    "with a model.keras (a run of configs/clup.py:SIZE,localizer)")
+
+
+def localizer_file(path: str) -> str:
+    """A .keras file, or the model.keras of a tools/train.py workdir."""
+    return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
 
 def split_clips(config: ml_collections.ConfigDict, subset: str,
@@ -208,7 +217,11 @@ def _layers_of_type(model: keras.Model, cls: type) -> list[keras.layers.Layer]:
 
 def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> None:
     """Loads `model_init.resnet_weights` into every ResNet-18 and `model_init.vggish_weights`
-    into every VGGish inside `model` (no-op for empty paths)."""
+    into every VGGish inside `model`, and `model_init.localizer` (a trained localizer) into its
+    localizer (no-op for empty paths)."""
+    path = config.model_init.get("localizer", "")
+    if path:
+        load_localizer(model, localizer_file(path))
     for key, cls in (("resnet_weights", ResNet18), ("vggish_weights", VGGish)):
         path = config.model_init[key]
         if not path:
@@ -220,6 +233,24 @@ def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> No
         for layer in targets:
             layer.load_weights(path)
         logging.info("loaded %s into %d %s layer(s)", path, len(targets), cls.__name__)
+
+
+def load_localizer(model: keras.Model, path: str) -> None:
+    """Sets the weights of `model`'s localizer (or of `model`, a localizer) to those of the
+    `LocalizationModel` saved in `path`, which must have been built with the same arguments."""
+    target = model if isinstance(model, LocalizationModel) else getattr(model, "localizer", None)
+    if target is None:
+        raise _fail("model_init.localizer", path, "the model has no localizer to load it into")
+    source = keras.saving.load_model(path, compile=False)
+    if not isinstance(source, LocalizationModel):
+        raise _fail("model_init.localizer", path,
+                    f"holds a {type(source).__name__}, not a LocalizationModel")
+    shapes = [tuple(v.shape) for v in source.weights]
+    if shapes != [tuple(v.shape) for v in target.weights]:
+        raise _fail("model_init.localizer", path, "its localizer was built with other arguments "
+                    "than this model's localizer_config (the weights' shapes differ)")
+    target.set_weights(source.get_weights())
+    logging.info("loaded the localizer of %s (%d weights)", path, len(shapes))
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:

@@ -2,6 +2,7 @@
 unknown keys and variants are errors."""
 
 import keras
+import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
@@ -61,6 +62,18 @@ def test_ablations_set_their_loss_terms_and_components():
     assert lambdas["audio_only"][0] == "upmixer" and lambdas["audio_only"][4] == "none"
     assert lambdas["localizer"][5] == "osa"
     assert lambdas["localizer"][0] == "localizer"
+    # The pointing terms and the spatial prior, and the ablations without them.
+    pointing = {key: 1.0 for key in ("lambda_background", "lambda_mosaic", "lambda_cue")}
+    clup = CLUP.get_config("demo")
+    assert clup.model.spatial_prior and clup.eval.sampler == "prior"
+    assert {key: clup.model.localizer_config[key] for key in pointing} == pointing
+    paper_losses = CLUP.get_config("demo,paper_losses")
+    assert not any(paper_losses.model.localizer_config[key] for key in CLUP.POINTING_LAMBDAS)
+    assert not paper_losses.model.spatial_prior and paper_losses.eval.sampler == "fast"
+    no_prior = CLUP.get_config("demo,no_prior")
+    assert not no_prior.model.spatial_prior and no_prior.eval.sampler == "fast"
+    assert CLUP.get_config("demo,baseline").model.spatial_prior
+    assert not CLUP.get_config("demo,audio_only").model.spatial_prior
 
 
 def test_paper_variant_has_the_paper_settings():
@@ -107,7 +120,8 @@ def test_flag_errors_become_one_line():
     ("tiny,baseline", "model.guidance", "scene", "must be one of object, baseline, none"),
     ("tiny", "model.localizer_config.lambda_obj", -1.0, "must be >= 0"),
     ("tiny", "model_init.resnet_weights", "/nonexistent.weights.h5", "no such file"),
-    ("tiny", "eval.sampler", "ddim", "must be one of fast, full"),
+    ("tiny", "model_init.localizer", "/nonexistent", "no such .keras file or tools/train.py"),
+    ("tiny", "eval.sampler", "ddim", "must be one of fast, full, prior"),
 ])
 def test_bad_values_name_the_key(variant, key, value, message):
     config = CLUP.get_config(variant)
@@ -143,4 +157,21 @@ def test_tiny_variants_build_their_models(ablation):
         localizer = config.model.localizer_config
         assert (model.localizer.lambda_sce, model.localizer.lambda_obj, model.lambda_cyc) == (
             localizer.lambda_sce, localizer.lambda_obj, config.model.lambda_cyc)
+    keras.backend.clear_session()
+
+
+def test_a_trained_localizer_starts_clup_and_a_mismatched_one_is_refused(tmp_path):
+    localizer = training.build_model(CLUP.get_config("tiny,localizer"))
+    path = str(tmp_path / "localizer.keras")
+    localizer.save(path)
+    config = CLUP.get_config("tiny")
+    config.model_init.localizer = path
+    training.check_config(config)
+    clup = training.build_model(config)
+    for ours, theirs in zip(clup.localizer.weights, localizer.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    config.model.localizer_config.audio_width_multiplier = 0.125  # another audio encoder
+    with pytest.raises(training.TrainingError, match=r"^--config\.model_init\.localizer=.*other "
+                       "arguments"):
+        training.build_model(config)
     keras.backend.clear_session()

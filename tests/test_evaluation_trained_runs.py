@@ -59,7 +59,10 @@ def test_results_json_holds_both_tables(evaluated, root):
     test_ids = [clip.clip_id for clip in fairplay.list_clips(str(root), "test")]
     assert results["dataset"] == {"root": str(root), "split": "split1", "subset": "test",
                                   "clips": test_ids}
-    assert results["settings"] == {"sampler": "fast", "seed": 0, "normalize": False}
+    # The run config's sampler: CLUP's spatial prior; the audio-only model, which has no prior,
+    # is scored with the fast sampler.
+    assert results["settings"] == {"sampler": "prior", "seed": 0, "normalize": False}
+    assert "sampler prior (fast for models without one)" in (output_dir / "results.md").read_text()
     assert results["model"]["name"] == "clup" and results["model"]["class"] == "CLUP"
     assert results["baselines"]["audio_only"]["localizes"] is False
 

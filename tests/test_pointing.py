@@ -174,6 +174,30 @@ def test_cue_objective_is_flip_equivariant():
     assert mirrored_loss == pytest.approx(loss, rel=1e-4)
 
 
+def test_response_objective_learns_each_columns_response_and_scores_the_map():
+    """A source on the left: D = 0.5 M; mirrored (ears swapped): D = -0.5 M. After a few
+    training batches R_0 = 0.5 and R_3 = -0.5, a map on the right column explains D exactly,
+    and one on the wrong side costs (2 x 0.5)^2 / 0.25 = 4 times mono-mono's 0.25."""
+    objective = pointing.ResponseObjective(response_columns=4)
+    objective.build(None)
+    mono = RNG.normal(size=(2, 4000)).astype("float32")
+    left = np.stack([mono * 1.5, mono * 0.5], -1)  # m = mono, d = 0.5 mono
+    binaural = np.concatenate([left, left[..., ::-1]])
+    mass = np.zeros((4, 4), "float32")
+    mass[:2, 0] = mass[2:, 3] = 1.0
+    for _ in range(3):
+        objective.response_loss(mass, binaural, training=True)
+    response = objective.responses.response().numpy()
+    np.testing.assert_allclose(response[0, 20:, 0], 0.5, atol=2e-3)  # the floor shrinks it a bit
+    np.testing.assert_allclose(response[3, 20:, 0], -0.5, atol=2e-3)
+    np.testing.assert_allclose(response[[1, 2]], 0.0, atol=1e-6)
+    assert float(objective.response_loss(mass, binaural)) == pytest.approx(0.0, abs=1e-4)
+    flat = np.full((4, 4), 0.25, "float32")
+    assert float(objective.response_loss(flat, binaural)) == pytest.approx(0.25, rel=1e-2)
+    wrong = mass[:, ::-1].copy()
+    assert float(objective.response_loss(wrong, binaural)) == pytest.approx(4 * 0.25, rel=1e-2)
+
+
 def test_flip_loss_matches_numpy():
     cell_map = RNG.uniform(size=(2, 2, 4)).astype("float32")
     assert float(pointing.flip_loss(cell_map, cell_map[:, :, ::-1].copy())) == pytest.approx(0.0)
@@ -201,13 +225,15 @@ def test_localizer_with_every_pointing_objective_trains_and_round_trips(tmp_path
     keras.utils.set_random_seed(0)
     model = LocalizationModel(
         visual_encoder="compact", visual_width=8, audio_width_multiplier=0.0625, lambda_mil=1.0,
-        lambda_background=1.0, lambda_mosaic=1.0, lambda_cue=1.0, lambda_flip=1.0, seed=0)
+        lambda_background=1.0, lambda_mosaic=1.0, lambda_cue=1.0, lambda_response=1.0,
+        lambda_flip=1.0, seed=0)
     results = model.compute_losses(batch, training=True)
-    for term in ("mil_loss", "background_loss", "mosaic_loss", "cue_loss", "flip_loss"):
+    for term in ("mil_loss", "background_loss", "mosaic_loss", "cue_loss", "response_loss",
+                 "flip_loss"):
         assert np.isfinite(float(results[term])) and term in model.term_trackers
     expected = sum(float(results[name]) for name in (
         "sce_loss", "obj_loss", "mil_loss", "background_loss", "mosaic_loss", "cue_loss",
-        "flip_loss"))
+        "response_loss", "flip_loss"))
     assert float(results["loss"]) == pytest.approx(expected, rel=1e-5)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, verbose=0)

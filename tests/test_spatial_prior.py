@@ -43,17 +43,52 @@ def test_untrained_prior_is_mono_mono_and_a_flat_response_scales_the_mono():
     prior = sp.SpatialPrior(columns=3, embedding_size=4, channels=4)
     prior.build(column_feature_size=6)
     mono = RNG.normal(size=(2, 4000)).astype("float32")
-    z = prior.embed_columns(RNG.normal(size=(2, 5, 3, 6)).astype("float32"))
-    assert z.shape == (2, 5, 12)
+    z = prior.embed_columns(RNG.normal(size=(2, 5, 3, 6)).astype("float32"),
+                            np.full((2, 5, 3), 1 / 3, "float32"))
+    assert z.shape == (2, 5, 3 * 5)
     np.testing.assert_allclose(prior(mono, z).numpy(), 0.0, atol=1e-7)
-    # R_k(f) = 0.3 for every column and no centre share: D^ = 0.3 M, so d_prior = 0.3 m.
-    prior.response.assign(np.tile([0.3 / sp.RESPONSE_GAIN, 0.0], (3, sp.NUM_BINS, 1))
-                          .astype("float32"))
+    # Sums giving R_k(f) = 0.3 for every column, and no centre share: d_prior = 0.3 m.
+    prior.responses.power.assign(np.ones((3, sp.NUM_BINS), "float32"))
+    prior.responses.cross.assign(np.tile([0.3 * (1 + sp.RESPONSE_FLOOR), 0.0],
+                                        (3, sp.NUM_BINS, 1)).astype("float32"))
     prior.centre_logit.assign(-1e9)
     np.testing.assert_allclose(prior(mono, z).numpy()[:, 400:-400], 0.3 * mono[:, 400:-400],
                                atol=1e-5)
     share = prior.assignment(sp.stft(mono), z).numpy()
     np.testing.assert_allclose(share.sum(-1), 1.0, atol=1e-5)
+
+
+def test_the_assignment_follows_the_attention_mass_before_any_match():
+    prior = sp.SpatialPrior(columns=3, embedding_size=4, channels=4)
+    prior.build(column_feature_size=6)
+    prior.column_dense.kernel.assign(np.zeros((6, 4), "float32"))  # <u, z> = 0
+    mass = np.array([[0.7, 0.2, 0.1]], "float32")
+    z = prior.embed_columns(RNG.normal(size=(1, 3, 6)).astype("float32"), mass)
+    share = prior.assignment(sp.stft(RNG.normal(size=(1, 1600)).astype("float32")), z).numpy()
+    # softmax(log(a + floor), centre 0) = (a + floor) / (1 + 3 floor + 1)
+    expected = (mass[0] + sp.MASS_FLOOR) / (2 + 3 * sp.MASS_FLOOR)
+    np.testing.assert_allclose(share[0, 3, 10], expected, rtol=1e-5)
+
+
+def test_column_responses_are_the_least_squares_answer():
+    responses = sp.ColumnResponses(columns=2)
+    responses.build()
+    mono = RNG.normal(size=(3, 3200)).astype("float32")
+    spectrum = sp.stft(mono)
+    true_response = (RNG.normal(size=sp.NUM_BINS) + 1j * RNG.normal(size=sp.NUM_BINS))
+    diff_spectrum = spectrum.numpy() * true_response + 0.1 * RNG.normal(size=spectrum.shape)
+    share = np.zeros(spectrum.shape + (2,), "float32")
+    share[..., 1] = 1.0  # every bin from column 1
+    for _ in range(3):  # the decay cancels in the ratio
+        responses.update(share, spectrum, tf.constant(diff_spectrum, tf.complex64))
+    m = spectrum.numpy()
+    least_squares = ((np.conj(m) * diff_spectrum).sum((0, 1))
+                     / ((np.abs(m) ** 2).sum((0, 1)) + sp.RESPONSE_FLOOR
+                        * (np.abs(m) ** 2).sum((0, 1)).mean() / 2))
+    got = responses.response().numpy()
+    np.testing.assert_allclose(got[1, :, 0] + 1j * got[1, :, 1], least_squares, rtol=1e-3,
+                               atol=1e-4)
+    np.testing.assert_allclose(got[0], 0.0, atol=1e-6)  # never assigned: no response
 
 
 def test_prior_loss_matches_numpy():
@@ -64,7 +99,8 @@ def test_prior_loss_matches_numpy():
     target = sp.stft(diff).numpy()
     expected = np.mean(np.abs(estimate.numpy() - target) ** 2) / np.mean(
         np.abs(spectrum.numpy()) ** 2)
-    assert float(sp.prior_loss(estimate, spectrum, diff)) == pytest.approx(expected, rel=1e-4)
+    assert float(sp.prior_loss(estimate, spectrum, sp.stft(diff))) == pytest.approx(expected,
+                                                                                 rel=1e-4)
 
 
 def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, upmixer_root,
@@ -72,7 +108,7 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
     with pytest.raises(ValueError, match="spatial_prior needs a localizer"):
         Upmixer(guidance="none", spatial_prior=True)
     model = tiny_upmixer_model(CLUP, **PRIOR)
-    assert model.guidance_width == 8 + 16
+    assert model.guidance_width == 8 + 4 * 5
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     logs = model.fit(tf.data.Dataset.from_tensors(upmixer_batch), epochs=1, verbose=0).history
     assert "prior_loss" in logs and np.isfinite(logs["prior_loss"][-1])
@@ -82,7 +118,10 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
     clip = next(iter(fairplay.evaluation_dataset(clips[:1], resize_hw=(64, 64),
                                                  crop_hw=(64, 64))))
     mono, frames = clip["mono"].numpy()[None, :16_000], clip["frames"].numpy()[None, :10]
-    model.prior.response.assign(RNG.normal(size=(4, sp.NUM_BINS, 2)).astype("float32") * 0.1)
+    responses = model.prior.responses
+    assert np.abs(responses.power.numpy()).max() > 0  # training updated the sums
+    responses.cross.assign(RNG.normal(size=(4, sp.NUM_BINS, 2)).astype("float32")
+                           * responses.power[..., None])
     for sampler in ("prior", "fast"):
         binaural = generation.generate(model, mono, frames, sampler=sampler, seed=0,
                                        progress=False)

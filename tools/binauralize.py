@@ -46,7 +46,9 @@ _OUTPUT_WAV = flags.DEFINE_string("output_wav", None, "Where to write the binaur
 _OUTPUT_VIDEO = flags.DEFINE_string(
     "output_video", None, "Where to write the video with the binaural track (.mp4, .mkv, .mov).")
 _OVERLAY = flags.DEFINE_bool("overlay", False, "Draw the localization map over --output_video.")
-_SAMPLER = flags.DEFINE_string("sampler", "fast", "Diffusion sampler: fast (6 steps) or full.")
+_SAMPLER = flags.DEFINE_string(
+    "sampler", None, "fast (6 diffusion steps), full (T steps) or prior (the spatial prior's "
+    "estimate, for models with one). Default: the run's eval.sampler (config.json), else fast.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampler seed: the same seed gives the same audio.")
 _FRAME_SIZE = flags.DEFINE_string(
     "frame_size", None, "Frame size WxH for the model (default: from the run's config.json).")
@@ -63,14 +65,15 @@ def main(argv):
                "overlay": _OVERLAY.value}
     try:
         # Everything that can be checked is checked before the (slow) model load.
-        binauralize.check_request(**request, sampler=_SAMPLER.value)
+        sampler = _SAMPLER.value or runs.run_sampler(_MODEL.value, binauralize.BinauralizeError)
+        binauralize.check_request(**request, sampler=sampler)
         size = (cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size",
                                    binauralize.BinauralizeError, minimum=32)
                 if _FRAME_SIZE.value else None)
         geometry = runs.frame_geometry(_MODEL.value, size, binauralize.BinauralizeError)
         model = runs.load_model(_MODEL.value, "--model", binauralize.BinauralizeError,
                                 generates=True)
-        result = binauralize.binauralize(model, geometry, **request, sampler=_SAMPLER.value,
+        result = binauralize.binauralize(model, geometry, **request, sampler=sampler,
                                          seed=_SEED.value, progress=_PROGRESS.value)
     except (binauralize.BinauralizeError, files.OutputError) as error:
         raise SystemExit(f"binauralize: error: {error}")

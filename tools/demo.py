@@ -32,6 +32,9 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "demo_output", "Where the demo w
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/demo", "Where the synthetic dataset goes.")
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 160, "Synthetic clips (80 % train, 10 % val, 10 % test).")
 _CLIP_SECONDS = flags.DEFINE_float("clip_seconds", 4.0, "Length of each synthetic clip.")
+_MAX_SOURCES = flags.DEFINE_integer(
+    "max_sources", 1, "Sounding objects per synthetic clip, 1..max_sources (beside up to two "
+    "silent ones): one by default, the case a few CPU minutes learn (BENCHMARKS.md).")
 _SIZE = flags.DEFINE_enum("size", "demo", ["demo", "tiny"],
                           "configs/clup.py size: demo, or tiny for a smoke test in seconds.")
 FLAGS = flags.FLAGS
@@ -108,13 +111,18 @@ def main(argv):
     started = time.perf_counter()
     run_step("synthetic dataset", [
         "tools/make_dataset.py", f"--output_dir={data_dir}", f"--num_clips={_NUM_CLIPS.value}",
-        f"--clip_seconds={_CLIP_SECONDS.value}", "--frame_size=136x136" if _SIZE.value == "demo" else "--frame_size=72x72", "--workers=2",
+        f"--clip_seconds={_CLIP_SECONDS.value}", f"--max_sources={_MAX_SOURCES.value}",
+        "--frame_size=136x136" if _SIZE.value == "demo" else "--frame_size=72x72", "--workers=2",
     ], log)
-    for name, variant in (("clup", _SIZE.value), ("audio_only", f"{_SIZE.value},audio_only")):
+    # The localizer first (its steps are cheap), then CLUP starting from it, then audio-only.
+    for name, variant, extra in (
+            ("localizer", f"{_SIZE.value},localizer", []),
+            ("clup", _SIZE.value, [f"--config.model_init.localizer={os.path.join(runs, 'localizer')}"]),
+            ("audio_only", f"{_SIZE.value},audio_only", [])):
         run_step(f"train {name}", [
             "tools/train.py", f"--config=configs/clup.py:{variant}",
             f"--config.data.root={data_dir}", f"--workdir={os.path.join(runs, name)}",
-            "--verbose=2",
+            "--verbose=2", *extra,
         ], log)
     run_step("evaluate", [
         "tools/evaluate.py", f"--model={os.path.join(runs, 'clup')}",

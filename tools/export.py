@@ -36,8 +36,9 @@ _FRAME_SIZE = flags.DEFINE_string(
     "frame_size", None,
     "Frame size WxH of the frames input (default: data.crop_hw of the run's config.json beside "
     "the model, else 128x128).")
-_SAMPLER = flags.DEFINE_enum("sampler", "fast", list(SAMPLERS),
-                             "Diffusion sampler, fixed in the export.")
+_SAMPLER = flags.DEFINE_enum("sampler", None, list(SAMPLERS),
+                             "Sampler, fixed in the export (default: the run's eval.sampler in "
+                             "config.json beside the model, else fast).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampler seed, fixed in the export.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
 flags.mark_flags_as_required(["model", "export_dir", "model_name", "version"])
@@ -52,19 +53,20 @@ def main(argv):
         size = cli.parse_size_wh(_FRAME_SIZE.value, "--frame_size", serving.ExportError,
                                  minimum=32) if _FRAME_SIZE.value else None
         frame_size = runs.frame_geometry(_MODEL.value, size, serving.ExportError).frame_size_wh
+        sampler = _SAMPLER.value or runs.run_sampler(_MODEL.value, serving.ExportError)
         # Checked before the (slow) model load, so a typo fails at once.
         serving.check_export_arguments(_EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
-                                       _OVERWRITE.value, _SAMPLER.value)
+                                       _OVERWRITE.value, sampler)
         model = runs.load_model(_MODEL.value, "--model", serving.ExportError, generates=True)
         path = serving.export_saved_model(
             model, _EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
-            frame_size_wh=frame_size, sampler=_SAMPLER.value, seed=_SEED.value,
+            frame_size_wh=frame_size, sampler=sampler, seed=_SEED.value,
             overwrite=_OVERWRITE.value)
     except (serving.ExportError, files.OutputError) as error:
         raise SystemExit(f"export: error: {_flag_names(error)}")
     print(f"exported to {path} (signatures {serving.SERVING_SIGNATURE} and "
           f"{serving.WAV_SIGNATURE}; frames {frame_size[0]}x{frame_size[1]}, sampler "
-          f"{_SAMPLER.value}, seed {_SEED.value})")
+          f"{sampler}, seed {_SEED.value})")
 
 
 def _flag_names(error: Exception) -> str:

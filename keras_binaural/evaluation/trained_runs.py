@@ -154,6 +154,12 @@ def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, samp
     return binaural
 
 
+def sampler_of(model: keras.Model, sampler: str) -> str:
+    """The sampler `model` is scored with: `sampler`, but "fast" for "prior" when the model has
+    no spatial prior (the audio-only upmixer beside CLUP)."""
+    return "fast" if sampler == "prior" and getattr(model, "prior", None) is None else sampler
+
+
 SCORE_NAMES = (*metrics.METRIC_NAMES, "d_corr")  # Table 2's columns
 
 
@@ -211,7 +217,8 @@ def quality_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], sam
                 scores[MONO_MONO] = clip_scores(binaural, mono_mono(binaural), normalize)
             for system in by_frames.get((resize_hw, crop_hw), []):
                 predicted = generate_clip(system.model, example["mono"].numpy(),
-                                          example["frames"].numpy(), sampler, seed)
+                                          example["frames"].numpy(),
+                                          sampler_of(system.model, sampler), seed)
                 scores[system.name] = clip_scores(binaural, predicted, normalize)
                 if keep:
                     kept[clip_id][system.name] = predicted
@@ -286,7 +293,9 @@ def format_markdown(results: dict) -> str:
         f"# Evaluation of {results['model']['name']}",
         "",
         (f"{dataset['root']} ({dataset['split']}/{dataset['subset']}, {len(dataset['clips'])} "
-         f"clips); sampler {settings['sampler']}, seed {settings['seed']}, peak normalisation "
+         f"clips); sampler {settings['sampler']}"
+         f"{' (fast for models without one)' if settings['sampler'] == 'prior' else ''}, seed "
+         f"{settings['seed']}, peak normalisation "
          f"{'on' if settings['normalize'] else 'off'}."),
         "",
         "## Table 1: sounding-object localization (supp. Eq. 10-11)",

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_binaural.models.localization_core import column_bins
+
 # === Math ===
 
 
@@ -24,15 +26,7 @@ def binning_matrix(width: int, bins: int) -> np.ndarray:
     Column i covers [i, i + 1) of the width; bin j covers [j w / bins, (j + 1) w / bins). Entry
     (i, j) is the overlap length divided by the bin's length, so each bin is a mean of columns.
     """
-    edges = np.linspace(0.0, width, bins + 1)
-    columns = np.arange(width, dtype=np.float64)
-    overlap = np.clip(
-        np.minimum(columns[:, None] + 1, edges[None, 1:])
-        - np.maximum(columns[:, None], edges[None, :-1]),
-        0.0,
-        None,
-    )
-    return (overlap / (width / bins)).astype(np.float32)
+    return column_bins(width, bins) / (width / bins)
 
 
 def horizontal_profile(localization_map, bins: int):

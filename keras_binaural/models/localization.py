@@ -88,7 +88,8 @@ class LocalizationModel(LossTermsModel):
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
     plus lambda_mil l_mil + lambda_background l_bg + lambda_mosaic l_mosaic + lambda_cue l_cue
-    + lambda_flip l_flip (`keras_binaural.models.pointing`). A weight of 0 switches a term off (its value is still reported). Each pair term is the mean
+    + lambda_response l_response + lambda_flip l_flip (`keras_binaural.models.pointing`). A
+    weight of 0 switches a term off (its value is still reported). Each pair term is the mean
     pair loss over an example's negatives (`negatives`). Reported metrics: `loss`,
     each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`), `distance` (supp. Eq. 10)
     and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
@@ -114,15 +115,17 @@ class LocalizationModel(LossTermsModel):
         `visual_stride`, first-stage width `visual_width`; its cells see about one object), see
         `keras_binaural.models.visual_encoders`.
       visual_width, visual_stride: the compact encoder's (ignored for "resnet18").
-      lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_flip: weights of the
-        pointing objectives (`keras_binaural.models.pointing`: multiple-instance matching, the
-        background as a hard negative, mosaics, binaural cues, flip equivariance); 0 (the
-        default, the paper's loss set) leaves an objective out.
+      lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_response, lambda_flip:
+        weights of the pointing objectives (`keras_binaural.models.pointing`: multiple-instance
+        matching, the background as a hard negative, mosaics, binaural cues, the columns'
+        acoustic responses, flip equivariance); 0 (the default, the paper's loss set) leaves an
+        objective out.
       mil_temperature: tau of the multiple-instance cell scores.
       false_negative_fraction: the share of each example's best-matching in-batch negatives
         left out of the contrastive losses (OSA's, multiple-instance, background), which are
         likely the same classes (`localization_core.drop_hardest_negatives`); 0: none.
       cue_bins, cue_bands: the binaural-cue objective's profile columns and ILD bands.
+      response_columns: the response objective's column bins.
       seed: seed of the mosaics' tile placement, or None.
       **kwargs: `keras.Model` arguments.
 
@@ -172,6 +175,8 @@ class LocalizationModel(LossTermsModel):
         lambda_cue: float = 0.0,
         cue_bins: int = 8,
         cue_bands: int = 8,
+        lambda_response: float = 0.0,
+        response_columns: int = 16,
         lambda_flip: float = 0.0,
         false_negative_fraction: float = 0.0,
         seed: int | None = None,
@@ -213,6 +218,8 @@ class LocalizationModel(LossTermsModel):
         self.lambda_cue = lambda_cue
         self.cue_bins = cue_bins
         self.cue_bands = cue_bands
+        self.lambda_response = lambda_response
+        self.response_columns = response_columns
         self.lambda_flip = lambda_flip
         self.false_negative_fraction = false_negative_fraction
         self.seed = seed
@@ -240,7 +247,8 @@ class LocalizationModel(LossTermsModel):
             use_ssm) else None
         # The pointing objectives (keras_binaural.models.pointing), each when its λ is not 0.
         options = {"lambda_mil": {"mil_temperature": mil_temperature},
-                   "lambda_cue": {"cue_bins": cue_bins, "cue_bands": cue_bands}}
+                   "lambda_cue": {"cue_bins": cue_bins, "cue_bands": cue_bands},
+                   "lambda_response": {"response_columns": response_columns}}
         self.pointing_objectives = [
             POINTING_OBJECTIVES[key](temperature=temperature, **options.get(key, {}),
                                      name=key.removeprefix("lambda_"), dtype=dtype)
@@ -506,6 +514,8 @@ class LocalizationModel(LossTermsModel):
             "lambda_cue": self.lambda_cue,
             "cue_bins": self.cue_bins,
             "cue_bands": self.cue_bands,
+            "lambda_response": self.lambda_response,
+            "response_columns": self.response_columns,
             "lambda_flip": self.lambda_flip,
             "false_negative_fraction": self.false_negative_fraction,
             "seed": self.seed,

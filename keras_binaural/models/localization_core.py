@@ -186,6 +186,28 @@ def baseline_gate(visual_feature, audio_feature):
     return visual_feature * keras.ops.sigmoid(similarity)
 
 
+def column_bins(width: int, bins: int) -> np.ndarray:
+    """`[width, bins]` float32: the share of each of `width` map columns in each of `bins` equal
+    column bins (a map column straddling two bins is split between them)."""
+    edges = np.linspace(0.0, width, bins + 1)
+    columns = np.arange(width, dtype=np.float64)
+    overlap = np.clip(np.minimum(columns[:, None] + 1, edges[None, 1:])
+                      - np.maximum(columns[:, None], edges[None, :-1]), 0.0, None)
+    return overlap.astype(np.float32)
+
+
+def column_profile(cell_map, bins: int):
+    """The map's mass per column, summed over rows and into `bins` equal column bins.
+
+    Args:
+      cell_map: `[B, h, w]` (static w).
+
+    Returns:
+      `[B, bins]` (sums to the map's total mass).
+    """
+    return tf.matmul(tf.reduce_sum(cell_map, axis=1), column_bins(cell_map.shape[2], bins))
+
+
 def upsample_map(cell_map, frame_hw: tuple[int, int], stride: int = VISUAL_STRIDE):
     """A map over the cells of a stride-`stride` encoder -> a map over the frame's pixels.
 

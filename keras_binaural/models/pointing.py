@@ -6,8 +6,8 @@ satisfies both, and a map trained from scratch does not point (BENCHMARKS.md). E
 localizer that points starts from ImageNet weights; the objectives here give cell-level pressure
 without them. Each is a `LocalizationObjective` with its own loss term and λ
 (`LocalizationModel(lambda_mil=..., lambda_background=..., lambda_mosaic=..., lambda_cue=...,
-lambda_flip=...)`), switched on by a non-zero λ and combinable with the others and with the
-paper's terms. They use only what FAIR-Play also has: frames, mono and binaural audio.
+lambda_response=..., lambda_flip=...)`), switched on by a non-zero λ and combinable with the
+others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and binaural audio.
 
 All of them work on the cell similarity map
 
@@ -43,6 +43,16 @@ reads. With the additional baseline's head the same S is trained, but its map is
   ILD^_k = sum_j W_jk (p_j - p_{n-1-j}) (no bias: a centred or symmetric map predicts 0 dB, and a
   mirrored map predicts the opposite ILD, as a mirrored scene with swapped ears has);
   l_cue = mean_k (ILD^_k - ILD_k)^2 over chunks that are not silent.
+- **The columns' acoustic responses** (ours, from the spatial prior's model of the differential,
+  `keras_binaural.models.spatial_prior`; `ResponseObjective`, `lambda_response`): a source seen
+  in image column k turns the mono into the differential through one response per frequency,
+  D = M R_k(f) (the ratio of the difference to the sum of its two HRTFs). With a_k the map's
+  mass in column bin k (`column_profile`, `response_columns` bins) and R_k(f) the least-squares
+  answer over the training batches so far (`ColumnResponses`: running sums, no gradient),
+  l_response = mean |M sum_k a_k R_k - D|^2 / mean |M|^2 over the STFT bins of the binaural
+  chunk (each chunk at unit mono power). Where the cue objective predicts 8 band ILDs from an
+  odd profile, this one asks the map's mass to sit in the column whose full complex response
+  (level and delay, every frequency) explains the chunk: what the upmixer's prior then reads.
 - **Flip equivariance** (`FlipObjective`, `lambda_flip`): the map of the mirrored frame should be
   the mirror of the map: l_flip = sum_j |p(mirror V)_j - p(V)_{w-1-j}|, with p the column
   profile. (The data pipeline's `mirror` augmentation, a mirrored frame with swapped ears, is
@@ -62,6 +72,7 @@ import tensorflow as tf
 
 from keras_binaural.conventions import SAMPLE_RATE_HZ
 from keras_binaural.models.localization_core import (
+    column_profile,
     drop_hardest_negatives,
     l2_normalize,
     object_attention,
@@ -72,6 +83,7 @@ from keras_binaural.models.localization_objectives import (
     LocalizationObjective,
     ObjectiveLosses,
 )
+from keras_binaural.models.spatial_prior import ColumnResponses, prior_loss, stft
 
 _EPSILON = 1e-6
 _MASKED = -1e9  # logit of a candidate left out of a softmax
@@ -247,23 +259,6 @@ def band_ild(binaural, num_bands: int = 8, clip_db: float = 20.0, fft_size: int 
     return tf.clip_by_value(ild_db, -clip_db, clip_db) / 10.0, tf.cast(loud, tf.float32)
 
 
-def column_profile(cell_map, bins: int):
-    """The map's mass per column, summed over rows and into `bins` equal column bins.
-
-    Args:
-      cell_map: `[B, h, w]` (static w).
-
-    Returns:
-      `[B, bins]` (sums to the map's total mass).
-    """
-    width = cell_map.shape[2]
-    edges = np.linspace(0.0, width, bins + 1)
-    columns = np.arange(width, dtype=np.float64)
-    overlap = np.clip(np.minimum(columns[:, None] + 1, edges[None, 1:])
-                      - np.maximum(columns[:, None], edges[None, :-1]), 0.0, None)
-    return tf.matmul(tf.reduce_sum(cell_map, axis=1), overlap.astype(np.float32))
-
-
 def odd_part(profile):
     """p - mirror(p): `[B, n]` -> `[B, n]`, antisymmetric under the left-right mirror."""
     return profile - tf.reverse(profile, [1])
@@ -407,6 +402,58 @@ class BinauralCueObjective(PointingObjective):
 
 
 @keras.saving.register_keras_serializable(package="keras_binaural")
+class ResponseObjective(PointingObjective):
+    """The map's column mass, through each column's response, explains the differential; term
+    `response_loss` (`ColumnResponses`, least-squares R_k(f) from running sums).
+
+    Args:
+      response_columns: K, the column bins of the map's mass.
+      temperature: the attention's tau.
+    """
+
+    loss_names = ("response_loss",)
+    required_keys = ("binaural",)
+
+    def __init__(self, response_columns: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.response_columns = response_columns
+        self.responses = ColumnResponses(response_columns, name="responses")
+
+    def build(self, input_shape=None):
+        self.responses.build()
+        self.built = True
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        attention = object_attention(batch.visual, batch.audio_feature, self.temperature)
+        mass = column_profile(tf.cast(attention, tf.float32), self.response_columns)
+        return ObjectiveLosses({"response_loss": self.response_loss(
+            mass, batch.data["binaural"], training)})
+
+    def response_loss(self, mass, binaural, training: bool = False):
+        """mean |M sum_k a_k R_k - D|^2 / mean |M|^2 of chunks at unit mono power (scalar);
+        in training, the chunks then update R.
+
+        Args:
+          mass: `[B, K]` the map's mass per column bin a_k.
+          binaural: `[B, time, 2]` the chunks (left, right).
+        """
+        binaural = tf.cast(binaural, tf.float32)
+        # Each chunk at unit mono power, so that loud chunks do not outweigh the rest.
+        mono = (binaural[..., 0] + binaural[..., 1]) / 2
+        scale = tf.sqrt(tf.reduce_mean(tf.square(mono), axis=1, keepdims=True)) + _EPSILON
+        spectrum, diff_spectrum = (
+            stft(signal / scale) for signal in (mono, (binaural[..., 0] - binaural[..., 1]) / 2))
+        gain = tf.einsum("bk,knc->bnc", mass, self.responses.response())[:, None]
+        estimate = spectrum * tf.complex(gain[..., 0], gain[..., 1])
+        if training:
+            self.responses.update(mass[:, None, None, :], spectrum, diff_spectrum)
+        return prior_loss(estimate, spectrum, diff_spectrum)
+
+    def get_config(self):
+        return {**super().get_config(), "response_columns": self.response_columns}
+
+
+@keras.saving.register_keras_serializable(package="keras_binaural")
 class FlipObjective(PointingObjective):
     """The mirrored frame's map is the mirrored map (`flip_loss`); term `flip_loss`."""
 
@@ -426,5 +473,6 @@ POINTING_OBJECTIVES = {
     "lambda_background": BackgroundObjective,
     "lambda_mosaic": MosaicObjective,
     "lambda_cue": BinauralCueObjective,
+    "lambda_response": ResponseObjective,
     "lambda_flip": FlipObjective,
 }

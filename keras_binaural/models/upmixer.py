@@ -72,8 +72,15 @@ from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
 from keras_binaural.models.localization import LocalizationModel
+from keras_binaural.models.localization_core import column_profile
 from keras_binaural.models.localization_heads import FEATURE_SIZE
-from keras_binaural.models.spatial_prior import SpatialPrior, column_features, istft, prior_loss
+from keras_binaural.models.spatial_prior import (
+    SpatialPrior,
+    column_features,
+    istft,
+    prior_loss,
+    stft,
+)
 from keras_binaural.models.visual_encoders import make_visual_encoder
 
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
@@ -144,6 +151,14 @@ class Upmixer(LossTermsModel):
       localizer_config: keyword arguments of the `LocalizationModel`, its loss weights included
         (e.g. `{"temperature": 0.07, "audio_width_multiplier": 0.125, "lambda_sce": 1.0}`); its
         `localizer` is set by `guidance` (and, for a subclass, `FIXED_LOCALIZER_ARGUMENTS`).
+      localizer_gradients: whether the generation losses (l_diff, l_prior) train the localizer
+        through its map and features (True, as the paper trains them together); False: the
+        localizer learns from its own losses only and the upmixer reads what it finds
+        (BENCHMARKS.md: the generation gradients pulled a CPU-trained map off the objects).
+      spatial_prior: condition the denoiser on a first estimate of the differential from the
+        mono and the image columns (`spatial_prior.SpatialPrior`; needs a localizer).
+      prior_columns, prior_embedding_size, prior_channels: its K, E and audio CNN width.
+      lambda_prior: weight of its loss `spatial_prior.prior_loss`.
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
 
@@ -193,6 +208,7 @@ class Upmixer(LossTermsModel):
         clip_value: float = 5.0,
         lambda_loc: float = 1.0,
         localizer_config: dict | None = None,
+        localizer_gradients: bool = True,
         spatial_prior: bool = False,
         prior_columns: int = 16,
         prior_embedding_size: int = 32,
@@ -243,6 +259,7 @@ class Upmixer(LossTermsModel):
         self.clip_value = clip_value
         self.lambda_loc = lambda_loc
         self.localizer_config = localizer_config
+        self.localizer_gradients = localizer_gradients
         self.spatial_prior = spatial_prior
         self.prior_columns = prior_columns
         self.prior_embedding_size = prior_embedding_size
@@ -302,7 +319,7 @@ class Upmixer(LossTermsModel):
         """Size of one frame's guidance as `frame_guidance` returns it: G, plus K x E for the
         spatial prior's column embeddings."""
         width = self.guidance_channels if self.guidance != "none" else 0
-        return width + (self.prior_columns * self.prior_embedding_size if self.prior else 0)
+        return width + (self.prior.width if self.prior else 0)
 
     def _term_names(self) -> list[str]:
         names = ["diff_loss"] + (["prior_loss"] if self.prior is not None else [])
@@ -348,6 +365,9 @@ class Upmixer(LossTermsModel):
         if visual is None:
             visual = self.localizer.encode_frames(frames, training=training)
         outputs = self.localizer.frame_outputs(frames, mono_patch, training, visual)
+        if not self.localizer_gradients:
+            visual = tf.stop_gradient(visual)
+            outputs = {key: tf.stop_gradient(value) for key, value in outputs.items()}
         scene = scene_layout(self.visual_encoder(frames, training=training), self.scene_columns)
         guidance = self.guidance_network(
             {
@@ -357,9 +377,10 @@ class Upmixer(LossTermsModel):
             }
         )
         if self.prior is not None:  # and what each image column shows, for the spatial prior
-            columns = column_features(visual, outputs["attention"], self.prior_columns)
-            guidance = ops.concatenate(
-                [guidance, ops.cast(self.prior.embed_columns(columns), guidance.dtype)], axis=-1)
+            columns = self.prior.embed_columns(
+                column_features(visual, outputs["attention"], self.prior_columns),
+                column_profile(outputs["attention"], self.prior_columns))
+            guidance = ops.concatenate([guidance, ops.cast(columns, guidance.dtype)], axis=-1)
         return (guidance, outputs["map"]) if return_map else guidance
 
     def conditioning_inputs(self, mono, guidance):
@@ -373,16 +394,16 @@ class Upmixer(LossTermsModel):
         Returns:
           (the denoiser's audio-rate input: m / s, or `[batch, time, 2]` (m / s, d_prior / s)
            with the spatial prior; the denoiser's guidance `[..., G]` or None; the prior's
-           (D^, M) spectra or None).
+           (D^, M) spectra and assignment p, or None).
         """
         if self.prior is None:
             return mono, guidance, None
         guidance = ops.convert_to_tensor(guidance)
         columns = guidance[..., self.guidance_channels:]
-        estimate, spectrum = self.prior.estimate(mono, columns)
+        estimate, spectrum, share = self.prior.estimate(mono, columns)
         prior = istft(estimate, tf.shape(mono)[1])
         return (tf.stack([tf.cast(mono, tf.float32), prior], axis=-1),
-                guidance[..., : self.guidance_channels], (estimate, spectrum))
+                guidance[..., : self.guidance_channels], (estimate, spectrum, share))
 
     # --- Forward ---
 
@@ -447,7 +468,13 @@ class Upmixer(LossTermsModel):
             }
         )
         estimate = tf.cast(estimate[..., 0], tf.float32)
-        terms = {} if prior is None else {"prior_loss": prior_loss(*prior, diff / scale)}
+        terms = {}
+        if prior is not None:
+            estimate_spectrum, spectrum, share = prior
+            diff_spectrum = stft(diff / scale)
+            terms["prior_loss"] = prior_loss(estimate_spectrum, spectrum, diff_spectrum)
+            if training:
+                self.prior.responses.update(share, spectrum, diff_spectrum)
         return {
             **terms,
             "diff_loss": tf.reduce_mean(tf.square(estimate - noise)),
@@ -592,6 +619,7 @@ class Upmixer(LossTermsModel):
             "clip_value": self.clip_value,
             "lambda_loc": self.lambda_loc,
             "localizer_config": dict(self.localizer_config),
+            "localizer_gradients": self.localizer_gradients,
             "spatial_prior": self.spatial_prior,
             "prior_columns": self.prior_columns,
             "prior_embedding_size": self.prior_embedding_size,
