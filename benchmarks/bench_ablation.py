@@ -88,8 +88,8 @@ def run(name: str, variant: str, overrides: dict, root: str, workdir: str) -> di
 
 
 def markdown(results: dict) -> str:
-    lines = ["| run | distance ↓ | accuracy (%) ↑ | pointing: windows / columns (%) ↑ | STFT ↓ | "
-             "ENV ↓ | WAV ↓ | AMP ↓ | SNR (dB) ↑ | d corr. ↑ | sampler |",
+    lines = [("| run | distance ↓ | accuracy (%) ↑ | pointing: windows / columns (%) ↑ | STFT ↓ | "
+              "ENV ↓ | WAV ↓ | AMP ↓ | SNR (dB) ↑ | d corr. ↑ | sampler |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     mono_mono = next((r["table2"]["mono_mono"] for r in results.values()), None)
     if mono_mono:
@@ -100,8 +100,8 @@ def markdown(results: dict) -> str:
         cells = ["", "", ""]
         if table1:
             cells = [f"{table1['distance']:.3f}", f"{100 * table1['accuracy']:.1f}",
-                     f"{100 * table1['pointing_window_hit_rate']:.1f} / "
-                     f"{100 * table1['pointing_column_hit_rate']:.1f}"]
+                     (f"{100 * table1['pointing_window_hit_rate']:.1f} / "
+                     f"{100 * table1['pointing_column_hit_rate']:.1f}")]
         scores = next((v for k, v in result["table2"].items() if k != "mono_mono"), None)
         audio = ["", "", "", "", "", "", ""]
         if scores:
