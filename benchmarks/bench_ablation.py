@@ -13,16 +13,19 @@ as the demo runs them (configs/clup.py:demo, the demo's steps), and one Markdown
   localizer runs (configs/clup.py:demo,localizer, --localizer_epochs epochs of 25 steps):
     paper        l_sce_loc + l_obj_loc (+ SSM) only: every pointing λ 0
     background, mosaic, cue, response   the paper's terms and that one pointing term
+    no_response  the demo's set without the response term
     all          the demo's set (background, mosaic, cue, response, false negatives left out)
   upmixer runs (the demo's 8 epochs of 25 steps, each from a trained localizer):
     clup         CLUP with the spatial prior, from the "all" localizer (the demo's CLUP)
+    clup_no_response  the same from the "no_response" localizer
     no_prior     CLUP without the prior (diffusion alone), from "all"
     paper_losses CLUP with the paper's losses and no prior, from "paper"
     baseline     the baseline-guided upmixer with the prior (its own localizer, not pre-trained)
     audio_only   the upmixer without guidance
 
 Finished runs are kept (train.py and evaluate.py skip them), so a rerun only adds what is
-missing. Writes --workdir/results.md and results.json.
+missing; the tables hold every finished run in --workdir/runs. Writes --workdir/results.md and
+results.json.
 """
 
 import os
@@ -44,10 +47,12 @@ LOCALIZERS = {
     "paper": {**dict.fromkeys(POINTING, 0.0), "false_negative_fraction": 0.0},
     **{term.removeprefix("lambda_"): {**dict.fromkeys(POINTING, 0.0), term: 1.0}
        for term in POINTING},
+    "no_response": {"lambda_response": 0.0},
     "all": {},
 }
 UPMIXERS = {  # name: (variant, localizer run to start from or None)
     "clup": ("demo", "all"),
+    "clup_no_response": ("demo", "no_response"),
     "no_prior": ("demo,no_prior", "all"),
     "paper_losses": ("demo,paper_losses", "paper"),
     "baseline": ("demo,baseline", None),
@@ -71,20 +76,27 @@ def tool(*arguments: str) -> float:
     return time.perf_counter() - start
 
 
-def run(name: str, variant: str, overrides: dict, root: str, workdir: str) -> dict:
-    """Trains (or resumes) and evaluates one run; returns its results.json with the times."""
+def run(name: str, variant: str, overrides: dict, root: str, workdir: str) -> None:
+    """Trains (or resumes) and evaluates one run."""
     run_dir = os.path.join(workdir, "runs", name)
     seconds = tool("tools/train.py", f"--config=configs/clup.py:{variant}", f"--workdir={run_dir}",
                    f"--config.data.root={root}", "--verbose=2",
                    *(f"--config.{key}={value}" for key, value in overrides.items()))
-    output = os.path.join(run_dir, "eval")
-    if not os.path.isfile(os.path.join(output, "results.json")):
-        tool("tools/evaluate.py", f"--model={run_dir}", f"--output_dir={output}")
-    with open(os.path.join(output, "results.json")) as file:
-        results = json.load(file)
     print(f"{name}: {seconds:.0f} s for training ({common.load()})", flush=True)
+    if not os.path.isfile(os.path.join(run_dir, "eval", "results.json")):
+        tool("tools/evaluate.py", f"--model={run_dir}",
+             f"--output_dir={os.path.join(run_dir, 'eval')}")
+
+
+def collect(run_dir: str) -> dict | None:
+    """The tables of a finished run's evaluation, or None."""
+    path = os.path.join(run_dir, "eval", "results.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        results = json.load(file)
     return {"table1": results["table1"], "table2": results["table2"]["mean"],
-            "sampler": results["settings"]["sampler"], "train_seconds": seconds}
+            "sampler": results["settings"]["sampler"]}
 
 
 def markdown(results: dict) -> str:
@@ -118,18 +130,22 @@ def main(argv):
     os.makedirs(workdir, exist_ok=True)
     root = FLAGS.root or common.synthetic_root(
         workdir, FLAGS.num_clips, FLAGS.clip_seconds, "136x136", max_sources=FLAGS.max_sources)
-    path, results = common.previous_results(workdir)
     wanted = FLAGS.only or [*LOCALIZERS, *UPMIXERS]
     for name, overrides in LOCALIZERS.items():
         if name in wanted:
             overrides = {**{f"model.{k}": v for k, v in overrides.items()},
                          "train.epochs": FLAGS.localizer_epochs, "train.warmup_steps": 50}
-            results[name] = run(name, "demo,localizer", overrides, root, workdir)
+            run(name, "demo,localizer", overrides, root, workdir)
     for name, (variant, localizer) in UPMIXERS.items():
         if name in wanted:
             overrides = ({"model_init.localizer": os.path.join(workdir, "runs", localizer)}
                          if localizer else {})
-            results[name] = run(name, variant, overrides, root, workdir)
+            run(name, variant, overrides, root, workdir)
+    # Every finished run in the workdir, also those of earlier invocations.
+    results = {name: collect(os.path.join(workdir, "runs", name))
+               for name in [*LOCALIZERS, *UPMIXERS]}
+    results = {name: result for name, result in results.items() if result}
+    path = os.path.join(workdir, "results.json")
     files.write_json(path, results)
     table = markdown(results)
     files.write_text(os.path.join(workdir, "results.md"), table)
