@@ -6,7 +6,8 @@ Usage:
 
 Steps, each a command a user can run alone (the report lists them with their times):
   1. tools/make_dataset.py   a synthetic dataset (measured HRIRs, 10-fps frames) in --data_dir
-  2. tools/train.py          CLUP (configs/clup.py:demo) and the audio-only upmixer
+  2. tools/train.py          the localizer alone (configs/clup.py:demo,localizer), CLUP starting
+                             from it (configs/clup.py:demo) and the audio-only upmixer
   3. tools/evaluate.py       both against mono-mono on the test split, with the PNGs
   4. tools/binauralize.py    a held-out test video -> binaural WAV and mp4 with the map overlaid
   5. OUTPUT/report.md        the tables, the pictures, the commands
@@ -70,10 +71,12 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
     lines = [
         "# keras-binaural demo",
         "",
-        ("CLUP (localizer + object-aware diffusion upmixer, trained together) and the audio-only "
-         "upmixer, trained for a few minutes on a synthetic dataset of binaural scenes rendered "
-         "with measured HRIRs, scored against the mono-mono baseline on held-out test clips "
-         "(SPEC section 6 metrics; lower is better except SNR)."),
+        ("CLUP (the localizer, trained alone first, then with the object-aware upmixer and its "
+         "spatial prior) and the audio-only upmixer, trained for a few minutes on a synthetic "
+         "dataset of binaural scenes rendered with measured HRIRs, scored against the mono-mono "
+         "baseline on held-out test clips (SPEC section 6 metrics; lower is better except SNR). "
+         "CLUP is scored with its spatial prior's estimate (sampler prior), the audio-only "
+         "upmixer with the fast diffusion sampler."),
         "",
         tables.strip(),
         "",
