@@ -39,8 +39,19 @@ def model_path(tmp_path_factory):
     model = training.build_model(TINY)
     assert isinstance(model, CLUP)
     model.save(str(root / "model.keras"))
-    (root / "config.json").write_text(TINY.to_json_best_effort())  # as tools/train.py writes it
+    # As tools/train.py writes it, but for the diffusion sampler: the untrained spatial prior
+    # (the config's own sampler) is mono-mono by design, and the ears would not differ.
+    config = TINY.copy_and_resolve_references()
+    config.eval.sampler = "fast"
+    (root / "config.json").write_text(config.to_json_best_effort())
     return str(root / "model.keras")
+
+
+def test_the_sampler_is_the_runs_unless_given(tmp_path):
+    assert runs.run_sampler(tmp_path / "model.keras") == "fast"  # no config.json
+    (tmp_path / "config.json").write_text(TINY.to_json_best_effort())
+    assert TINY.eval.sampler == "prior"
+    assert runs.run_sampler(tmp_path / "model.keras") == "prior"
 
 
 @pytest.fixture(scope="module")
