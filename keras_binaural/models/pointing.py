@@ -7,7 +7,8 @@ localizer that points starts from ImageNet weights; the objectives here give cel
 without them. Each is a `LocalizationObjective` with its own loss term and λ
 (`LocalizationModel(lambda_mil=..., lambda_background=..., lambda_mosaic=..., lambda_cue=...,
 lambda_response=..., lambda_flip=...)`), switched on by a non-zero λ and combinable with the
-others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and binaural audio.
+others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and
+binaural audio.
 
 All of them work on the cell similarity map
 

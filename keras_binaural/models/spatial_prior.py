@@ -34,7 +34,8 @@ The assignment is trained by the binaural target itself (`prior_loss`: the mean 
 bins, relative to the mono's mean |M|^2, on the level-normalised signals), which FAIR-Play has
 too. With the true horizontal position of a single source, this estimate is 16 dB closer to the
 true differential than mono-mono on the demo's single-source scenes (16 columns, positions
-interpolated between them; 1-3 sources: 0.2 dB, which the audio-visual match must split). The upmixer
+interpolated between them; with 1-3 sources sharing the columns equally 0.2 dB: the audio-visual
+match must split the bins between them; `benchmarks/bench_prior_ceiling.py`). The upmixer
 conditions its denoiser on d_prior as a second input beside the mono (`Upmixer(spatial_prior=
 True)`).
 """
