@@ -243,7 +243,8 @@ class SpatialPrior(keras.layers.Layer):
         video_frame = tf.minimum(tf.range(frames) * metrics.HOP_SAMPLES // SAMPLES_PER_FRAME,
                                  tf.shape(z)[1] - 1)
         z = tf.gather(z, video_frame, axis=1)  # [batch, frames, K, E + 1]
-        logits = tf.einsum("bfne,bfke->bfnk", u, z[..., :-1]) / np.sqrt(float(self.embedding_size))
+        match = tf.einsum("bfne,bfke->bfnk", u, z[..., :-1])
+        logits = match / np.sqrt(float(self.embedding_size))
         logits = logits + tf.cast(self.mass_weight, u.dtype) * z[:, :, None, :, -1]
         centre = tf.broadcast_to(tf.cast(self.centre_logit, logits.dtype), tf.shape(logits[..., :1]))
         return tf.nn.softmax(tf.concat([logits, centre], axis=-1), axis=-1)[..., :-1]
