@@ -444,10 +444,10 @@ class ResponseObjective(PointingObjective):
         scale = tf.sqrt(tf.reduce_mean(tf.square(mono), axis=1, keepdims=True)) + _EPSILON
         spectrum, diff_spectrum = (
             stft(signal / scale) for signal in (mono, (binaural[..., 0] - binaural[..., 1]) / 2))
-        gain = tf.einsum("bk,knc->bnc", mass, self.responses.response())[:, None]
-        estimate = spectrum * tf.complex(gain[..., 0], gain[..., 1])
+        share = mass[:, None, None, :]  # every bin of a chunk from the map's columns
+        estimate = self.responses.estimate(share, spectrum)
         if training:
-            self.responses.update(mass[:, None, None, :], spectrum, diff_spectrum)
+            self.responses.update(share, spectrum, diff_spectrum)
         return prior_loss(estimate, spectrum, diff_spectrum)
 
     def get_config(self):

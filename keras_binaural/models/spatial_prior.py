@@ -128,16 +128,31 @@ class ColumnResponses(keras.layers.Layer):
         floor = RESPONSE_FLOOR * tf.reduce_mean(power) + 1e-12
         return tf.cast(self.cross, tf.float32) / (power + floor)[..., None]
 
+    def _per_bin(self, share, spectrum):
+        """`share` `[batch, frames, bins, K]`, or `[batch, 1, 1, K]` for every bin alike, as
+        float32 `[batch, frames, bins, K]`."""
+        return tf.broadcast_to(tf.cast(share, tf.float32),
+                               tf.concat([tf.shape(spectrum), [self.columns]], 0))
+
+    def estimate(self, share, spectrum):
+        """D^ = M sum_k p_k R_k `[batch, frames, bins]` complex64.
+
+        Args:
+          share: p `[batch, frames, bins, K]`, or `[batch, 1, 1, K]` (the same for every bin).
+          spectrum: M `[batch, frames, bins]` complex64.
+        """
+        gain = tf.einsum("bfnk,knc->bfnc", self._per_bin(share, spectrum), self.response())
+        return spectrum * tf.complex(gain[..., 0], gain[..., 1])
+
     def update(self, share, spectrum, diff_spectrum):
         """Adds a training batch to the sums (and decays the old ones).
 
         Args:
-          share: `[batch, frames, bins, K]` p, or `[batch, 1, 1, K]` (the same for every bin).
+          share: p as for `estimate` (no gradient flows through the sums).
           spectrum, diff_spectrum: `[batch, frames, bins]` complex STFTs of the mono and of the
             true differential.
         """
-        share = tf.broadcast_to(tf.stop_gradient(tf.cast(share, tf.float32)),
-                                tf.concat([tf.shape(spectrum), [self.columns]], 0))
+        share = tf.stop_gradient(self._per_bin(share, spectrum))
         cross = tf.math.conj(spectrum) * diff_spectrum
         cross = tf.einsum("bfnk,bfnc->knc", share,
                           tf.stack([tf.math.real(cross), tf.math.imag(cross)], axis=-1))
@@ -254,8 +269,7 @@ class SpatialPrior(keras.layers.Layer):
         and the assignment `[batch, frames, 257, K]`."""
         spectrum = stft(mono)
         share = self.assignment(spectrum, column_embeddings)
-        gain = tf.einsum("bfnk,knc->bfnc", tf.cast(share, tf.float32), self.responses.response())
-        return spectrum * tf.complex(gain[..., 0], gain[..., 1]), spectrum, share
+        return self.responses.estimate(share, spectrum), spectrum, share
 
     def call(self, mono, column_embeddings):
         return istft(self.estimate(mono, column_embeddings)[0], tf.shape(mono)[1])

@@ -153,8 +153,8 @@ class Upmixer(LossTermsModel):
         `localizer` is set by `guidance` (and, for a subclass, `FIXED_LOCALIZER_ARGUMENTS`).
       localizer_gradients: whether the generation losses (l_diff, l_prior) train the localizer
         through its map and features (True, as the paper trains them together); False: the
-        localizer learns from its own losses only and the upmixer reads what it finds
-        (BENCHMARKS.md: the generation gradients pulled a CPU-trained map off the objects).
+        localizer learns from its own losses only and the upmixer reads what it finds (the
+        demo's choice, its localizer trained alone first; no difference measured at 200 steps).
       spatial_prior: condition the denoiser on a first estimate of the differential from the
         mono and the image columns (`spatial_prior.SpatialPrior`; needs a localizer).
       prior_columns, prior_embedding_size, prior_channels: its K, E and audio CNN width.
