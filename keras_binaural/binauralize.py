@@ -534,7 +534,7 @@ def binauralize(
       output_wav: the binaural WAV to write.
       output_video: optionally the video to write with the binaural track.
       overlay: draw the localization map over the video's pictures.
-      sampler: "fast", "full" or "prior" (`conventions.SAMPLERS`); seed: the sampler's seed.
+      sampler: one of `conventions.SAMPLERS`; seed: the sampler's seed.
       progress: show progress bars (stderr).
 
     Raises:

@@ -15,9 +15,12 @@ SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FRAMES_PER_SECOND  # 1600: 0.1 s of audio 
 CHUNK_SECONDS = 0.63  # a training example's audio
 CHUNK_SAMPLES = round(CHUNK_SECONDS * SAMPLE_RATE_HZ)  # 10,080
 
-# Samplers: "fast" is BinauralGrad's 6-step schedule, "full" all T training steps; "prior" is no
-# diffusion at all, the upmixer's spatial prior alone (models with `spatial_prior=True`).
-SAMPLERS = ("fast", "full", "prior")
+# Samplers: "fast" is BinauralGrad's 6-step schedule, "few" its 3 noisiest levels (3 network
+# evaluations), "full" all T training steps; with the upmixer's spatial prior
+# (`spatial_prior=True`) also "prior", no diffusion at all, the prior's estimate alone, and
+# "refine", that estimate noised to a low level and refined by a few reverse steps.
+SAMPLERS = ("fast", "few", "full", "prior", "refine")
+PRIOR_SAMPLERS = ("prior", "refine")
 # The upmixer's guidance: "object" (the OSA localizer's), "baseline" (the additional baseline
 # localizer's, supp. Eq. 1-3) or "none" (audio only).
 GUIDANCES = ("object", "baseline", "none")

@@ -3,7 +3,9 @@
 The upmixer generates the differential d = (L - R) / 2 by denoising diffusion with ε-prediction
 (DDPM), trained with T = 200 steps and sampled either with the full schedule or with
 BinauralGrad's fast 6-step schedule, whose steps are mapped to *fractional* training steps by
-matching √ᾱ (the fast-sampling trick of DiffWave). These are plain TensorFlow functions, testable
+matching √ᾱ (the fast-sampling trick of DiffWave). Fewer network evaluations: `respace` keeps
+some of a schedule's noise levels (3 of the 6), `sample`'s `eta` < 1 is DDIM, and `sample_from_estimate` starts the reverse
+process from a first estimate of x_0 noised to a low level instead of from noise. These are plain TensorFlow functions, testable
 without a model: the denoiser enters the samplers only as `eps_fn(x_t, step)`.
 
 Paper symbols and code names (the one place they are mapped):
@@ -92,6 +94,35 @@ def fast_schedule(
     return schedule_from_betas(betas)
 
 
+def schedule_from_alpha_bars(alpha_bars: Sequence[float] | np.ndarray | tf.Tensor) -> NoiseSchedule:
+    """The schedule whose cumulative products are `alpha_bars` (decreasing, in (0, 1]):
+    β_n = 1 - ᾱ_n / ᾱ_{n-1}, ᾱ_{-1} = 1."""
+    if not tf.is_tensor(alpha_bars):
+        alpha_bars = np.asarray(alpha_bars, np.float64)
+    alpha_bars = tf.reshape(tf.cast(alpha_bars, tf.float64), [-1])
+    previous = tf.concat([tf.ones([1], tf.float64), alpha_bars[:-1]], axis=0)
+    return schedule_from_betas(1.0 - alpha_bars / previous)
+
+
+def respace(schedule: NoiseSchedule, levels: Sequence[int]) -> NoiseSchedule:
+    """A schedule of `len(levels)` steps through `schedule`'s noise levels ᾱ at `levels`
+    (increasing indices): the same levels, fewer and larger steps between them.
+
+    `respace(fast_schedule(), (3, 4, 5))` is the upmixer's 3-step sampler ("few"): the 3 noisiest
+    of BinauralGrad's 6 levels, its last step's x̂_0 taken at ᾱ = 0.94 instead of 0.9999;
+    `respace(fast_schedule(), range(3))` keeps the 3 cleanest steps unchanged (the "refine"
+    sampler's).
+
+    Reference: Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models", ICML 2021,
+    section 4 (sampling with a subsequence of the noise levels).
+    """
+    levels = list(levels)
+    if not levels or levels != sorted(set(levels)) or levels[-1] >= schedule.num_steps:
+        raise ValueError(f"levels must be increasing indices below {schedule.num_steps}; "
+                         f"got {levels}")
+    return schedule_from_alpha_bars(tf.gather(schedule.alpha_bars, levels))
+
+
 def q_sample(x0: tf.Tensor, t: tf.Tensor, noise: tf.Tensor, schedule: NoiseSchedule) -> tf.Tensor:
     """Noises x_0 to step t: x_t = √ᾱ_t x_0 + √(1 - ᾱ_t) ε.
 
@@ -173,13 +204,16 @@ def sample(
     shape: tf.Tensor | Sequence[int] | None = None,
     seed: int | tf.Tensor = 0,
     clip_range: tuple[float, float] | None = (-1.0, 1.0),
+    eta: float = 1.0,
 ) -> tf.Tensor:
-    """DDPM ancestral sampling (reverse process) over `schedule`, from x_T to x_0.
+    """DDPM ancestral sampling (reverse process) over `schedule`, from x_T to x_0; with `eta` < 1
+    the DDIM generalisation (`eta` = 0: deterministic).
 
-    For n = S-1 ... 0:
-      x_{n-1} = 1/√α_n · (x_n - β_n / √(1 - ᾱ_n) · ε_θ(x_n, steps[n])) + σ_n z,
-    σ_n = √β̃_n, β̃_n = (1 - ᾱ_{n-1}) / (1 - ᾱ_n) · β_n, z ~ N(0, I), no noise at n = 0; the
-    result of every step is clamped to `clip_range`. The loop is a `tf.while_loop`, so inside a
+    For n = S-1 ... 0, with ε̂ = ε_θ(x_n, steps[n]) and x̂_0 = (x_n - √(1 - ᾱ_n) ε̂) / √ᾱ_n:
+      x_{n-1} = √ᾱ_{n-1} x̂_0 + √(1 - ᾱ_{n-1} - σ_n²) ε̂ + σ_n z,
+    σ_n = eta √β̃_n, β̃_n = (1 - ᾱ_{n-1}) / (1 - ᾱ_n) · β_n, z ~ N(0, I), ᾱ_{-1} = 1 (no noise
+    at n = 0). At `eta` = 1 this is DDPM's step, 1/√α_n · (x_n - β_n / √(1 - ᾱ_n) ε̂) + √β̃_n z;
+    the result of every step is clamped to `clip_range`. The loop is a `tf.while_loop`, so inside a
     `tf.function` the whole trajectory is one graph (no Python per step), and any number of steps
     traces the denoiser once.
 
@@ -193,11 +227,13 @@ def sample(
       shape: the shape of x_T when `x_T` is None, e.g. `[batch, time, 1]`.
       seed: int32 scalar; x_T uses seed (seed, 0), the noise of schedule index n (seed, n + 1).
       clip_range: (low, high) clamp after every step, or None for no clamping.
+      eta: the share of the posterior noise kept (1: DDPM, 0: deterministic DDIM).
 
     Returns:
       x_0, float32, the shape of x_T.
 
-    Reference: DDPM Algorithm 2 (σ_t² = β̃_t variant); SPEC section 5 (clamp to [-1, 1]).
+    Reference: DDPM Algorithm 2 (σ_t² = β̃_t variant); Song et al., "Denoising Diffusion
+    Implicit Models", ICLR 2021, Eq. 12 (eta); SPEC section 5 (clamp to [-1, 1]).
     """
     seed = tf.cast(seed, tf.int32)
     if x_T is None:
@@ -207,18 +243,20 @@ def sample(
     x_T = tf.cast(x_T, tf.float32)
     steps = tf.cast(tf.reshape(steps, [-1]), tf.float32)
 
-    betas, alphas, alpha_bars = schedule
+    betas, _, alpha_bars = schedule
     alpha_bars_prev = tf.concat([tf.ones([1], tf.float64), alpha_bars[:-1]], axis=0)
-    posterior_variance = (1.0 - alpha_bars_prev) / (1.0 - alpha_bars) * betas
-    signal_coef = tf.cast(1.0 / tf.sqrt(alphas), tf.float32)
-    eps_coef = tf.cast(betas / tf.sqrt(1.0 - alpha_bars), tf.float32)
-    noise_std = tf.cast(tf.sqrt(posterior_variance), tf.float32)  # 0 at n = 0: ᾱ_{-1} = 1
+    variance = eta**2 * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars) * betas  # 0 at n = 0
+    # x_{n-1} = signal_coef x_n + eps_coef ε̂ + σ z: x̂_0 substituted into the step above.
+    signal_coef = tf.cast(tf.sqrt(alpha_bars_prev / alpha_bars), tf.float32)
+    eps_coef = tf.cast(tf.sqrt(tf.maximum(1.0 - alpha_bars_prev - variance, 0.0))
+                       - tf.sqrt(alpha_bars_prev * (1.0 - alpha_bars) / alpha_bars), tf.float32)
+    noise_std = tf.cast(tf.sqrt(variance), tf.float32)
     batch = tf.shape(x_T)[0]
 
     def body(n, x):
         eps = tf.cast(eps_fn(x, tf.fill([batch], steps[n])), tf.float32)
         eps = tf.ensure_shape(eps, x_T.shape)  # keeps the loop's static shape
-        x = signal_coef[n] * (x - eps_coef[n] * eps)
+        x = signal_coef[n] * x + eps_coef[n] * eps
         z = tf.random.stateless_normal(tf.shape(x), seed=tf.stack([seed, n + 1]), dtype=x.dtype)
         x = x + noise_std[n] * z
         if clip_range is not None:
@@ -267,3 +305,40 @@ def sample_fast(
     inference = fast_schedule() if inference is None else inference
     steps = fractional_steps(inference, training)
     return sample(eps_fn, inference, steps, x_T=x_T, shape=shape, seed=seed, clip_range=clip_range)
+
+
+def sample_from_estimate(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    steps: tf.Tensor | Sequence[float],
+    estimate: tf.Tensor,
+    *,
+    seed: int | tf.Tensor = 0,
+    clip_range: tuple[float, float] | None = (-1.0, 1.0),
+) -> tf.Tensor:
+    """Refines a first estimate of x_0: noises it to the schedule's last level and runs the
+    reverse process from there (SDEdit), so S network evaluations start from the estimate
+    instead of from noise.
+
+    x_{S-1} = √ᾱ_{S-1} · estimate + √(1 - ᾱ_{S-1}) · ε, ε drawn with seed (seed, 0) (where
+    `sample` draws x_T), then `sample(eps_fn, schedule, steps, x_T=x_{S-1}, ...)`.
+
+    Args:
+      estimate: `[batch, ...]` the first estimate of x_0 (e.g. the spatial prior's d_prior).
+      eps_fn, schedule, steps, seed, clip_range: as `sample`; the schedule is a short one whose
+        last level leaves the estimate recognisable (e.g. `respace(fast_schedule(), range(3))`:
+        √(1 - ᾱ) = 0.11).
+
+    Returns:
+      x_0, float32, the shape of `estimate`.
+
+    Reference: Meng et al., "SDEdit: Guided Image Synthesis and Editing with Stochastic
+    Differential Equations", ICLR 2022; Lee et al., "PriorGrad", ICLR 2022 (a diffusion
+    vocoder started from a data-dependent estimate).
+    """
+    estimate = tf.cast(estimate, tf.float32)
+    seed = tf.cast(seed, tf.int32)
+    noise = tf.random.stateless_normal(tf.shape(estimate), seed=tf.stack([seed, 0]))
+    last = tf.fill([tf.shape(estimate)[0]], schedule.num_steps - 1)
+    x_start = q_sample(estimate, last, noise, schedule)
+    return sample(eps_fn, schedule, steps, x_T=x_start, seed=seed, clip_range=clip_range)

@@ -393,7 +393,7 @@ def generate(
         (frame k shows [(k - 1) / 10, k / 10) s; within one frame of time / 1600 frames),
         or `[batch, H, W, 3]` one frame for the whole clip. Ignored (may be None) for
         `guidance="none"`.
-      sampler: "fast" (BinauralGrad's 6 steps) or "full" (all T training steps).
+      sampler: one of `conventions.SAMPLERS` (`Upmixer.sampler_schedule`).
       seed: int; the same seed gives the same audio.
       window_seconds: longest stretch generated in one pass (memory: the conditioning holds
         layers x time x 2C values); longer clips are windowed.

@@ -256,7 +256,7 @@ def export_saved_model(
       version: positive integer.
       frame_size_wh: (width, height) of the frames input: the frame size the model was trained
         on (the run's `data.crop_hw`, see `runs.frame_geometry`); ignored audio-only.
-      sampler: "fast" or "full", fixed at export.
+      sampler: one of `conventions.SAMPLERS`, fixed at export.
       seed: the sampler's seed, fixed at export (int32).
       overwrite: replace an existing version folder.
 

@@ -49,6 +49,22 @@ def np_sample(eps_fn, betas, steps, x_T, step_noise, clip=(-1.0, 1.0)):
     return x
 
 
+def np_sample_ddim(eps_fn, alpha_bars, steps, x_T, step_noise, eta, clip=(-1.0, 1.0)):
+    """DDIM's step written with x̂_0 (Song et al. 2021, Eq. 12), from the noise levels alone."""
+    x = x_T.astype(np.float64)
+    for n in reversed(range(len(alpha_bars))):
+        previous = alpha_bars[n - 1] if n > 0 else 1.0
+        eps = eps_fn(x, np.full(x.shape[0], steps[n]))
+        x0 = (x - np.sqrt(1.0 - alpha_bars[n]) * eps) / np.sqrt(alpha_bars[n])
+        sigma = eta * np.sqrt((1.0 - previous) / (1.0 - alpha_bars[n])
+                              * (1.0 - alpha_bars[n] / previous))
+        x = np.sqrt(previous) * x0 + np.sqrt(1.0 - previous - sigma**2) * eps
+        if n > 0:
+            x = x + sigma * step_noise[n]
+        x = np.clip(x, *clip)
+    return x
+
+
 def documented_noise(shape, seed, num_steps):
     """x_T and the per-step z exactly as `diffusion.sample` documents them."""
     x_T = tf.random.stateless_normal(shape, seed=(seed, 0)).numpy()
@@ -210,3 +226,78 @@ def test_predict_x0_inverts_q_sample():
     noisy = diffusion.q_sample(x0, step, noise, schedule)
     alpha_bar = tf.gather(schedule.alpha_bars, step)
     np.testing.assert_allclose(diffusion.predict_x0(noisy, noise, alpha_bar), x0, atol=2e-4)
+
+
+# === fewer network evaluations: respaced schedules, DDIM, starting from an estimate ===
+
+
+def test_respace_keeps_the_chosen_noise_levels():
+    fast = diffusion.fast_schedule()
+    _, _, alpha_bars = np_schedule(FAST_BETAS)
+    few = diffusion.respace(fast, (3, 4, 5))
+    np.testing.assert_allclose(few.alpha_bars.numpy(), alpha_bars[3:], rtol=1e-12)
+    want_betas = 1.0 - alpha_bars[3:] / np.concatenate([[1.0], alpha_bars[3:-1]])
+    np.testing.assert_allclose(few.betas.numpy(), want_betas, rtol=1e-12)
+    np.testing.assert_allclose(diffusion.respace(fast, range(6)).betas.numpy(), FAST_BETAS,
+                               rtol=1e-12)
+    np.testing.assert_allclose(diffusion.respace(fast, range(2)).betas.numpy(), FAST_BETAS[:2],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("levels", [(), (3, 2), (1, 1), (4, 6)])
+def test_respace_refuses_levels_that_are_not_increasing_indices(levels):
+    with pytest.raises(ValueError, match="increasing indices below 6"):
+        diffusion.respace(diffusion.fast_schedule(), levels)
+
+
+def test_three_step_sampler_matches_numpy():
+    training = diffusion.linear_schedule()
+    few = diffusion.respace(diffusion.fast_schedule(), (3, 4, 5))
+    steps = diffusion.fractional_steps(few, training)
+    shape, seed = (2, 64), 5
+    got = diffusion.sample(toy_eps, few, steps, shape=shape, seed=seed).numpy()
+    _, _, alpha_bars = np_schedule(FAST_BETAS)
+    betas = 1.0 - alpha_bars[3:] / np.concatenate([[1.0], alpha_bars[3:-1]])
+    x_T, z = documented_noise(shape, seed, 3)
+    want = np_sample(toy_eps, betas, steps.numpy(), x_T, z)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    # The same levels' fractional training steps as the 6-step schedule's last three.
+    full_steps = diffusion.fractional_steps(diffusion.fast_schedule(), training).numpy()
+    np.testing.assert_allclose(steps.numpy(), full_steps[3:], rtol=1e-5)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_sampler_matches_numpy(eta):
+    training = diffusion.linear_schedule()
+    fast = diffusion.fast_schedule()
+    steps = diffusion.fractional_steps(fast, training)
+    shape, seed = (2, 64), 3
+    got = diffusion.sample(toy_eps, fast, steps, shape=shape, seed=seed, eta=eta).numpy()
+    x_T, z = documented_noise(shape, seed, 6)
+    _, _, alpha_bars = np_schedule(FAST_BETAS)
+    want = np_sample_ddim(toy_eps, alpha_bars, steps.numpy(), x_T, z, eta)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    if eta == 1.0:  # DDIM at eta = 1 is DDPM's ancestral step
+        np.testing.assert_allclose(got, np_sample(toy_eps, FAST_BETAS, steps.numpy(), x_T, z),
+                                   atol=2e-5)
+
+
+def test_sampling_from_an_estimate_noises_it_to_the_last_level_first():
+    training = diffusion.linear_schedule()
+    refine = diffusion.respace(diffusion.fast_schedule(), range(3))
+    steps = diffusion.fractional_steps(refine, training)
+    estimate = np.sin(np.linspace(0, 6, 64))[None].repeat(2, 0).astype(np.float32) * 0.8
+    got = diffusion.sample_from_estimate(toy_eps, refine, steps, estimate, seed=9).numpy()
+    noise, z = documented_noise(estimate.shape, 9, 3)
+    _, _, alpha_bars = np_schedule(FAST_BETAS[:3])
+    start = np.sqrt(alpha_bars[2]) * estimate + np.sqrt(1.0 - alpha_bars[2]) * noise
+    want = np_sample(toy_eps, FAST_BETAS[:3], steps.numpy(), start, z)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+    def perfect_eps(x, step):  # knows the estimate is the clean signal
+        alpha_bar = np.interp(step.numpy(), np.arange(200),
+                              training.alpha_bars.numpy())[:, None]
+        return (x - np.sqrt(alpha_bar) * estimate) / np.sqrt(1.0 - alpha_bar)
+
+    recovered = diffusion.sample_from_estimate(perfect_eps, refine, steps, estimate, seed=9)
+    np.testing.assert_allclose(recovered.numpy(), estimate, atol=0.02)

@@ -127,10 +127,29 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
                                        progress=False)
         np.testing.assert_allclose(binaural.sum(-1), 2 * mono, atol=1e-6)  # Eq. 3
         assert np.abs(binaural[..., 0] - binaural[..., 1]).max() > 1e-4
+    # "refine" starts from the prior's estimate: with one step from the cleanest level (noise
+    # std 0.01) it stays next to it; more steps from noisier levels move further away.
+    prior = generation.generate(model, mono, frames, sampler="prior", progress=False)
+    moved = {}
+    for steps in (1, 4):
+        model.refine_steps = steps  # drops the functions traced with the old number of steps
+        refined = generation.generate(model, mono, frames, sampler="refine", progress=False)
+        np.testing.assert_allclose(refined.sum(-1), 2 * mono, atol=1e-6)
+        moved[steps] = np.abs(refined - prior).max() / np.abs(prior[..., 0] - mono).max()
+    assert moved[1] < 0.05 < moved[4]
+    with pytest.raises(ValueError, match="refine_steps must be in 1 .. 6"):
+        model.refine_steps = 7
+    few = generation.generate(model, mono, frames, sampler="few", progress=False)
+    np.testing.assert_allclose(few.sum(-1), 2 * mono, atol=1e-6)
+    schedule, steps = model.sampler_schedule("few")
+    np.testing.assert_allclose(schedule.alpha_bars.numpy(),
+                               model.inference_schedule.alpha_bars.numpy()[3:], rtol=1e-12)
+    assert steps.shape == (3,)
     again = generation.generate(model, mono, frames, sampler="prior", progress=False)
     np.testing.assert_array_equal(again, generation.generate(model, mono, frames,
                                                              sampler="prior", seed=5,
                                                              progress=False))
-    with pytest.raises(ValueError, match="has none"):
-        generation.generate(tiny_upmixer_model(Upmixer, guidance="object"), mono, frames,
-                            sampler="prior")
+    without_prior = tiny_upmixer_model(Upmixer, guidance="object")
+    for sampler in ("prior", "refine"):
+        with pytest.raises(ValueError, match="has none"):
+            generation.generate(without_prior, mono, frames, sampler=sampler)

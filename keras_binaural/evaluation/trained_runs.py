@@ -50,7 +50,7 @@ import ml_collections
 import numpy as np
 
 from keras_binaural import cli, files, metrics, runs
-from keras_binaural.conventions import FRAMES_PER_SECOND, SAMPLERS
+from keras_binaural.conventions import FRAMES_PER_SECOND, PRIOR_SAMPLERS, SAMPLERS
 from keras_binaural.data import fairplay
 from keras_binaural.evaluation import MONO_MONO, EvaluationError, metric_title, mono_mono, plots
 from keras_binaural.evaluation import localization as localization_eval
@@ -155,9 +155,11 @@ def generate_clip(model: keras.Model, mono: np.ndarray, frames: np.ndarray, samp
 
 
 def sampler_of(model: keras.Model, sampler: str) -> str:
-    """The sampler `model` is scored with: `sampler`, but "fast" for "prior" when the model has
-    no spatial prior (the audio-only upmixer beside CLUP)."""
-    return "fast" if sampler == "prior" and getattr(model, "prior", None) is None else sampler
+    """The sampler `model` is scored with: `sampler`, but "fast" for "prior" and "refine" when the
+    model has no spatial prior (the audio-only upmixer beside CLUP)."""
+    if sampler in PRIOR_SAMPLERS and getattr(model, "prior", None) is None:
+        return "fast"
+    return sampler
 
 
 SCORE_NAMES = (*metrics.METRIC_NAMES, "d_corr")  # Table 2's columns
@@ -294,7 +296,7 @@ def format_markdown(results: dict) -> str:
         "",
         (f"{dataset['root']} ({dataset['split']}/{dataset['subset']}, {len(dataset['clips'])} "
          f"clips); sampler {settings['sampler']}"
-         f"{' (fast for models without one)' if settings['sampler'] == 'prior' else ''}, seed "
+         f"{' (fast for models without one)' if settings['sampler'] in PRIOR_SAMPLERS else ''}, seed "
          f"{settings['seed']}, peak normalisation "
          f"{'on' if settings['normalize'] else 'off'}."),
         "",

@@ -67,7 +67,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_binaural import diffusion, generation
-from keras_binaural.conventions import GUIDANCES, SAMPLERS, SAMPLES_PER_FRAME
+from keras_binaural.conventions import GUIDANCES, PRIOR_SAMPLERS, SAMPLERS, SAMPLES_PER_FRAME
 from keras_binaural.models.base import LossTermsModel
 from keras_binaural.models.denoiser import WaveNetDenoiser, compiled_denoise_fn
 from keras_binaural.models.guidance import GuidanceNetwork, horizontal_profile, scene_layout
@@ -84,6 +84,7 @@ from keras_binaural.models.spatial_prior import (
 from keras_binaural.models.visual_encoders import make_visual_encoder
 
 _LOCALIZER_OF_GUIDANCE = {"object": "osa", "baseline": "baseline"}
+FEW_STEPS = 3  # network evaluations of the "few" sampler
 
 
 # === Math ===
@@ -159,6 +160,7 @@ class Upmixer(LossTermsModel):
         mono and the image columns (`spatial_prior.SpatialPrior`; needs a localizer).
       prior_columns, prior_embedding_size, prior_channels: its K, E and audio CNN width.
       lambda_prior: weight of its loss `spatial_prior.prior_loss`.
+      refine_steps: reverse steps of the "refine" sampler (the fast schedule's cleanest levels).
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
 
@@ -214,6 +216,7 @@ class Upmixer(LossTermsModel):
         prior_embedding_size: int = 32,
         prior_channels: int = 32,
         lambda_prior: float = 1.0,
+        refine_steps: int = 3,
         seed: int | None = None,
         **kwargs,
     ):
@@ -265,6 +268,7 @@ class Upmixer(LossTermsModel):
         self.prior_embedding_size = prior_embedding_size
         self.prior_channels = prior_channels
         self.lambda_prior = lambda_prior
+        self.refine_steps = refine_steps
         self.seed = seed
         self.training_schedule = diffusion.linear_schedule(num_train_steps, beta_start, beta_end)
         self.inference_schedule = diffusion.fast_schedule(self.inference_betas)
@@ -310,7 +314,6 @@ class Upmixer(LossTermsModel):
         # === Metrics ===
         self.track_losses(self._term_names())
 
-        self._generation_functions = {}  # traced by keras_binaural.generation
         self._denoise_functions = {}
         self.build(None)
 
@@ -404,6 +407,20 @@ class Upmixer(LossTermsModel):
         prior = istft(estimate, tf.shape(mono)[1])
         return (tf.stack([tf.cast(mono, tf.float32), prior], axis=-1),
                 guidance[..., : self.guidance_channels], (estimate, spectrum, share))
+
+    @property
+    def refine_steps(self) -> int:
+        """Reverse steps of the "refine" sampler; setting it drops the generation functions
+        traced with the old number."""
+        return self._refine_steps
+
+    @refine_steps.setter
+    def refine_steps(self, steps: int) -> None:
+        if not 1 <= int(steps) <= len(self.inference_betas):
+            raise ValueError(f"refine_steps must be in 1 .. {len(self.inference_betas)} (the fast "
+                             f"schedule's steps); got {steps}.")
+        self._refine_steps = int(steps)
+        self._generation_functions = {}  # traced by keras_binaural.generation
 
     # --- Forward ---
 
@@ -512,9 +529,29 @@ class Upmixer(LossTermsModel):
         """Raises ValueError unless this model can sample with `sampler` (`SAMPLERS`)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
-        if sampler == "prior" and self.prior is None:
-            raise ValueError("sampler 'prior' is the spatial prior alone: this model has none "
-                             "(spatial_prior=False); use 'fast' or 'full'.")
+        if sampler in PRIOR_SAMPLERS and self.prior is None:
+            raise ValueError(f"sampler {sampler!r} starts from the spatial prior: this model has "
+                             "none (spatial_prior=False); use 'fast', 'few' or 'full'.")
+
+    def sampler_schedule(self, sampler: str) -> tuple[diffusion.NoiseSchedule, tf.Tensor]:
+        """The schedule `sampler` runs and the (fractional) training step of each of its steps.
+
+        "full": the training schedule, steps 0 ... T-1; "fast": `inference_betas`; "few": their
+        `FEW_STEPS` (3) noisiest levels, so the last step's x̂_0 is taken at the 6-step
+        schedule's fourth level, ᾱ = 0.94 (measured against every other level and the other
+        3-of-6 choices in BENCHMARKS.md); "refine": their `refine_steps` cleanest levels (run
+        from the prior's estimate, not from noise).
+        """
+        training = self.training_schedule
+        if sampler == "full":
+            return training, tf.range(training.num_steps, dtype=tf.float32)
+        schedule = self.inference_schedule
+        size = schedule.num_steps
+        if sampler == "few":
+            schedule = diffusion.respace(schedule, range(max(size - FEW_STEPS, 0), size))
+        elif sampler == "refine":
+            schedule = diffusion.respace(schedule, range(self.refine_steps))
+        return schedule, diffusion.fractional_steps(schedule, training)
 
     def sample_window(self, mono, guidance=None, seed=0, sampler: str = "fast",
                       jit_compile: bool = True):
@@ -527,8 +564,9 @@ class Upmixer(LossTermsModel):
           mono: `[batch, time]` float32 mono at 16 kHz.
           guidance: None (audio-only), `[batch, G]` or `[batch, frames, G]` (one per 0.1 s).
           seed: int32 scalar; the same seed gives the same d̂.
-          sampler: "fast", "full" or, with the spatial prior, "prior" (d_prior itself, no
-            diffusion).
+          sampler: one of `conventions.SAMPLERS` (`sampler_schedule`); with the spatial prior
+            also "prior" (d_prior itself, no diffusion) and "refine" (d_prior refined by
+            `refine_steps` reverse steps, `diffusion.sample_from_estimate`).
           jit_compile: XLA for each residual layer.
 
         Returns:
@@ -550,15 +588,15 @@ class Upmixer(LossTermsModel):
         def eps_fn(x, step):
             return denoise(x, step, conditioning)
 
-        training = self.training_schedule
-        if sampler == "full":
-            schedule, steps = training, tf.range(training.num_steps, dtype=tf.float32)
+        schedule, steps = self.sampler_schedule(sampler)
+        clip_range = (-self.clip_value, self.clip_value)
+        if sampler == "refine":
+            diff = diffusion.sample_from_estimate(eps_fn, schedule, steps, conditioner[..., 1:],
+                                                  seed=seed, clip_range=clip_range)
         else:
-            schedule = self.inference_schedule
-            steps = diffusion.fractional_steps(schedule, training)
-        shape = tf.stack([tf.shape(mono)[0], tf.shape(mono)[1], 1])
-        diff = diffusion.sample(eps_fn, schedule, steps, shape=shape, seed=seed,
-                                clip_range=(-self.clip_value, self.clip_value))
+            shape = tf.stack([tf.shape(mono)[0], tf.shape(mono)[1], 1])
+            diff = diffusion.sample(eps_fn, schedule, steps, shape=shape, seed=seed,
+                                    clip_range=clip_range)
         return diff[..., 0] * scale
 
     def generate(
@@ -582,7 +620,7 @@ class Upmixer(LossTermsModel):
           mono: `[batch, time]` float32 mono at 16 kHz in [-1, 1] (numpy or tensor).
           frames: `[batch, num_frames, H, W, 3]` RGB in [0, 1] at 10 fps covering the clip,
             or `[batch, H, W, 3]` one frame for the whole clip; None for `guidance="none"`.
-          sampler: "fast" (BinauralGrad's 6 steps) or "full" (all T training steps).
+          sampler: one of `conventions.SAMPLERS` (`sampler_schedule`).
           seed: int; the same seed gives the same audio.
 
         Returns:
@@ -625,5 +663,6 @@ class Upmixer(LossTermsModel):
             "prior_embedding_size": self.prior_embedding_size,
             "prior_channels": self.prior_channels,
             "lambda_prior": self.lambda_prior,
+            "refine_steps": self.refine_steps,
             "seed": self.seed,
         }
