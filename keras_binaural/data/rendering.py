@@ -113,15 +113,22 @@ def render_audio(
     rng: np.random.Generator,
     hrirs: HrirSet,
     bank: SourceBank,
-) -> tuple[np.ndarray, float]:
+    with_sources: bool = False,
+) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, np.ndarray]:
     """The binaural mix of the sounding objects, peak-normalised and on the 16-bit grid.
+
+    Args:
+      with_sources: also return each sounding object's own binaural signal in the mix.
 
     Returns:
       (binaural `[num_samples, 2]` float32 (left, right) with max |sample| = settings.peak,
-      the normalisation gain in dB).
+      the normalisation gain in dB) and with `with_sources` `[num_sounding, num_samples, 2]`
+      float32: each sounding object's part of the mix (in `objects`' order, at the mix's gain,
+      not quantised; the mix is their sum plus the noise floor).
     """
     num_samples = settings.num_samples
     mix = np.zeros((num_samples, 2), dtype=np.float64)
+    sources = []
     hop_times_s = (
         np.arange(math.ceil(num_samples / _HOP_SAMPLES) + 1)
         * _HOP_SAMPLES
@@ -137,14 +144,19 @@ def render_audio(
             azimuths = item.azimuth_at(hop_times_s, settings.clip_seconds)
         else:
             azimuths = item.start_azimuth_deg
-        mix += spatialize(mono, azimuths, hrirs)
+        sources.append(spatialize(mono, azimuths, hrirs))
+        mix += sources[-1]
     noise_rms = 0.1 * 10.0 ** (settings.noise_db / 20.0)  # sources are normalised to RMS 0.1
     noise = rng.standard_normal((num_samples, 2))
     noise = scipy.signal.lfilter([1.0], [1.0, -0.9], noise, axis=0)  # a darker, room-like hiss
     mix += noise * (noise_rms / max(float(np.sqrt(np.mean(noise**2))), 1e-12))
     peak = float(np.max(np.abs(mix)))
     gain = settings.peak / peak if peak > 0 else 1.0
-    return quantize_pcm16(mix * gain), 20.0 * math.log10(gain)
+    binaural, gain_db = quantize_pcm16(mix * gain), 20.0 * math.log10(gain)
+    if not with_sources:
+        return binaural, gain_db
+    return binaural, gain_db, (np.asarray(sources).reshape(-1, num_samples, 2) * gain).astype(
+        np.float32)
 
 
 # === Picture =====================================================================================

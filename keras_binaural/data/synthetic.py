@@ -104,12 +104,16 @@ class RenderedClip:
       binaural: `[num_samples, 2]` float32 (left, right), on the 16-bit PCM grid.
       frames: `[num_frames, height, width, 3]` uint8.
       metadata: the JSON-able description (`clip_metadata`).
+      sources: None, or with `make_clip(..., sources=True)` `[num_sounding, num_samples, 2]`
+        float32, each sounding object's binaural part of the mix (in the metadata's order; not
+        written to disk: for oracles that need the separated sources).
     """
 
     clip_id: str
     binaural: np.ndarray
     frames: np.ndarray
     metadata: dict
+    sources: np.ndarray | None = None
 
     @property
     def mono(self) -> np.ndarray:
@@ -203,22 +207,24 @@ def clip_metadata(
     }
 
 
-def make_clip(index: int, settings: SceneSettings, seed: int = 0) -> RenderedClip:
+def make_clip(index: int, settings: SceneSettings, seed: int = 0,
+              sources: bool = False) -> RenderedClip:
     """Samples and renders clip `index` (1-based) of the dataset with `seed`, in memory.
 
     Depends only on (seed, index, settings): `SeedSequence([seed, index])` feeds separate
-    streams for the scene, the sound and the picture.
+    streams for the scene, the sound and the picture. With `sources`, the clip also holds each
+    sounding object's part of the mix (`RenderedClip.sources`).
     """
     hrirs = load_hrirs(settings.hrtf, settings.sample_rate_hz)
     bank = _source_bank(settings.sources_dir, settings.sample_rate_hz)
     scene_seed, audio_seed, picture_seed = np.random.SeedSequence([seed, index]).spawn(3)
     objects = sample_scene(np.random.default_rng(scene_seed), settings, bank.classes)
-    binaural, gain_db = render_audio(
-        objects, settings, np.random.default_rng(audio_seed), hrirs, bank
+    binaural, gain_db, *parts = render_audio(
+        objects, settings, np.random.default_rng(audio_seed), hrirs, bank, with_sources=sources
     )
     frames, boxes, azimuths = render_frames(objects, settings, np.random.default_rng(picture_seed))
     metadata = clip_metadata(index, seed, settings, objects, boxes, azimuths, hrirs, gain_db)
-    return RenderedClip(clip_id(index), binaural, frames, metadata)
+    return RenderedClip(clip_id(index), binaural, frames, metadata, *parts)
 
 
 def write_video(
