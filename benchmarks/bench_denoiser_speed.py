@@ -15,7 +15,8 @@ slower; kept to show why). It prints:
     brackets), and the process CPU seconds per second of audio of the best run. Target: RTF <= 0.5
     for C = 64.
   - the achieved GFLOP/s (analytic FLOPs of conditioning + 6 denoise steps / wall time) and its
-    fraction of the peak of a plain dilated Conv1D ([1, time, C] -> 2C, kernel 3) of the same
+    fraction of the machine's float32 SGEMM peak (a 1024^2 product through numpy's BLAS, measured
+    first) and of the peak of a plain dilated Conv1D ([1, time, C] -> 2C, kernel 3) of the same
     dtype (best of oneDNN and XLA), measured just before; also the same fraction per CPU second,
     which discounts the time other jobs took from us;
   - bfloat16 against float32: max and relative (L2) difference of the generated differential with
@@ -105,6 +106,15 @@ def conv1d_peak(channels: int, dtype: str, num_samples: int) -> tuple[float, flo
     return max(wall_rates), max(cpu_rates)
 
 
+def sgemm_peak(size: int = 1024, repeats: int = 20) -> float:
+    """The machine's float32 matrix-product peak: a `size`^2 SGEMM through numpy's BLAS, best of
+    `repeats` after a warm-up, in GFLOP per wall second (issue 13's yardstick)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), np.float32) for _ in range(2))
+    wall, _, _ = best_time(lambda: a @ b, repeats)
+    return 2.0 * size**3 / wall / 1e9
+
+
 def denoiser_flops(model: WaveNetDenoiser, num_samples: int, num_steps: int) -> float:
     """Multiply-adds x 2 of conditioning once plus `num_steps` denoise steps (per-sample terms;
     the step embedding, a few MFLOP, is left out)."""
@@ -185,13 +195,17 @@ def main(argv):
         f" {os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}; {common.load()}"
     )
 
+    sgemm = sgemm_peak()
+    print(f"SGEMM peak (numpy BLAS, 1024 x 1024 float32, best of 20): {sgemm:.0f} GFLOP/s; "
+          f"{common.load()}")
     print(
         "\nRTF: wall s per audio s (best [median]); CPU s/s: process CPU s per audio s; of peak: "
-        "achieved / Conv1D peak, per wall s and per CPU s (the latter discounts other jobs)."
+        "achieved / Conv1D peak, per wall s and per CPU s (the latter discounts other jobs); "
+        "of SGEMM: achieved / the SGEMM peak."
     )
     header = (
         f"{'C':>4} {'dtype':>9} {'XLA':>6} {'RTF best [median]':>18} {'CPU s/s':>8} "
-        f"{'GFLOP/s':>8} {'of peak':>8} {'(CPU)':>6}  machine"
+        f"{'GFLOP/s':>8} {'of peak':>8} {'(CPU)':>6} {'of SGEMM':>9}  machine"
     )
     outputs, epsilons = {}, {}
     probe = tf.random.stateless_normal([1, num_samples, 1], (FLAGS.seed, 2))
@@ -220,7 +234,7 @@ def main(argv):
                     f"{channels:>4} {dtype:>9} {mode:>6} "
                     f"{best / FLAGS.seconds:>8.3f} [{median / FLAGS.seconds:.3f}]"
                     f" {cpu / FLAGS.seconds:>8.2f} {rate:>8.0f} {rate / peak_wall:>8.0%}"
-                    f" {flops / cpu / 1e9 / peak_cpu:>6.0%}  {common.load()}",
+                    f" {flops / cpu / 1e9 / peak_cpu:>6.0%} {rate / sgemm:>9.0%}  {common.load()}",
                     flush=True,
                 )
 

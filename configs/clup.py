@@ -158,6 +158,8 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     # The localizer learns from its own losses; the generation losses do not reach it.
     arguments.localizer_gradients = False
     arguments.prior_columns = 16
+    # The prior's per-bin assignment against the binaural responsibilities (several sources).
+    arguments.lambda_assignment = 0.0
     if size == "paper":
         arguments.residual_channels = 64
         arguments.num_cycles = 3

@@ -91,6 +91,47 @@ def test_column_responses_are_the_least_squares_answer():
     np.testing.assert_allclose(got[0], 0.0, atol=1e-6)  # never assigned: no response
 
 
+def test_responsibilities_say_which_column_explains_each_bin():
+    responses = sp.ColumnResponses(columns=2)
+    responses.build()
+    left = 0.5 + 0.2j  # R_0, the same at every frequency; R_1 = -R_0
+    cross = np.zeros((2, sp.NUM_BINS, 2), "float32")
+    cross[0, :, 0], cross[0, :, 1] = left.real, left.imag
+    cross[1] = -cross[0]
+    responses.cross.assign(cross)
+    responses.power.assign(np.ones((2, sp.NUM_BINS), "float32"))  # R = cross / (1 + floor)
+    response = np.array([left, -left]) / (1 + sp.RESPONSE_FLOOR)
+    spectrum = sp.stft(RNG.normal(size=(2, 1600)).astype("float32")).numpy()
+    which = RNG.integers(0, 3, size=spectrum.shape)  # column 0, column 1 or the centre
+    diff = spectrum * np.where(which == 2, 0.0, response[np.minimum(which, 1)])
+    diff = diff + 0.01 * np.abs(spectrum) * RNG.normal(size=spectrum.shape)
+    got = responses.responsibilities(tf.constant(spectrum, tf.complex64),
+                                     tf.constant(diff, tf.complex64)).numpy()
+    errors = np.abs(diff[..., None] - spectrum[..., None] * np.append(response, 0)) ** 2
+    power = np.abs(spectrum) ** 2
+    scale = sp.RESPONSIBILITY_SPREAD**2 * (power + sp.RESPONSE_FLOOR * power.mean())
+    logits = -errors / scale[..., None]
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    loud = power > 0.1 * power.mean()  # where M is not ~0, the right class wins
+    assert np.mean(got.argmax(-1)[loud] == which[loud]) > 0.99
+
+
+def test_assignment_loss_matches_numpy():
+    share = RNG.dirichlet(np.ones(4), size=(2, 3, 5))[..., :3].astype("float32")  # centre: rest
+    target = RNG.dirichlet(np.ones(4), size=(2, 3, 5)).astype("float32")
+    spectrum = (RNG.normal(size=(2, 3, 5)) + 1j * RNG.normal(size=(2, 3, 5))).astype("complex64")
+    full = np.concatenate([share, 1 - share.sum(-1, keepdims=True)], axis=-1)
+    entropy = -(target * np.log(full + 1e-6)).sum(-1)
+    weight = np.abs(spectrum) ** 2
+    expected = (weight * entropy).sum() / weight.sum()
+    got = float(sp.assignment_loss(share, target, tf.constant(spectrum)))
+    assert got == pytest.approx(expected, rel=1e-5)
+    # Smallest when p is q: the cross-entropy then is q's entropy.
+    assert float(sp.assignment_loss(target[..., :3], target, tf.constant(spectrum))) < got
+
+
 def test_prior_loss_matches_numpy():
     mono = RNG.normal(size=(2, 3200)).astype("float32")
     diff = 0.5 * mono + 0.1 * RNG.normal(size=(2, 3200)).astype("float32")
@@ -107,11 +148,12 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
                                                                 tmp_path):
     with pytest.raises(ValueError, match="spatial_prior needs a localizer"):
         Upmixer(guidance="none", spatial_prior=True)
-    model = tiny_upmixer_model(CLUP, **PRIOR)
+    model = tiny_upmixer_model(CLUP, **PRIOR, lambda_assignment=0.5)
     assert model.guidance_width == 8 + 4 * 5
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     logs = model.fit(tf.data.Dataset.from_tensors(upmixer_batch), epochs=1, verbose=0).history
-    assert "prior_loss" in logs and np.isfinite(logs["prior_loss"][-1])
+    for name in ("prior_loss", "assignment_loss"):
+        assert name in logs and np.isfinite(logs[name][-1])
     assert_round_trip(model, denoiser_inputs(upmixer_batch), tmp_path)
 
     clips = fairplay.list_clips(upmixer_root, "test")

@@ -32,7 +32,10 @@ matching audio and visual features):
 
 The assignment is trained by the binaural target itself (`prior_loss`: the mean |D^ - D|^2 over
 bins, relative to the mono's mean |M|^2, on the level-normalised signals), which FAIR-Play has
-too. With the true horizontal position of a single source, this estimate is 16 dB closer to the
+too; optionally also bin by bin (`assignment_loss`, `Upmixer(lambda_assignment=)`): the
+responses say which column explains each bin of the true differential
+(`ColumnResponses.responsibilities`), and the assignment learns to say it from the mono and the
+picture alone. With the true horizontal position of a single source, this estimate is 16 dB closer to the
 true differential than mono-mono on the demo's single-source scenes (16 columns, positions
 interpolated between them; with 1-3 sources sharing the columns equally 0.2 dB: the audio-visual
 match must split the bins between them; `benchmarks/bench_prior_ceiling.py`). The upmixer
@@ -54,6 +57,9 @@ NUM_BINS = metrics.FFT_LENGTH // 2 + 1  # 257
 RESPONSE_DECAY = 0.99  # of the running sums behind R: a memory of about 100 training batches
 RESPONSE_FLOOR = 1e-3  # of sum |M|^2, relative to its mean: a column seen rarely keeps R ~ 0
 MASS_FLOOR = 1e-3  # log(a_k + floor): a column the map leaves empty is unlikely, not impossible
+# s of `ColumnResponses.responsibilities`: how far a bin's D / M may lie from its column's response
+# (ratio units; neighbouring columns' responses differ by about 0.05-0.3 in our HRTFs' bins).
+RESPONSIBILITY_SPREAD = 0.1
 
 
 def stft(signal):
@@ -143,6 +149,27 @@ class ColumnResponses(keras.layers.Layer):
         """
         gain = tf.einsum("bfnk,knc->bfnc", self._per_bin(share, spectrum), self.response())
         return spectrum * tf.complex(gain[..., 0], gain[..., 1])
+
+    def responsibilities(self, spectrum, diff_spectrum, spread: float = RESPONSIBILITY_SPREAD):
+        """q `[batch, frames, bins, K + 1]`: which column (or the centre, R = 0, last) explains
+        each bin of the true differential, as the E-step of a mixture would say:
+
+            q_k = softmax_k(-|D - M R_k|^2 / (s^2 (|M|^2 + floor))),  s = `spread`,
+
+        i.e. a Gaussian of width s around each column's response in the ratio D / M. No gradient.
+
+        Args:
+          spectrum, diff_spectrum: `[batch, frames, bins]` complex STFTs of the mono and of the
+            true differential.
+        """
+        response = self.response()
+        response = tf.transpose(tf.complex(response[..., 0], response[..., 1]))  # [bins, K]
+        errors = tf.concat([
+            tf.square(tf.abs(diff_spectrum[..., None] - spectrum[..., None] * response)),
+            tf.square(tf.abs(diff_spectrum))[..., None]], axis=-1)
+        power = tf.square(tf.abs(spectrum))
+        scale = spread**2 * (power + RESPONSE_FLOOR * tf.reduce_mean(power) + 1e-12)
+        return tf.stop_gradient(tf.nn.softmax(-errors / scale[..., None], axis=-1))
 
     def update(self, share, spectrum, diff_spectrum):
         """Adds a training batch to the sums (and decays the old ones).
@@ -277,6 +304,30 @@ class SpatialPrior(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "columns": self.columns,
                 "embedding_size": self.embedding_size, "channels": self.channels}
+
+
+def assignment_loss(share, target, mono_spectrum):
+    """The assignment's cross-entropy against the binaural responsibilities, weighted by the
+    mono's power per bin (a scalar): sum w (-sum_k q_k log p_k) / sum w, w = |M|^2.
+
+    Args:
+      share: p `[batch, frames, bins, K]` (`SpatialPrior.estimate`); the centre's share is
+        1 - sum_k p_k.
+      target: q `[batch, frames, bins, K + 1]` (`ColumnResponses.responsibilities`).
+      mono_spectrum: M `[batch, frames, bins]`.
+
+    Beyond the paper, after the EM view of mixture models: the binaural target says, bin by bin,
+    which column's response fits (the E-step), and the assignment, which sees only the mono and
+    the picture, learns to say the same. With several sources in a clip this is the per-bin
+    split that the prior needs (`benchmarks/bench_prior_ceiling.py --assignment bins`), taught
+    bin by bin instead of only through the mean |D^ - D|^2 of `prior_loss`.
+    """
+    share = tf.cast(share, tf.float32)
+    centre = tf.maximum(1.0 - tf.reduce_sum(share, axis=-1, keepdims=True), 0.0)
+    log_share = tf.math.log(tf.concat([share, centre], axis=-1) + 1e-6)
+    entropy = -tf.reduce_sum(tf.cast(target, tf.float32) * log_share, axis=-1)
+    weight = tf.square(tf.abs(mono_spectrum))
+    return tf.reduce_sum(weight * entropy) / tf.maximum(tf.reduce_sum(weight), 1e-12)
 
 
 def prior_loss(estimate, mono_spectrum, diff_spectrum):

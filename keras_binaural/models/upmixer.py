@@ -76,6 +76,7 @@ from keras_binaural.models.localization_core import column_profile
 from keras_binaural.models.localization_heads import FEATURE_SIZE
 from keras_binaural.models.spatial_prior import (
     SpatialPrior,
+    assignment_loss,
     column_features,
     istft,
     prior_loss,
@@ -160,6 +161,8 @@ class Upmixer(LossTermsModel):
         mono and the image columns (`spatial_prior.SpatialPrior`; needs a localizer).
       prior_columns, prior_embedding_size, prior_channels: its K, E and audio CNN width.
       lambda_prior: weight of its loss `spatial_prior.prior_loss`.
+      lambda_assignment: weight of `spatial_prior.assignment_loss`, the prior's per-bin
+        assignment against the binaural responsibilities (0: not computed).
       refine_steps: reverse steps of the "refine" sampler (the fast schedule's cleanest levels).
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
@@ -216,6 +219,7 @@ class Upmixer(LossTermsModel):
         prior_embedding_size: int = 32,
         prior_channels: int = 32,
         lambda_prior: float = 1.0,
+        lambda_assignment: float = 0.0,
         refine_steps: int = 3,
         seed: int | None = None,
         **kwargs,
@@ -268,6 +272,7 @@ class Upmixer(LossTermsModel):
         self.prior_embedding_size = prior_embedding_size
         self.prior_channels = prior_channels
         self.lambda_prior = lambda_prior
+        self.lambda_assignment = lambda_assignment
         self.refine_steps = refine_steps
         self.seed = seed
         self.training_schedule = diffusion.linear_schedule(num_train_steps, beta_start, beta_end)
@@ -326,6 +331,8 @@ class Upmixer(LossTermsModel):
 
     def _term_names(self) -> list[str]:
         names = ["diff_loss"] + (["prior_loss"] if self.prior is not None else [])
+        if self.prior is not None and self.lambda_assignment:
+            names.append("assignment_loss")
         if self.localizer is not None:
             names += list(self.localizer.term_trackers)
         return names
@@ -457,7 +464,8 @@ class Upmixer(LossTermsModel):
         Returns:
           dict: `diff_loss` (scalar), `noisy` x_t and `noise_estimate` ε̂ `[batch, time]`
           (normalised units), `step` `[batch]` int32, `scale` `[batch, time]` s(t); with the
-          spatial prior also `prior_loss` (scalar, `spatial_prior.prior_loss`).
+          spatial prior also `prior_loss` (scalar, `spatial_prior.prior_loss`) and, with
+          `lambda_assignment`, `assignment_loss` (`spatial_prior.assignment_loss`).
         """
         for key in ("mono", "diff"):
             if key not in data:
@@ -490,6 +498,9 @@ class Upmixer(LossTermsModel):
             estimate_spectrum, spectrum, share = prior
             diff_spectrum = stft(diff / scale)
             terms["prior_loss"] = prior_loss(estimate_spectrum, spectrum, diff_spectrum)
+            if self.lambda_assignment:
+                target = self.prior.responses.responsibilities(spectrum, diff_spectrum)
+                terms["assignment_loss"] = assignment_loss(share, target, spectrum)
             if training:
                 self.prior.responses.update(share, spectrum, diff_spectrum)
         return {
@@ -502,11 +513,12 @@ class Upmixer(LossTermsModel):
         }
 
     def generation_losses(self, terms: dict) -> tuple[dict, tf.Tensor]:
-        """({"diff_loss", "prior_loss"}, l_diff + lambda_prior l_prior) of `diffusion_terms`."""
-        results = {name: terms[name] for name in ("diff_loss", "prior_loss") if name in terms}
-        loss = terms["diff_loss"]
-        if "prior_loss" in terms:
-            loss = loss + self.lambda_prior * terms["prior_loss"]
+        """(the terms, l_diff + lambda_prior l_prior + lambda_assignment l_assignment) of
+        `diffusion_terms`."""
+        weights = {"diff_loss": 1.0, "prior_loss": self.lambda_prior,
+                   "assignment_loss": self.lambda_assignment}
+        results = {name: terms[name] for name in weights if name in terms}
+        loss = sum(weights[name] * value for name, value in results.items())
         return results, loss
 
     def compute_losses(self, data, training=False) -> dict:
@@ -663,6 +675,7 @@ class Upmixer(LossTermsModel):
             "prior_embedding_size": self.prior_embedding_size,
             "prior_channels": self.prior_channels,
             "lambda_prior": self.lambda_prior,
+            "lambda_assignment": self.lambda_assignment,
             "refine_steps": self.refine_steps,
             "seed": self.seed,
         }
