@@ -121,7 +121,7 @@ def test_flag_errors_become_one_line():
     ("tiny", "model.localizer_config.lambda_obj", -1.0, "must be >= 0"),
     ("tiny", "model_init.resnet_weights", "/nonexistent.weights.h5", "no such file"),
     ("tiny", "model_init.localizer", "/nonexistent", "no such .keras file or tools/train.py"),
-    ("tiny", "eval.sampler", "ddim", "must be one of fast, full, prior"),
+    ("tiny", "eval.sampler", "ddim", "must be one of fast, few, full, prior, refine"),
 ])
 def test_bad_values_name_the_key(variant, key, value, message):
     config = CLUP.get_config(variant)

@@ -279,7 +279,7 @@ def test_audio_only_export_has_no_frames_and_refuses_an_existing_version(tmp_pat
 @pytest.mark.parametrize("arguments, message", [
     ({"model_name": "my model"}, "model_name 'my model': use letters"),
     ({"version": 0}, "version 0: must be a positive integer"),
-    ({"sampler": "ddim"}, "sampler 'ddim': must be one of fast, full"),
+    ({"sampler": "ddim"}, "sampler 'ddim': must be one of fast, few, full"),
 ])
 def test_bad_export_arguments_are_refused_before_any_work(tmp_path, arguments, message):
     settings = {"export_dir": tmp_path, "model_name": "clup", "version": 1, "sampler": "fast"}
