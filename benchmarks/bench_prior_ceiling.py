@@ -68,23 +68,31 @@ def object_positions(metadata: dict, frames: int, columns: int) -> np.ndarray:
     return weights
 
 
-def source_masks(clip: fairplay.Clip, root: str, binaural: np.ndarray) -> np.ndarray:
-    """`[sounding objects, frames, bins]`: each object's share of the mono's power per bin, from
-    the clip rendered again with its separated sources."""
+def generator_settings(root: str) -> tuple[scenes.SceneSettings, int]:
+    """The settings and seed `root`'s clips were made with (its dataset.json)."""
     with open(os.path.join(root, "dataset.json")) as file:
         description = json.load(file)
-    settings = scenes.SceneSettings(**description["settings"])
-    rendered = synthetic.make_clip(int(clip.clip_id), settings, description["seed"], sources=True)
+    return scenes.SceneSettings(**description["settings"]), description["seed"]
+
+
+def source_masks(clip: fairplay.Clip, generator: tuple[scenes.SceneSettings, int],
+                 binaural: np.ndarray) -> np.ndarray:
+    """`[sounding objects, frames, bins]`: each object's share of the mono's power per bin, from
+    the clip rendered again (`generator`: `generator_settings`) with its separated sources."""
+    settings, seed = generator
+    rendered = synthetic.make_clip(int(clip.clip_id), settings, seed, sources=True)
     if np.abs(rendered.binaural - binaural).max() > 1e-4:
-        raise SystemExit(f"{clip.audio_path}: rendering clip {clip.clip_id} again with "
-                         f"{root}/dataset.json does not give its audio (another generator "
-                         "version?); --assignment bins needs the very clips")
+        raise SystemExit(f"{clip.audio_path}: rendering clip {clip.clip_id} again with its "
+                         "dataset.json does not give its audio (another generator version?); "
+                         "--assignment bins needs the very clips")
     power = np.stack([np.abs(stft_numpy(part.mean(axis=1))) ** 2 for part in rendered.sources])
     return power / np.maximum(power.sum(axis=0), 1e-12)
 
 
-def clip_terms(clip: fairplay.Clip, root: str, columns: int, assignment: str):
-    """(M, D `[frames, bins]`, p `[frames, bins, K]`, sounding objects) of one clip."""
+def clip_terms(clip: fairplay.Clip, root: str, columns: int, generator=None):
+    """(M, D `[frames, bins]`, p `[frames, bins, K]`, sounding objects) of one clip; the
+    objects share each bin by their power in it with `generator` (`generator_settings`),
+    else equally."""
     binaural = load_audio(clip.audio_path, channels=2)  # [time, 2] at 16 kHz
     mono = stft_numpy((binaural[:, 0] + binaural[:, 1]) / 2)
     diff = stft_numpy((binaural[:, 0] - binaural[:, 1]) / 2)
@@ -92,8 +100,8 @@ def clip_terms(clip: fairplay.Clip, root: str, columns: int, assignment: str):
         metadata = json.load(file)
     positions = object_positions(metadata, len(mono), columns)  # [n, frames, K]
     count = len(positions)
-    if assignment == "bins":
-        masks = source_masks(clip, root, binaural)
+    if generator is not None:
+        masks = source_masks(clip, generator, binaural)
     else:
         masks = np.full((count, *mono.shape), 1.0 / max(count, 1))
     share = np.einsum("ntk,ntf->tfk", positions, masks)
@@ -103,7 +111,8 @@ def clip_terms(clip: fairplay.Clip, root: str, columns: int, assignment: str):
 def main(argv):
     del argv
     k = FLAGS.columns
-    terms = {subset: [clip_terms(clip, FLAGS.root, k, FLAGS.assignment)
+    generator = generator_settings(FLAGS.root) if FLAGS.assignment == "bins" else None
+    terms = {subset: [clip_terms(clip, FLAGS.root, k, generator)
                       for clip in tqdm(fairplay.list_clips(FLAGS.root, subset, FLAGS.split),
                                        desc=subset, leave=False)]
              for subset in ("train", "test")}

@@ -5,7 +5,7 @@ Usage:
 
 For every model (a tools/train.py workdir or .keras file) and sampler, the test split's Table 2
 means (the six metrics and the differential's correlation with the truth, as tools/evaluate.py
-scores them) and the wall seconds per second of audio, one line each, written as they finish to
+scores them) and the wall seconds per clip, one line each, written as they finish to
 `--workdir`/results.json (a rerun skips what is there). Samplers (`conventions.SAMPLERS`):
 "fast" (BinauralGrad's 6 steps), "few" (3 of its noise levels), "full" with --full, and for
 models with the spatial prior "prior" (no network evaluation) and "refine" with each
@@ -21,12 +21,12 @@ from keras_binaural import runtime
 
 runtime.apply("generate")  # before TensorFlow starts
 
-import json
 import time
 
+import common
 from absl import app, flags
 
-from benchmarks.common import load, previous_results
+from keras_binaural import files
 from keras_binaural.data import fairplay
 from keras_binaural.evaluation import trained_runs
 
@@ -53,7 +53,7 @@ def variants(model) -> list[tuple[str, str, int | None]]:
 def main(argv):
     del argv
     os.makedirs(FLAGS.workdir, exist_ok=True)
-    path, results = previous_results(FLAGS.workdir)
+    path, results = common.previous_results(FLAGS.workdir)
     for model_path in FLAGS.model:
         system = trained_runs.make_system(os.path.basename(model_path.rstrip("/")), model_path,
                                           "--model")
@@ -78,11 +78,8 @@ def main(argv):
                   f"SNR {scores['snr']:.2f} dB d corr {scores['d_corr']:.3f} "
                   f"(mono-mono STFT {scores['mono_mono']['stft']:.4f} SNR "
                   f"{scores['mono_mono']['snr']:.2f}); {seconds / len(clips):.2f} s per clip, "
-                  f"{load()}", flush=True)
-            temporary = path + ".tmp"
-            with open(temporary, "w") as file:
-                json.dump(results, file, indent=1)
-            os.replace(temporary, path)
+                  f"{common.load()}", flush=True)
+            files.write_json(path, results)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ bins, relative to the mono's mean |M|^2, on the level-normalised signals), which
 too; optionally also bin by bin (`assignment_loss`, `Upmixer(lambda_assignment=)`): the
 responses say which column explains each bin of the true differential
 (`ColumnResponses.responsibilities`), and the assignment learns to say it from the mono and the
-picture alone. With the true horizontal position of a single source, this estimate is 16 dB closer to the
-true differential than mono-mono on the demo's single-source scenes (16 columns, positions
+picture alone. With the true horizontal position of a single source, this estimate is 16 dB
+closer to the true differential than mono-mono on the demo's single-source scenes (16 columns, positions
 interpolated between them; with 1-3 sources sharing the columns equally 0.2 dB: the audio-visual
 match must split the bins between them; `benchmarks/bench_prior_ceiling.py`). The upmixer
 conditions its denoiser on d_prior as a second input beside the mono (`Upmixer(spatial_prior=
@@ -58,7 +58,7 @@ RESPONSE_DECAY = 0.99  # of the running sums behind R: a memory of about 100 tra
 RESPONSE_FLOOR = 1e-3  # of sum |M|^2, relative to its mean: a column seen rarely keeps R ~ 0
 MASS_FLOOR = 1e-3  # log(a_k + floor): a column the map leaves empty is unlikely, not impossible
 # s of `ColumnResponses.responsibilities`: how far a bin's D / M may lie from its column's response
-# (ratio units; neighbouring columns' responses differ by about 0.05-0.3 in our HRTFs' bins).
+# (ratio units; a guess, not tuned: the one run with it, BENCHMARKS.md issue 12, did not learn).
 RESPONSIBILITY_SPREAD = 0.1
 
 
