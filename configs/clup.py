@@ -89,7 +89,7 @@ ABLATIONS = ("clup", "audio_only", "baseline", "sce_only", "obj_only", "no_cyc",
 
 
 POINTING_LAMBDAS = ("lambda_mil", "lambda_background", "lambda_mosaic", "lambda_cue",
-                    "lambda_response", "lambda_flip")
+                    "lambda_response", "lambda_flip", "lambda_erase")
 
 
 def parse_variant(variant: str) -> tuple[str, str]:
@@ -125,6 +125,8 @@ def localizer_arguments(size: str) -> ml_collections.ConfigDict:
     arguments.lambda_cue = 1.0  # the map's column profile predicts the binaural ILD
     arguments.lambda_response = 1.0  # the map's columns' responses explain the differential
     arguments.lambda_flip = 0.0  # mirrored frame -> mirrored profile
+    arguments.lambda_erase = 0.0  # erasing the map's region must remove the match
+    arguments.erase_cells = 16.0  # the erased area's bound, in cells
     arguments.false_negative_fraction = 0.25  # best-matching in-batch negatives left out
     if size == "paper":
         arguments.audio_encoder = "vggish"

@@ -206,6 +206,47 @@ def test_flip_loss_matches_numpy():
     assert float(pointing.flip_loss(cell_map, other)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_erase_attended_matches_numpy():
+    frames = RNG.uniform(size=(2, 6, 5, 3)).astype("float32")  # 3 x 3 cells of stride 2, cropped
+    attention = RNG.uniform(size=(2, 3, 3)).astype("float32")
+    attention /= attention.sum(axis=(1, 2), keepdims=True)
+    got = pointing.erase_attended(frames, attention, 4.0, 2).numpy()
+    mask = np.minimum(1.0, 4.0 * attention).repeat(2, axis=1).repeat(2, axis=2)[:, :6, :5, None]
+    median = np.array([[np.sort(f.reshape(-1, 3), axis=0)[15] for f in frames]])[0]
+    expected = frames * (1 - mask) + median[:, None, None, :] * mask
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # A map on one cell erases that cell's pixels with the background colour, and nothing else.
+    scene = np.full((1, 8, 8, 3), 0.5, "float32")
+    scene[0, 2:4, 4:6] = [1.0, 0.0, 0.0]
+    one_cell = np.zeros((1, 4, 4), "float32")
+    one_cell[0, 1, 2] = 1.0
+    np.testing.assert_allclose(pointing.erase_attended(scene, one_cell, 4.0, 2).numpy(), 0.5)
+    # A spread map erases a quarter of each of its 16 cells: 4 cells' worth, as `cells` bounds it.
+    spread = np.full((1, 4, 4), 1 / 16, "float32")
+    np.testing.assert_allclose(pointing.erase_attended(scene, spread, 4.0, 2).numpy()[0, 2, 4],
+                               0.75 * scene[0, 2, 4] + 0.25 * 0.5)
+
+
+def test_erasure_loss_matches_numpy_and_rewards_erasing_the_match():
+    tau = 0.1
+    similarity = RNG.uniform(-1, 1, (3, 2, 4)).astype("float32")
+    erased = RNG.uniform(-1, 1, (3, 2, 4)).astype("float32")
+
+    def best(s):
+        top = s.max(axis=(1, 2), keepdims=True)
+        return tau * (np.log(np.exp((s - top) / tau).sum(axis=(1, 2))) + top[:, 0, 0] / tau)
+
+    expected = np.mean(np.log1p(np.exp((best(erased) - best(similarity)) / tau)))
+    got = float(pointing.erasure_loss(similarity, erased, tau))
+    assert got == pytest.approx(expected, rel=1e-5)
+    # Erasing the cell that matched (the match gone) costs less than erasing a cell beside it.
+    kept = np.full((1, 2, 4), -0.2, "float32")
+    kept[0, 1, 2] = 0.9
+    gone = np.full((1, 2, 4), -0.2, "float32")
+    assert float(pointing.erasure_loss(kept, gone, tau)) < 1e-3
+    assert float(pointing.erasure_loss(kept, kept, tau)) == pytest.approx(np.log(2), rel=1e-5)
+
+
 def test_compact_encoder_shapes_stride_and_round_trip(tmp_path):
     encoder = CompactCNN(width=8, stride=8)
     frames = RNG.uniform(size=(2, 64, 40, 3)).astype("float32")
@@ -226,14 +267,14 @@ def test_localizer_with_every_pointing_objective_trains_and_round_trips(tmp_path
     model = LocalizationModel(
         visual_encoder="compact", visual_width=8, audio_width_multiplier=0.0625, lambda_mil=1.0,
         lambda_background=1.0, lambda_mosaic=1.0, lambda_cue=1.0, lambda_response=1.0,
-        lambda_flip=1.0, seed=0)
+        lambda_flip=1.0, lambda_erase=1.0, seed=0)
     results = model.compute_losses(batch, training=True)
     for term in ("mil_loss", "background_loss", "mosaic_loss", "cue_loss", "response_loss",
-                 "flip_loss"):
+                 "flip_loss", "erasure_loss"):
         assert np.isfinite(float(results[term])) and term in model.term_trackers
     expected = sum(float(results[name]) for name in (
         "sce_loss", "obj_loss", "mil_loss", "background_loss", "mosaic_loss", "cue_loss",
-        "response_loss", "flip_loss"))
+        "response_loss", "flip_loss", "erasure_loss"))
     assert float(results["loss"]) == pytest.approx(expected, rel=1e-5)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, verbose=0)

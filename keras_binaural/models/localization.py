@@ -34,12 +34,15 @@ from keras_binaural.models.audio_encoders import (
     make_audio_encoder,
 )
 from keras_binaural.models.base import LossTermsModel
-from keras_binaural.models.localization_core import (
-    upsample_map,
-)
+from keras_binaural.models.localization_core import object_attention, upsample_map
 from keras_binaural.models.localization_heads import FEATURE_SIZE, BaselineHead, OSAHead, SSMHead
 from keras_binaural.models.localization_objectives import EncodedBatch, LocalizationObjective
-from keras_binaural.models.pointing import POINTING_OBJECTIVES, make_mosaic, tile_of_cells
+from keras_binaural.models.pointing import (
+    POINTING_OBJECTIVES,
+    erase_attended,
+    make_mosaic,
+    tile_of_cells,
+)
 from keras_binaural.models.vggish import EMBEDDING_SIZE, NUM_BANDS, NUM_FRAMES
 from keras_binaural.models.visual_encoders import VISUAL_ENCODERS, make_visual_encoder
 
@@ -88,7 +91,8 @@ class LocalizationModel(LossTermsModel):
       "osa":      lambda_sce l_sce_loc + lambda_obj l_obj_loc (+ lambda_ssm l_ssm)
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
     plus lambda_mil l_mil + lambda_background l_bg + lambda_mosaic l_mosaic + lambda_cue l_cue
-    + lambda_response l_response + lambda_flip l_flip (`keras_binaural.models.pointing`). A
+    + lambda_response l_response + lambda_flip l_flip + lambda_erase l_erase
+    (`keras_binaural.models.pointing`). A
     weight of 0 switches a term off (its value is still reported). Each pair term is the mean
     pair loss over an example's negatives (`negatives`). Reported metrics: `loss`,
     each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`), `distance` (supp. Eq. 10)
@@ -115,10 +119,10 @@ class LocalizationModel(LossTermsModel):
         `visual_stride`, first-stage width `visual_width`; its cells see about one object), see
         `keras_binaural.models.visual_encoders`.
       visual_width, visual_stride: the compact encoder's (ignored for "resnet18").
-      lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_response, lambda_flip:
-        weights of the pointing objectives (`keras_binaural.models.pointing`: multiple-instance
-        matching, the background as a hard negative, mosaics, binaural cues, the columns'
-        acoustic responses, flip equivariance); 0 (the default, the paper's loss set) leaves an
+      lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_response, lambda_flip,
+      lambda_erase: weights of the pointing objectives (`keras_binaural.models.pointing`:
+        multiple-instance matching, the background as a hard negative, mosaics, binaural cues,
+        the columns' acoustic responses, flip equivariance, erasing the evidence); 0 (the default, the paper's loss set) leaves an
         objective out.
       mil_temperature: tau of the multiple-instance cell scores.
       false_negative_fraction: the share of each example's best-matching in-batch negatives
@@ -126,6 +130,7 @@ class LocalizationModel(LossTermsModel):
         likely the same classes (`localization_core.drop_hardest_negatives`); 0: none.
       cue_bins, cue_bands: the binaural-cue objective's profile columns and ILD bands.
       response_columns: the response objective's column bins.
+      erase_cells: the erasure objective's bound on the erased area, in cells.
       seed: seed of the mosaics' tile placement, or None.
       **kwargs: `keras.Model` arguments.
 
@@ -178,6 +183,8 @@ class LocalizationModel(LossTermsModel):
         lambda_response: float = 0.0,
         response_columns: int = 16,
         lambda_flip: float = 0.0,
+        lambda_erase: float = 0.0,
+        erase_cells: float = 16.0,
         false_negative_fraction: float = 0.0,
         seed: int | None = None,
         **kwargs,
@@ -221,6 +228,8 @@ class LocalizationModel(LossTermsModel):
         self.lambda_response = lambda_response
         self.response_columns = response_columns
         self.lambda_flip = lambda_flip
+        self.lambda_erase = lambda_erase
+        self.erase_cells = erase_cells
         self.false_negative_fraction = false_negative_fraction
         self.seed = seed
         # The weight of each loss term the objectives report (supp. Eq. 3's baseline loss: 1).
@@ -439,10 +448,17 @@ class LocalizationModel(LossTermsModel):
         mono_embedding = embeddings[:batch]
         audio_feature = (self.head.audio_feature(mono_embedding) if "audio_feature" in needs
                          else None)
+        erased_visual = None
+        if "erased_visual" in needs:  # a second pass: the erased region comes from the map
+            attention = object_attention(visual, audio_feature, self.temperature)
+            erased_visual = self.visual_encoder(
+                erase_attended(frames, attention, self.erase_cells, self.output_stride),
+                training=training)
         return EncodedBatch(data, visual, maps.get("negative_visual"), mono_embedding,
                             binaural_embedding, clip_ids, other_clip, audio_feature,
                             maps.get("mosaic_visual"), mosaic_target, mosaic_cell_tiles,
-                            maps.get("mirrored_visual"), self.false_negative_fraction)
+                            maps.get("mirrored_visual"), erased_visual,
+                            self.false_negative_fraction)
 
     def compute_losses(self, data, training=False):
         """Loss terms and the scored pairs of a batch of `training_dataset` dicts.
@@ -517,6 +533,8 @@ class LocalizationModel(LossTermsModel):
             "lambda_response": self.lambda_response,
             "response_columns": self.response_columns,
             "lambda_flip": self.lambda_flip,
+            "lambda_erase": self.lambda_erase,
+            "erase_cells": self.erase_cells,
             "false_negative_fraction": self.false_negative_fraction,
             "seed": self.seed,
         }

@@ -43,6 +43,8 @@ class EncodedBatch:
         (`pointing.make_mosaic`), `mosaic_target` `[B, 4]` the tiles of each example's clip and
         `mosaic_cell_tiles` `[h, w]` the tile of each cell; or None.
       mirrored_visual: `[B, h, w, C]` the maps of the mirrored frames, or None.
+      erased_visual: `[B, h, w, C]` the maps of the frames with their attended region erased
+        (`pointing.erase_attended`), or None.
       false_negative_fraction: the share of each anchor's best-matching in-batch negatives the
         contrastive objectives leave out (`localization_core.drop_hardest_negatives`).
     """
@@ -59,6 +61,7 @@ class EncodedBatch:
     mosaic_target: Any = None
     mosaic_cell_tiles: Any = None
     mirrored_visual: Any = None
+    erased_visual: Any = None
     false_negative_fraction: float = 0.0
 
     @property
@@ -92,7 +95,8 @@ class LocalizationObjective(keras.layers.Layer):
 
     def needs(self, training: bool) -> frozenset[str]:
         """The encodings `losses` reads besides `visual` and `mono_embedding`: a subset of
-        {"negative_visual", "binaural_embedding", "audio_feature", "mosaic", "mirrored_visual"}."""
+        {"negative_visual", "binaural_embedding", "audio_feature", "mosaic", "mirrored_visual",
+        "erased_visual"}."""
         return frozenset()
 
     def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:

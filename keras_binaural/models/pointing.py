@@ -6,7 +6,7 @@ satisfies both, and a map trained from scratch does not point (BENCHMARKS.md). E
 localizer that points starts from ImageNet weights; the objectives here give cell-level pressure
 without them. Each is a `LocalizationObjective` with its own loss term and λ
 (`LocalizationModel(lambda_mil=..., lambda_background=..., lambda_mosaic=..., lambda_cue=...,
-lambda_response=..., lambda_flip=...)`), switched on by a non-zero λ and combinable with the
+lambda_response=..., lambda_flip=..., lambda_erase=...)`), switched on by a non-zero λ and combinable with the
 others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and
 binaural audio.
 
@@ -58,6 +58,17 @@ reads. With the additional baseline's head the same S is trained, but its map is
   the mirror of the map: l_flip = sum_j |p(mirror V)_j - p(V)_{w-1-j}|, with p the column
   profile. (The data pipeline's `mirror` augmentation, a mirrored frame with swapped ears, is
   the cheaper way to the same symmetry; this term is the explicit one.)
+
+- **Erasing the evidence** (ours, after the "deletion" test of saliency maps, RISE, Petsiuk et
+  al., BMVC 2018, and adversarial erasing, Wei et al., CVPR 2017; `ErasureObjective`,
+  `lambda_erase`): the frame with the map's region filled with its background colour,
+  F~ = F (1 - m) + median(F) m with m = min(1, `erase_cells` A) upsampled to the pixels
+  (`erase_attended`), must no longer match its audio: l_erase = softplus((s(F~) - s(F)) / tau)
+  with s the smooth best cell, tau logsumexp_ij(S_ij / tau) (`erasure_loss`). The other terms
+  are satisfied by a peak *next to* the object, in a cell that sees it (measured: just above it);
+  erasing that cell leaves the object whole, so this term moves the map onto the pixels that
+  make the match. m is bounded by `erase_cells` cells' worth, so erasing the whole frame is
+  never an answer.
 
 The visual encoder's receptive field matters as much (`keras_binaural.models.visual_encoders`:
 "compact" cells see about one object).
@@ -272,6 +283,52 @@ def flip_loss(cell_map, mirrored_cell_map):
     return tf.reduce_mean(tf.reduce_sum(tf.abs(mirrored - tf.reverse(profile, [1])), axis=1))
 
 
+def median_colour(frames):
+    """Each frame's per-channel median `[B, 1, 1, 3]`: the colour of its background where the
+    background covers more than half of the frame (what an erased region is filled with)."""
+    flat = tf.sort(tf.reshape(frames, [tf.shape(frames)[0], -1, frames.shape[-1]]), axis=1)
+    middle = tf.gather(flat, tf.shape(flat)[1] // 2, axis=1)
+    return middle[:, None, None, :]
+
+
+def erase_attended(frames, attention, cells: float, stride: int):
+    """The frames with the map's region filled with their background colour.
+
+    The erasing mask over the cells is m = min(1, cells A): a map concentrated on one cell
+    erases it wholly and hardly anything else, and no map erases more than `cells` cells' worth
+    (A sums to 1), so erasing everything is never an answer. Each cell's mask covers its
+    `stride` x `stride` pixels (the encoders' cell i stands for pixels [s i, s i + s)).
+
+    Args:
+      frames: `[B, H, W, 3]` (static H, W).
+      attention: `[B, h, w]` the map A over the frame's cells (sums to 1).
+      cells: the erased area's bound, in cells.
+      stride: pixels per cell.
+
+    Returns:
+      `[B, H, W, 3]`: frames (1 - m) + median colour m.
+    """
+    height, width = frames.shape[1], frames.shape[2]
+    mask = tf.minimum(1.0, cells * attention)
+    pixels = tf.repeat(tf.repeat(mask, stride, axis=1), stride, axis=2)[:, :height, :width, None]
+    return frames * (1.0 - pixels) + median_colour(frames) * pixels
+
+
+def erasure_loss(similarity, erased_similarity, temperature: float = 0.07):
+    """The erased frame as its own audio's negative: mean_b softplus((s~_b - s_b) / tau), with
+    s = tau logsumexp_ij(S_ij / tau) the smooth best cell of a frame's own similarity map.
+
+    Args:
+      similarity, erased_similarity: `[B, h, w]` cos(V_b,ij, a_b) of the frame and of its erased
+        copy.
+    """
+    def best_cell(cells):
+        return temperature * tf.reduce_logsumexp(cells / temperature, axis=[1, 2])
+
+    return tf.reduce_mean(tf.math.softplus(
+        (best_cell(erased_similarity) - best_cell(similarity)) / temperature))
+
+
 # === Objectives ===
 
 
@@ -469,6 +526,30 @@ class FlipObjective(PointingObjective):
         return ObjectiveLosses({"flip_loss": flip_loss(attention, mirrored)})
 
 
+@keras.saving.register_keras_serializable(package="keras_binaural")
+class ErasureObjective(PointingObjective):
+    """Erasing the map's region must remove what matches the audio (`erase_attended`,
+    `erasure_loss`); term `erasure_loss`.
+
+    The model encodes the erased frames after the frames (`EncodedBatch.erased_visual`; their
+    map A comes from the first pass), so the gradient reaches the map through the erased pixels.
+    """
+
+    loss_names = ("erasure_loss",)
+
+    def needs(self, training: bool) -> frozenset[str]:
+        return frozenset({"audio_feature", "erased_visual"})
+
+    def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
+        audio = l2_normalize(batch.audio_feature)
+
+        def own_similarity(visual):
+            return tf.einsum("bhwc,bc->bhw", l2_normalize(visual), audio)
+
+        return ObjectiveLosses({"erasure_loss": erasure_loss(
+            own_similarity(batch.visual), own_similarity(batch.erased_visual), self.temperature)})
+
+
 POINTING_OBJECTIVES = {
     "lambda_mil": MultipleInstanceObjective,
     "lambda_background": BackgroundObjective,
@@ -476,4 +557,5 @@ POINTING_OBJECTIVES = {
     "lambda_cue": BinauralCueObjective,
     "lambda_response": ResponseObjective,
     "lambda_flip": FlipObjective,
+    "lambda_erase": ErasureObjective,
 }
