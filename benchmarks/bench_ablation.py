@@ -12,12 +12,15 @@ as the demo runs them (configs/clup.py:demo, the demo's steps), and one Markdown
 
   localizer runs (configs/clup.py:demo,localizer, --localizer_epochs epochs of 25 steps):
     paper        l_sce_loc + l_obj_loc (+ SSM) only: every pointing λ 0
-    background, mosaic, cue, response   the paper's terms and that one pointing term
+    background, mosaic, cue, response, erase   the paper's terms and that one pointing term
     no_response  the demo's set without the response term
-    all          the demo's set (background, mosaic, cue, response, false negatives left out)
+    no_erase     the demo's set without the erasure term
+    all          the demo's set (background, mosaic, cue, response, erase, false negatives left
+                 out)
   upmixer runs (the demo's 8 epochs of 25 steps, each from a trained localizer):
     clup         CLUP with the spatial prior, from the "all" localizer (the demo's CLUP)
     clup_no_response  the same from the "no_response" localizer
+    clup_no_erase     the same from the "no_erase" localizer, and without the term in CLUP
     no_prior     CLUP without the prior (diffusion alone), from "all"
     paper_losses CLUP with the paper's losses and no prior, from "paper"
     baseline     the baseline-guided upmixer with the prior (its own localizer, not pre-trained)
@@ -42,21 +45,23 @@ from absl import app, flags
 
 from keras_binaural import files
 
-POINTING = ("lambda_background", "lambda_mosaic", "lambda_cue", "lambda_response")
+POINTING = ("lambda_background", "lambda_mosaic", "lambda_cue", "lambda_response", "lambda_erase")
 LOCALIZERS = {
     "paper": {**dict.fromkeys(POINTING, 0.0), "false_negative_fraction": 0.0},
     **{term.removeprefix("lambda_"): {**dict.fromkeys(POINTING, 0.0), term: 1.0}
        for term in POINTING},
     "no_response": {"lambda_response": 0.0},
+    "no_erase": {"lambda_erase": 0.0},
     "all": {},
 }
-UPMIXERS = {  # name: (variant, localizer run to start from or None)
-    "clup": ("demo", "all"),
-    "clup_no_response": ("demo", "no_response"),
-    "no_prior": ("demo,no_prior", "all"),
-    "paper_losses": ("demo,paper_losses", "paper"),
-    "baseline": ("demo,baseline", None),
-    "audio_only": ("demo,audio_only", None),
+UPMIXERS = {  # name: (variant, localizer run to start from or None, config overrides)
+    "clup": ("demo", "all", {}),
+    "clup_no_response": ("demo", "no_response", {}),
+    "clup_no_erase": ("demo", "no_erase", {"model.localizer_config.lambda_erase": 0.0}),
+    "no_prior": ("demo,no_prior", "all", {}),
+    "paper_losses": ("demo,paper_losses", "paper", {}),
+    "baseline": ("demo,baseline", None, {}),
+    "audio_only": ("demo,audio_only", None, {}),
 }
 
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (default: make one).")
@@ -136,10 +141,11 @@ def main(argv):
             overrides = {**{f"model.{k}": v for k, v in overrides.items()},
                          "train.epochs": FLAGS.localizer_epochs, "train.warmup_steps": 50}
             run(name, "demo,localizer", overrides, root, workdir)
-    for name, (variant, localizer) in UPMIXERS.items():
+    for name, (variant, localizer, overrides) in UPMIXERS.items():
         if name in wanted:
-            overrides = ({"model_init.localizer": os.path.join(workdir, "runs", localizer)}
-                         if localizer else {})
+            if localizer:
+                overrides = {**overrides,
+                             "model_init.localizer": os.path.join(workdir, "runs", localizer)}
             run(name, variant, overrides, root, workdir)
     # Every finished run in the workdir, also those of earlier invocations.
     results = {name: collect(os.path.join(workdir, "runs", name))

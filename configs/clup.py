@@ -61,8 +61,8 @@ model_init.resnet_weights.
 Beyond the paper (issue 12; BENCHMARKS.md has the ablation): at demo and tiny size the
 localizer's visual encoder is the compact CNN whose cells see about one object, and it trains
 with the pointing objectives of keras_binaural/models/pointing.py (background as a negative,
-mosaics, binaural cues, the columns' acoustic responses; the best-matching in-batch negatives
-left out), so that its map points at the sounding object; the upmixer conditions on the spatial
+mosaics, binaural cues, the columns' acoustic responses, erasing the evidence; the best-matching
+in-batch negatives left out), so that its map points at the sounding object; the upmixer conditions on the spatial
 prior (models/spatial_prior.py: the mono's time-frequency bins assigned to image columns, each
 column's least-squares response to the differential), and Table 2 scores that prior itself
 (`eval.sampler = "prior"`): after a CPU budget of steps it is far closer to the truth than the
@@ -125,7 +125,7 @@ def localizer_arguments(size: str) -> ml_collections.ConfigDict:
     arguments.lambda_cue = 1.0  # the map's column profile predicts the binaural ILD
     arguments.lambda_response = 1.0  # the map's columns' responses explain the differential
     arguments.lambda_flip = 0.0  # mirrored frame -> mirrored profile
-    arguments.lambda_erase = 0.0  # erasing the map's region must remove the match
+    arguments.lambda_erase = 1.0  # erasing the map's region must remove the match
     arguments.erase_cells = 16.0  # the erased area's bound, in cells
     arguments.false_negative_fraction = 0.25  # best-matching in-batch negatives left out
     if size == "paper":

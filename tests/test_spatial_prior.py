@@ -150,7 +150,9 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
         Upmixer(guidance="none", spatial_prior=True)
     model = tiny_upmixer_model(CLUP, **PRIOR, lambda_assignment=0.5)
     assert model.guidance_width == 8 + 4 * 5
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    # One step, eagerly: tracing the whole train step would take most of this test's time
+    # (test_clup trains CLUP in graph mode).
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     logs = model.fit(tf.data.Dataset.from_tensors(upmixer_batch), epochs=1, verbose=0).history
     for name in ("prior_loss", "assignment_loss"):
         assert name in logs and np.isfinite(logs[name][-1])
