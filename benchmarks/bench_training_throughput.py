@@ -15,6 +15,11 @@ configs/clup.py:VARIANT` (`keras_binaural.training.build_model`, `make_optimizer
   3. training, cached: the same on one cached batch repeated (no input work), so that (2) close
      to (3), and (1) far above (2), show that the pipeline is not the bottleneck.
 
+With --breakdown (an upmixer or CLUP variant) it then times, on one batch, the forward and
+backward pass (a `tf.function` each, the median of 5 after 2 warm-up calls) of the whole loss,
+of the localizer's own losses and of the denoiser alone (random inputs of the batch's shape):
+where a training step's time goes.
+
 Timings depend on the machine's load: the load average is printed with each figure.
 """
 
@@ -44,6 +49,7 @@ flags.DEFINE_integer("num_clips", 24, "Clips to generate when --root is not give
 flags.DEFINE_string("variant", "demo", "configs/clup.py variant (SIZE[,ABLATION]).")
 flags.DEFINE_integer("steps", 20, "Timed training steps (after 2 warm-up steps).")
 flags.DEFINE_integer("pipeline_batches", 30, "Timed pipeline batches (after 3 warm-up batches).")
+flags.DEFINE_bool("breakdown", False, "Also time the parts of a step (upmixer or CLUP variants).")
 FLAGS = flags.FLAGS
 
 
@@ -90,6 +96,50 @@ def training_rate(config, clips, cached: bool) -> tuple[float, list[float]]:
     return config.train.batch_size / statistics.median(timer.times[2:]), timer.times
 
 
+def gradient_seconds(loss_fn, variables) -> float:
+    """Median seconds of one forward and backward pass of `loss_fn` (traced once)."""
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        return tape.gradient(loss, variables)
+
+    step()
+    step()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def breakdown(config, clips) -> dict[str, float]:
+    """Seconds of the forward + backward pass of the whole loss and of its main parts."""
+    model = training.build_model(config)
+    data = next(iter(training.training_batches(config, clips, seed=0)))
+    parts = {"whole loss": gradient_seconds(
+        lambda: model.compute_losses(data, training=True)["loss"], model.trainable_variables)}
+    if getattr(model, "localizer", None) is not None and getattr(model, "lambda_loc", 1.0):
+        localizer = model.localizer
+        parts["localizer's losses"] = gradient_seconds(
+            lambda: localizer.compute_losses(data, training=True)["loss"],
+            localizer.trainable_variables)
+    batch, samples = data["mono"].shape[0], data["mono"].shape[1]
+
+    def denoiser_loss():
+        inputs = {"noisy": tf.random.normal([batch, samples, 1]),
+                  "step": tf.fill([batch], 3.0),
+                  "mono": tf.random.normal([batch, samples, model.denoiser.conditioner_inputs]),
+                  "guidance": tf.random.normal([batch, model.denoiser.guidance_channels])}
+        return tf.reduce_mean(model.denoiser(inputs, training=True) ** 2)
+
+    parts["denoiser alone"] = gradient_seconds(denoiser_loss, model.denoiser.trainable_variables)
+    parts["the rest"] = parts["whole loss"] - sum(
+        seconds for name, seconds in parts.items() if name != "whole loss")
+    return parts
+
+
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
@@ -108,6 +158,12 @@ def main(argv):
         print(f"training, {what}: {examples_per_second:.2f} examples/s (median step "
               f"{batch / examples_per_second:.2f} s; first step with tracing {times[0]:.0f} s); "
               f"{common.load()}", flush=True)
+    if FLAGS.breakdown:
+        if config.model_kind == "localizer":
+            raise app.UsageError("--breakdown times an upmixer's or CLUP's step; got a localizer.")
+        for name, seconds in breakdown(config, clips).items():
+            print(f"forward + backward, {name}: {seconds:.3f} s", flush=True)
+        print(common.load(), flush=True)
 
 
 if __name__ == "__main__":

@@ -276,7 +276,8 @@ def test_localizer_with_every_pointing_objective_trains_and_round_trips(tmp_path
         "sce_loss", "obj_loss", "mil_loss", "background_loss", "mosaic_loss", "cue_loss",
         "response_loss", "flip_loss", "erasure_loss"))
     assert float(results["loss"]) == pytest.approx(expected, rel=1e-5)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    # Eagerly: two steps do not repay tracing the step (test_training trains in graph mode).
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, verbose=0)
     outputs = assert_round_trip(model, {"frame": batch["frame"],
                                         "mono_patch": batch["mono_patch"]}, tmp_path)

@@ -122,8 +122,8 @@ class LocalizationModel(LossTermsModel):
       lambda_mil, lambda_background, lambda_mosaic, lambda_cue, lambda_response, lambda_flip,
       lambda_erase: weights of the pointing objectives (`keras_binaural.models.pointing`:
         multiple-instance matching, the background as a hard negative, mosaics, binaural cues,
-        the columns' acoustic responses, flip equivariance, erasing the evidence); 0 (the default, the paper's loss set) leaves an
-        objective out.
+        the columns' acoustic responses, flip equivariance, erasing the evidence); 0 (the
+        default, the paper's loss set) leaves an objective out.
       mil_temperature: tau of the multiple-instance cell scores.
       false_negative_fraction: the share of each example's best-matching in-batch negatives
         left out of the contrastive losses (OSA's, multiple-instance, background), which are

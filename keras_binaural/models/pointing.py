@@ -6,8 +6,8 @@ satisfies both, and a map trained from scratch does not point (BENCHMARKS.md). E
 localizer that points starts from ImageNet weights; the objectives here give cell-level pressure
 without them. Each is a `LocalizationObjective` with its own loss term and λ
 (`LocalizationModel(lambda_mil=..., lambda_background=..., lambda_mosaic=..., lambda_cue=...,
-lambda_response=..., lambda_flip=..., lambda_erase=...)`), switched on by a non-zero λ and combinable with the
-others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and
+lambda_response=..., lambda_flip=..., lambda_erase=...)`), switched on by a non-zero λ and
+combinable with the others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and
 binaural audio.
 
 All of them work on the cell similarity map
