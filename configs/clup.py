@@ -162,6 +162,7 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     arguments.prior_columns = 16
     # The prior's per-bin assignment against the binaural responsibilities (several sources).
     arguments.lambda_assignment = 0.0
+    arguments.update_responses = True  # False: keep the responses of model_init.responses
     if size == "paper":
         arguments.residual_channels = 64
         arguments.num_cycles = 3
@@ -206,6 +207,9 @@ def get_config(variant: str = "demo") -> ml_collections.ConfigDict:
     # A trained localizer (a configs/clup.py:SIZE,localizer run or its model.keras) to start
     # from: its cheap steps learn to point before the upmixer reads the map (the demo does this).
     config.model_init.localizer = ""
+    # A trained upmixer or CLUP run with the spatial prior whose column responses to start from
+    # (e.g. learnt on single-source clips, held with model.update_responses = False).
+    config.model_init.responses = ""
 
     # === Training (keras_binaural.training) ===
     config.train = ml_collections.ConfigDict()

@@ -130,6 +130,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if path and not os.path.isfile(localizer_file(path)):
         raise _fail("model_init.localizer", path, "no such .keras file or tools/train.py workdir "
                     "with a model.keras (a run of configs/clup.py:SIZE,localizer)")
+    path = config.model_init.get("responses", "")
+    if path and not os.path.isfile(localizer_file(path)):
+        raise _fail("model_init.responses", path, "no such .keras file or tools/train.py workdir "
+                    "with a model.keras (a run of an upmixer or CLUP with the spatial prior)")
 
 
 def localizer_file(path: str) -> str:
@@ -218,10 +222,14 @@ def _layers_of_type(model: keras.Model, cls: type) -> list[keras.layers.Layer]:
 def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> None:
     """Loads `model_init.resnet_weights` into every ResNet-18 and `model_init.vggish_weights`
     into every VGGish inside `model`, and `model_init.localizer` (a trained localizer) into its
-    localizer (no-op for empty paths)."""
+    localizer, and the spatial prior's column responses of `model_init.responses` (no-op for
+    empty paths)."""
     path = config.model_init.get("localizer", "")
     if path:
         load_localizer(model, localizer_file(path))
+    path = config.model_init.get("responses", "")
+    if path:
+        load_responses(model, localizer_file(path))
     for key, cls in (("resnet_weights", ResNet18), ("vggish_weights", VGGish)):
         path = config.model_init[key]
         if not path:
@@ -251,6 +259,24 @@ def load_localizer(model: keras.Model, path: str) -> None:
                     "than this model's localizer_config (the weights' shapes differ)")
     target.set_weights(source.get_weights())
     logging.info("loaded the localizer of %s (%d weights)", path, len(shapes))
+
+
+def load_responses(model: keras.Model, path: str) -> None:
+    """Sets the spatial prior's column responses (`ColumnResponses`' sums) of `model` to those
+    of the upmixer or CLUP saved in `path`, which must have as many prior columns."""
+    target = getattr(model, "prior", None)
+    if target is None:
+        raise _fail("model_init.responses", path,
+                    "the model has no spatial prior to load them into")
+    source = getattr(keras.saving.load_model(path, compile=False), "prior", None)
+    if source is None:
+        raise _fail("model_init.responses", path, "holds no model with a spatial prior")
+    if source.responses.columns != target.responses.columns:
+        raise _fail("model_init.responses", path,
+                    f"its prior has {source.responses.columns} columns, this model's "
+                    f"{target.responses.columns} (model.prior_columns)")
+    target.responses.set_weights(source.responses.get_weights())
+    logging.info("loaded the column responses of %s", path)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
-from training_data import CONFIG_FILE, config_module
+from training_data import CONFIG_FILE, config_module, tiny_config, tiny_root
 
 from keras_binaural import cli, training
 
@@ -121,6 +121,7 @@ def test_flag_errors_become_one_line():
     ("tiny", "model.localizer_config.lambda_obj", -1.0, "must be >= 0"),
     ("tiny", "model_init.resnet_weights", "/nonexistent.weights.h5", "no such file"),
     ("tiny", "model_init.localizer", "/nonexistent", "no such .keras file or tools/train.py"),
+    ("tiny", "model_init.responses", "/nonexistent", "no such .keras file or tools/train.py"),
     ("tiny", "eval.sampler", "ddim", "must be one of fast, few, full, prior, refine"),
 ])
 def test_bad_values_name_the_key(variant, key, value, message):
@@ -173,5 +174,35 @@ def test_a_trained_localizer_starts_clup_and_a_mismatched_one_is_refused(tmp_pat
     config.model.localizer_config.audio_width_multiplier = 0.125  # another audio encoder
     with pytest.raises(training.TrainingError, match=r"^--config\.model_init\.localizer=.*other "
                        "arguments"):
+        training.build_model(config)
+    keras.backend.clear_session()
+
+
+def test_responses_of_another_run_start_the_prior_and_can_be_held(tmp_path, tmp_path_factory):
+    config = tiny_config(tiny_root(tmp_path_factory), "tiny")
+    source = training.build_model(config)
+    responses = source.prior.responses
+    rng = np.random.default_rng(0)
+    responses.cross.assign(rng.normal(size=responses.cross.shape).astype("float32"))
+    responses.power.assign(rng.uniform(1, 2, size=responses.power.shape).astype("float32"))
+    path = str(tmp_path / "source.keras")
+    source.save(path)
+    config.model_init.responses = path
+    config.model.update_responses = False
+    training.check_config(config)
+    model = training.build_model(config)
+    for ours, theirs in zip(model.prior.responses.weights, responses.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    # Held: a training batch's losses leave them as loaded (the default would update them).
+    clips = training.split_clips(config, "train")
+    batch = next(iter(training.training_batches(config, clips, seed=0)))
+    model.compute_losses(batch, training=True)
+    np.testing.assert_array_equal(model.prior.responses.cross.numpy(), responses.cross.numpy())
+    model.update_responses = True
+    model.compute_losses(batch, training=True)
+    assert not np.allclose(model.prior.responses.cross.numpy(), responses.cross.numpy())
+    config.model.prior_columns = 8
+    with pytest.raises(training.TrainingError, match=r"^--config\.model_init\.responses=.*16 "
+                       "columns, this model's 8"):
         training.build_model(config)
     keras.backend.clear_session()

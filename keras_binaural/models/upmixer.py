@@ -163,6 +163,10 @@ class Upmixer(LossTermsModel):
       lambda_prior: weight of its loss `spatial_prior.prior_loss`.
       lambda_assignment: weight of `spatial_prior.assignment_loss`, the prior's per-bin
         assignment against the binaural responsibilities (0: not computed).
+      update_responses: whether training adds its batches to the prior's column responses
+        (`spatial_prior.ColumnResponses.update`); False keeps them as they are, e.g. as learnt
+        on single-source clips and loaded with `training.load_responses`, while the assignment
+        learns to split the bins of several sources.
       refine_steps: reverse steps of the "refine" sampler (the fast schedule's cleanest levels).
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
@@ -220,6 +224,7 @@ class Upmixer(LossTermsModel):
         prior_channels: int = 32,
         lambda_prior: float = 1.0,
         lambda_assignment: float = 0.0,
+        update_responses: bool = True,
         refine_steps: int = 3,
         seed: int | None = None,
         **kwargs,
@@ -273,6 +278,7 @@ class Upmixer(LossTermsModel):
         self.prior_channels = prior_channels
         self.lambda_prior = lambda_prior
         self.lambda_assignment = lambda_assignment
+        self.update_responses = update_responses
         self.refine_steps = refine_steps
         self.seed = seed
         self.training_schedule = diffusion.linear_schedule(num_train_steps, beta_start, beta_end)
@@ -501,7 +507,7 @@ class Upmixer(LossTermsModel):
             if self.lambda_assignment:
                 target = self.prior.responses.responsibilities(spectrum, diff_spectrum)
                 terms["assignment_loss"] = assignment_loss(share, target, spectrum)
-            if training:
+            if training and self.update_responses:
                 self.prior.responses.update(share, spectrum, diff_spectrum)
         return {
             **terms,
@@ -676,6 +682,7 @@ class Upmixer(LossTermsModel):
             "prior_channels": self.prior_channels,
             "lambda_prior": self.lambda_prior,
             "lambda_assignment": self.lambda_assignment,
+            "update_responses": self.update_responses,
             "refine_steps": self.refine_steps,
             "seed": self.seed,
         }
