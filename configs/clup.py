@@ -62,8 +62,8 @@ Beyond the paper (issue 12; BENCHMARKS.md has the ablation): at demo and tiny si
 localizer's visual encoder is the compact CNN whose cells see about one object, and it trains
 with the pointing objectives of keras_binaural/models/pointing.py (background as a negative,
 mosaics, binaural cues, the columns' acoustic responses, erasing the evidence; the best-matching
-in-batch negatives left out), so that its map points at the sounding object; the upmixer conditions on the spatial
-prior (models/spatial_prior.py: the mono's time-frequency bins assigned to image columns, each
+in-batch negatives left out), so that its map points at the sounding object; the upmixer
+conditions on the spatial prior (models/spatial_prior.py: the mono's time-frequency bins assigned to image columns, each
 column's least-squares response to the differential), and Table 2 scores that prior itself
 (`eval.sampler = "prior"`): after a CPU budget of steps it is far closer to the truth than the
 diffusion sample, which needs many more steps to refine it. The localizer is cheap to train

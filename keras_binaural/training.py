@@ -127,16 +127,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if path and not path.endswith(".weights.h5"):
             raise _fail(key, path, "must be a .weights.h5 file")
     path = config.model_init.get("localizer", "")
-    if path and not os.path.isfile(localizer_file(path)):
+    if path and not os.path.isfile(run_model_file(path)):
         raise _fail("model_init.localizer", path, "no such .keras file or tools/train.py workdir "
                     "with a model.keras (a run of configs/clup.py:SIZE,localizer)")
     path = config.model_init.get("responses", "")
-    if path and not os.path.isfile(localizer_file(path)):
+    if path and not os.path.isfile(run_model_file(path)):
         raise _fail("model_init.responses", path, "no such .keras file or tools/train.py workdir "
                     "with a model.keras (a run of an upmixer or CLUP with the spatial prior)")
 
 
-def localizer_file(path: str) -> str:
+def run_model_file(path: str) -> str:
     """A .keras file, or the model.keras of a tools/train.py workdir."""
     return os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
 
@@ -226,10 +226,10 @@ def load_pretrained(model: keras.Model, config: ml_collections.ConfigDict) -> No
     empty paths)."""
     path = config.model_init.get("localizer", "")
     if path:
-        load_localizer(model, localizer_file(path))
+        load_localizer(model, run_model_file(path))
     path = config.model_init.get("responses", "")
     if path:
-        load_responses(model, localizer_file(path))
+        load_responses(model, run_model_file(path))
     for key, cls in (("resnet_weights", ResNet18), ("vggish_weights", VGGish)):
         path = config.model_init[key]
         if not path:

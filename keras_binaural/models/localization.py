@@ -92,11 +92,10 @@ class LocalizationModel(LossTermsModel):
       "baseline": l_baseline (supp. Eq. 3, weight 1)      (+ lambda_ssm l_ssm)
     plus lambda_mil l_mil + lambda_background l_bg + lambda_mosaic l_mosaic + lambda_cue l_cue
     + lambda_response l_response + lambda_flip l_flip + lambda_erase l_erase
-    (`keras_binaural.models.pointing`). A
-    weight of 0 switches a term off (its value is still reported). Each pair term is the mean
-    pair loss over an example's negatives (`negatives`). Reported metrics: `loss`,
-    each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`), `distance` (supp. Eq. 10)
-    and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
+    (`keras_binaural.models.pointing`). A weight of 0 switches a term off (its value is still
+    reported). Each pair term is the mean pair loss over an example's negatives (`negatives`).
+    Reported metrics: `loss`, each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`),
+    `distance` (supp. Eq. 10) and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
     (negative frames for OSA, negative audio for the baseline); in `evaluate` (`test_step`) both
     localizers are scored on (audio, frame) vs (audio, negative frame), as supp. Table 1.
 

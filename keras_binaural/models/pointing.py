@@ -7,8 +7,8 @@ localizer that points starts from ImageNet weights; the objectives here give cel
 without them. Each is a `LocalizationObjective` with its own loss term and λ
 (`LocalizationModel(lambda_mil=..., lambda_background=..., lambda_mosaic=..., lambda_cue=...,
 lambda_response=..., lambda_flip=..., lambda_erase=...)`), switched on by a non-zero λ and
-combinable with the others and with the paper's terms. They use only what FAIR-Play also has: frames, mono and
-binaural audio.
+combinable with the others and with the paper's terms. They use only what FAIR-Play also has:
+frames, mono and binaural audio.
 
 All of them work on the cell similarity map
 
@@ -533,6 +533,8 @@ class ErasureObjective(PointingObjective):
 
     The model encodes the erased frames after the frames (`EncodedBatch.erased_visual`; their
     map A comes from the first pass), so the gradient reaches the map through the erased pixels.
+    In training, BatchNorm's moving statistics also see the erased frames (they differ from the
+    frames only where the map is).
     """
 
     loss_names = ("erasure_loss",)
