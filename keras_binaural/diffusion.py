@@ -6,7 +6,8 @@ BinauralGrad's fast 6-step schedule, whose steps are mapped to *fractional* trai
 matching √ᾱ (the fast-sampling trick of DiffWave). Fewer network evaluations: `respace` keeps
 some of a schedule's noise levels (3 of the 6), `sample`'s `eta` < 1 is DDIM, and
 `sample_from_estimate` starts the reverse process from a first estimate of x_0 noised to a low
-level instead of from noise. These are plain TensorFlow functions, testable without a model: the denoiser enters the samplers only as `eps_fn(x_t, step)`.
+level instead of from noise. These are plain TensorFlow functions, testable without a model:
+the denoiser enters the samplers only as `eps_fn(x_t, step)`.
 
 Paper symbols and code names (the one place they are mapped):
 

@@ -126,14 +126,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                         ".py, or '' for random initialisation)")
         if path and not path.endswith(".weights.h5"):
             raise _fail(key, path, "must be a .weights.h5 file")
-    path = config.model_init.get("localizer", "")
-    if path and not os.path.isfile(run_model_file(path)):
-        raise _fail("model_init.localizer", path, "no such .keras file or tools/train.py workdir "
-                    "with a model.keras (a run of configs/clup.py:SIZE,localizer)")
-    path = config.model_init.get("responses", "")
-    if path and not os.path.isfile(run_model_file(path)):
-        raise _fail("model_init.responses", path, "no such .keras file or tools/train.py workdir "
-                    "with a model.keras (a run of an upmixer or CLUP with the spatial prior)")
+    for key, run in (("localizer", "configs/clup.py:SIZE,localizer"),
+                     ("responses", "an upmixer or CLUP with the spatial prior")):
+        path = config.model_init.get(key, "")
+        if path and not os.path.isfile(run_model_file(path)):
+            raise _fail(f"model_init.{key}", path, "no such .keras file or tools/train.py "
+                        f"workdir with a model.keras (a run of {run})")
 
 
 def run_model_file(path: str) -> str:

@@ -212,7 +212,7 @@ def test_erase_attended_matches_numpy():
     attention /= attention.sum(axis=(1, 2), keepdims=True)
     got = pointing.erase_attended(frames, attention, 4.0, 2).numpy()
     mask = np.minimum(1.0, 4.0 * attention).repeat(2, axis=1).repeat(2, axis=2)[:, :6, :5, None]
-    median = np.array([[np.sort(f.reshape(-1, 3), axis=0)[15] for f in frames]])[0]
+    median = np.stack([np.sort(f.reshape(-1, 3), axis=0)[15] for f in frames])  # 30 pixels
     expected = frames * (1 - mask) + median[:, None, None, :] * mask
     np.testing.assert_allclose(got, expected, atol=1e-6)
     # A map on one cell erases that cell's pixels with the background colour, and nothing else.

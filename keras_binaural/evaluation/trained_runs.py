@@ -297,8 +297,7 @@ def format_markdown(results: dict) -> str:
         (f"{dataset['root']} ({dataset['split']}/{dataset['subset']}, {len(dataset['clips'])} "
          f"clips); sampler {settings['sampler']}"
          f"{' (fast for models without one)' if settings['sampler'] in PRIOR_SAMPLERS else ''}"
-         f", seed "
-         f"{settings['seed']}, peak normalisation "
+         f", seed {settings['seed']}, peak normalisation "
          f"{'on' if settings['normalize'] else 'off'}."),
         "",
         "## Table 1: sounding-object localization (supp. Eq. 10-11)",

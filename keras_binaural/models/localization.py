@@ -95,9 +95,10 @@ class LocalizationModel(LossTermsModel):
     (`keras_binaural.models.pointing`). A weight of 0 switches a term off (its value is still
     reported). Each pair term is the mean pair loss over an example's negatives (`negatives`).
     Reported metrics: `loss`, each term (`sce_loss`, `obj_loss`, `baseline_loss`, `ssm_loss`),
-    `distance` (supp. Eq. 10) and `accuracy` (supp. Eq. 11). In training they are on the localizer's training pairs
-    (negative frames for OSA, negative audio for the baseline); in `evaluate` (`test_step`) both
-    localizers are scored on (audio, frame) vs (audio, negative frame), as supp. Table 1.
+    `distance` (supp. Eq. 10) and `accuracy` (supp. Eq. 11). In training they are on the
+    localizer's training pairs (negative frames for OSA, negative audio for the baseline); in
+    `evaluate` (`test_step`) both localizers are scored on (audio, frame) vs (audio, negative
+    frame), as supp. Table 1.
 
     Args:
       audio_encoder: "compact" (`LogMelCNN`) or "vggish" (our Keras VGGish).

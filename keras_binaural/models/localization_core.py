@@ -133,6 +133,12 @@ def l2_normalize(x, axis=-1):
     return x / keras.ops.maximum(norm, 1e-6)
 
 
+def own_cell_similarity(visual, query):
+    """cos(V_b,ij, a_b), each example's map against its own query: `[b, h, w, c]`, `[b, c]` ->
+    `[b, h, w]`."""
+    return keras.ops.einsum("bhwc,bc->bhw", l2_normalize(visual), l2_normalize(query))
+
+
 def object_attention(visual, query, temperature: float):
     """Object attention A (main-paper Eq. 5, our reading): softmax over the h*w cells.
 
@@ -144,7 +150,7 @@ def object_attention(visual, query, temperature: float):
     Returns:
       `[batch, h, w]`, non-negative, summing to 1 over (h, w) for each example.
     """
-    logits = keras.ops.einsum("bhwc,bc->bhw", l2_normalize(visual), l2_normalize(query))
+    logits = own_cell_similarity(visual, query)
     shape = keras.ops.shape(logits)
     flat = keras.ops.reshape(logits / temperature, (shape[0], -1))
     return keras.ops.reshape(keras.ops.softmax(flat, axis=-1), shape)

@@ -88,6 +88,7 @@ from keras_binaural.models.localization_core import (
     drop_hardest_negatives,
     l2_normalize,
     object_attention,
+    own_cell_similarity,
     weighted_mean,
 )
 from keras_binaural.models.localization_objectives import (
@@ -543,13 +544,9 @@ class ErasureObjective(PointingObjective):
         return frozenset({"audio_feature", "erased_visual"})
 
     def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
-        audio = l2_normalize(batch.audio_feature)
-
-        def own_similarity(visual):
-            return tf.einsum("bhwc,bc->bhw", l2_normalize(visual), audio)
-
         return ObjectiveLosses({"erasure_loss": erasure_loss(
-            own_similarity(batch.visual), own_similarity(batch.erased_visual), self.temperature)})
+            own_cell_similarity(batch.visual, batch.audio_feature),
+            own_cell_similarity(batch.erased_visual, batch.audio_feature), self.temperature)})
 
 
 POINTING_OBJECTIVES = {

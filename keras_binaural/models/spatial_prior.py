@@ -36,9 +36,9 @@ too; optionally also bin by bin (`assignment_loss`, `Upmixer(lambda_assignment=)
 responses say which column explains each bin of the true differential
 (`ColumnResponses.responsibilities`), and the assignment learns to say it from the mono and the
 picture alone. With the true horizontal position of a single source, this estimate is 16 dB
-closer to the true differential than mono-mono on the demo's single-source scenes (16 columns, positions
-interpolated between them; with 1-3 sources sharing the columns equally 0.2 dB: the audio-visual
-match must split the bins between them; `benchmarks/bench_prior_ceiling.py`). The upmixer
+closer to the true differential than mono-mono on the demo's single-source scenes (16 columns,
+positions interpolated between them; with 1-3 sources sharing the columns equally 0.2 dB: the
+audio-visual match must split the bins between them; `benchmarks/bench_prior_ceiling.py`). The upmixer
 conditions its denoiser on d_prior as a second input beside the mono (`Upmixer(spatial_prior=
 True)`).
 """
