@@ -33,8 +33,36 @@ def test_camera_models_map_left_azimuths_left_of_centre():
         (lambda: scenes.SceneSettings(moving=2.0), "moving is a probability"),
         (lambda: scenes.SceneSettings(max_sources=0), "max_sources must be at least 1"),
         (lambda: scenes.SceneSettings(frame_size=(16, 16)), "even and >= 32"),
+        (lambda: scenes.SceneSettings(distractor_classes="same"), "'other' or 'any'"),
     ],
 )
 def test_bad_settings(make, message):
     with pytest.raises(scenes.SceneError, match=message):
         make()
+
+
+@pytest.mark.parametrize("distractor_classes", ["other", "any"])
+def test_silent_objects_share_a_class_with_a_sounding_one_only_when_asked(distractor_classes):
+    settings = scenes.SceneSettings(frame_size=(448, 224), max_sources=3, distractors=3,
+                                    distractor_classes=distractor_classes)
+    classes = ["guitar", "violin", "trumpet", "clarinet"]
+    shared = silent = 0
+    for seed in range(60):
+        objects = scenes.sample_scene(np.random.default_rng(seed), settings, classes)
+        sounding = {o.class_name for o in objects if o.sounding}
+        quiet = [o.class_name for o in objects if not o.sounding]
+        silent += len(quiet)
+        shared += sum(name in sounding for name in quiet)
+    assert silent > 50
+    if distractor_classes == "other":
+        assert shared == 0
+    else:  # about half of them: 1-3 of the 4 classes sound
+        assert 0.25 * silent < shared < 0.75 * silent
+
+
+def test_a_scene_whose_classes_all_sound_has_no_other_class_to_show():
+    settings = scenes.SceneSettings(max_sources=2, distractors=3)
+    for seed in range(10):
+        objects = scenes.sample_scene(np.random.default_rng(seed), settings, ["guitar", "bell"])
+        names = [o.class_name for o in objects if not o.sounding]
+        assert not names or set(names).isdisjoint(o.class_name for o in objects if o.sounding)

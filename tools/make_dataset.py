@@ -48,6 +48,10 @@ _MAX_SOURCES = flags.DEFINE_integer(
 _DISTRACTORS = flags.DEFINE_integer(
     "distractors", 2, "Each clip has 0..distractors silent, visible objects."
 )
+_DISTRACTOR_CLASSES = flags.DEFINE_enum(
+    "distractor_classes", "other", ["other", "any"],
+    "Silent objects are of classes no sounding object of the clip has (other), or any class.",
+)
 _MOVING = flags.DEFINE_float(
     "moving", 0.25, "Probability that an object moves during the clip (0: none)."
 )
@@ -79,6 +83,7 @@ def main(argv):
             hrtf=_HRTF.value,
             max_sources=_MAX_SOURCES.value,
             distractors=_DISTRACTORS.value,
+            distractor_classes=_DISTRACTOR_CLASSES.value,
             moving=_MOVING.value,
             sources_dir=_SOURCES_DIR.value,
             peak=_PEAK.value,

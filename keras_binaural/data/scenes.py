@@ -1,8 +1,10 @@
 """What a synthetic scene is: its camera, the classes' looks, its settings and the random scene.
 
 A clip of `keras_binaural.data.synthetic` is a scene of 1..`max_sources` sounding objects
-(distinct classes) and 0..`distractors` silent objects (any class, so a silent object may look
-exactly like a sounding one), seen by a camera and heard by a measured head:
+(distinct classes) and 0..`distractors` silent objects, seen by a camera and heard by a measured
+head. The silent objects are of classes no sounding object of the clip has (`distractor_classes
+= "other"`, the default), or of any class (`"any"`: a silent object may then look exactly like a
+sounding one, which no map from the frame and the mono can tell apart):
 
 - **Camera** (`Camera`, written into every clip's metadata): `pinhole:FOV` maps azimuth to
   x = cx - f tan(azimuth) with f = cx / tan(FOV / 2); `equirect` maps the full circle linearly,
@@ -220,7 +222,9 @@ class SceneSettings:
       camera: "pinhole:FOV_DEG" or "equirect".
       hrtf: "kemar" or the path of a .sofa file.
       max_sources: each clip has 1..max_sources sounding objects, of distinct classes.
-      distractors: each clip has 0..distractors silent objects (any class).
+      distractors: each clip has 0..distractors silent objects.
+      distractor_classes: "other" (silent objects are of classes none of the clip's sounding
+        objects has) or "any".
       moving: probability that an object moves during the clip (0 = all static).
       sources_dir: optional folder of recordings `<class>/*.wav` (see `SourceBank`).
       peak: peak absolute sample value of the binaural mix.
@@ -235,6 +239,7 @@ class SceneSettings:
     hrtf: str = "kemar"
     max_sources: int = 3
     distractors: int = 2
+    distractor_classes: str = "other"
     moving: float = 0.25
     sources_dir: str | None = None
     peak: float = 0.9
@@ -249,6 +254,10 @@ class SceneSettings:
             raise SceneError(f"max_sources must be at least 1, got {self.max_sources}")
         if self.distractors < 0:
             raise SceneError(f"distractors must be >= 0, got {self.distractors}")
+        if self.distractor_classes not in ("other", "any"):
+            raise SceneError(
+                f"distractor_classes must be 'other' or 'any', got {self.distractor_classes!r}"
+            )
         if not 0.0 <= self.moving <= 1.0:
             raise SceneError(f"moving is a probability in [0, 1], got {self.moving}")
         if not 0.0 < self.peak <= 1.0:
@@ -372,7 +381,10 @@ def sample_scene(
     num_sounding = int(rng.integers(1, settings.max_sources + 1))
     num_silent = int(rng.integers(0, settings.distractors + 1))
     sounding_classes = [classes[i] for i in rng.permutation(len(classes))[:num_sounding]]
-    silent_classes = [classes[i] for i in rng.integers(0, len(classes), num_silent)]
+    silent_pool = [c for c in classes
+                   if settings.distractor_classes == "any" or c not in sounding_classes]
+    silent_classes = ([silent_pool[i] for i in rng.integers(0, len(silent_pool), num_silent)]
+                      if silent_pool else [])
     objects: list[SceneObject] = []
     for class_name, sounding in [(c, True) for c in sounding_classes] + [
         (c, False) for c in silent_classes

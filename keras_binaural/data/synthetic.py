@@ -1,7 +1,7 @@
 """Synthetic binaural scenes in the FAIR-Play layout (SPEC section 2): sample, render, draw, write.
 
 A clip is a scene of 1..`max_sources` sounding objects (distinct classes) and 0..`distractors`
-silent objects (any class, so a silent object may look exactly like a sounding one), seen by a
+silent objects (by default of classes no sounding object of the clip has), seen by a
 camera and heard by a measured head (HRIRs, `keras_binaural.data.hrtf`). What a scene is:
 `keras_binaural.data.scenes`; how it becomes sound and pictures: `keras_binaural.data.rendering`.
 In short:
