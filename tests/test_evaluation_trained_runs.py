@@ -80,6 +80,9 @@ def test_results_json_holds_both_tables(evaluated, root):
         for name in metrics.METRIC_NAMES:
             values = [table2["clips"][clip][system][name] for clip in test_ids]
             assert table2["mean"][system][name] == pytest.approx(np.mean(values))
+    # The scene groups of the synthetic split, each with its own means.
+    groups = trained_runs.scene_groups(fairplay.list_clips(str(root), "test"))
+    assert table2.get("groups", {}).get("clips", {}) == groups
 
 
 def test_mono_mono_row_matches_the_metrics(evaluated, root):
@@ -182,3 +185,30 @@ def test_a_full_disk_leaves_no_results_and_a_rerun_clears_leftovers(runs, tmp_pa
                                 "disk is full: free space or choose another folder; nothing was "
                                 "written")
     assert os.listdir(out) == []  # no results.json without its results.md, no temporaries
+
+
+def test_scenes_are_grouped_by_their_sounding_objects_and_motion(tmp_path):
+    (tmp_path / "metadata").mkdir()
+    scenes = {"000001": [(True, False)], "000002": [(True, True), (False, True)],
+              "000003": [(True, False), (True, False), (False, False)]}
+    clips = []
+    for clip_id, objects in scenes.items():
+        files.write_json(tmp_path / "metadata" / f"{clip_id}.json", {"objects": [
+            {"sounding": sounding, "moving": moving} for sounding, moving in objects]})
+        clips.append(fairplay.Clip(clip_id, str(tmp_path / "binaural_audios" / f"{clip_id}.wav"),
+                                   "", 1))
+    groups = trained_runs.scene_groups(clips)
+    # A moving silent object does not make a moving scene.
+    assert groups == {"1 sounding object": ["000001", "000002"],
+                      "2 sounding objects": ["000003"],
+                      "sources static": ["000001", "000003"], "sources moving": ["000002"]}
+    table = {"systems": ["mono_mono"], "clips": {
+        clip_id: {"mono_mono": {name: float(i) for name in trained_runs.SCORE_NAMES}}
+        for i, clip_id in enumerate(scenes)}}
+    means = trained_runs.group_means(table, groups)
+    assert means["1 sounding object"]["mono_mono"]["snr"] == 0.5
+    assert means["sources static"]["mono_mono"]["stft"] == 1.0
+    # One kind of scene only, or a clip without metadata: no groups.
+    assert trained_runs.scene_groups(clips[:1]) == {}
+    elsewhere = fairplay.Clip("000009", str(tmp_path / "x" / "a" / "000009.wav"), "", 1)
+    assert trained_runs.scene_groups([*clips, elsewhere]) == {}

@@ -22,7 +22,9 @@ checked before any model is loaded, the dataset's WAV headers and PNG signatures
     results.json   {"model": {...}, "baselines": {...}, "dataset": {...}, "settings": {...},
                     "table1": {name: {"distance", "accuracy", "num_windows", ...}},
                     "table2": {"systems": [...], "clips": {clip_id: {system: scores}},
-                               "mean": {system: scores}},
+                               "mean": {system: scores},
+                               "groups": {"clips": {group: [clip_id]},
+                                          "mean": {group: {system: scores}}}},
                     "plots": [relative paths]}      scores: stft, env, wav, amp, pha, snr
     results.md     the two tables (and links to the plots)
     plots/         with `plots=True` (supp. Fig. 1-5 analogues, PNG):
@@ -230,6 +232,33 @@ def quality_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], sam
     return {"systems": names, "clips": ordered, "mean": _mean_scores(ordered, names)}, kept
 
 
+def scene_groups(clips: Sequence[fairplay.Clip]) -> dict[str, list[str]]:
+    """The clips of a synthetic split by what their scenes hold: {"1 sounding object": ids,
+    "2 sounding objects": ..., "sources moving": ids, "sources static": ids}, each group with at
+    least one clip ("moving": a sounding object changes azimuth). {} when a clip has no metadata
+    (FAIR-Play) or the split holds one kind of scene only."""
+    groups: dict[str, list[str]] = {}
+    for clip in clips:
+        metadata = localization_eval.load_metadata(clip)
+        if metadata is None:
+            return {}
+        sounding = [o for o in metadata["objects"] if o["sounding"]]
+        count = f"{len(sounding)} sounding object{'s' if len(sounding) > 1 else ''}"
+        moving = "sources moving" if any(o["moving"] for o in sounding) else "sources static"
+        for group in (count, moving):
+            groups.setdefault(group, []).append(clip.clip_id)
+    counts = sorted(g for g in groups if g[0].isdigit())
+    kinds = [g for g in ("sources static", "sources moving") if g in groups]
+    return {g: groups[g] for g in (counts if len(counts) > 1 else []) +
+            (kinds if len(kinds) > 1 else [])}
+
+
+def group_means(table: dict, groups: dict[str, list[str]]) -> dict:
+    """Table 2's means over each group of `scene_groups`: {group: {system: scores}}."""
+    return {group: _mean_scores({i: table["clips"][i] for i in ids}, table["systems"])
+            for group, ids in groups.items()}
+
+
 def localization_table(systems: Sequence[System], clips: Sequence[fairplay.Clip], seed: int,
                        negative_pool_size: int) -> dict:
     """Supp. Table 1 for every system with a localizer: {name: evaluate_localization(...)}."""
@@ -332,6 +361,16 @@ def format_markdown(results: dict) -> str:
                    "of the ground truth; d corr. is the correlation of the generated differential "
                    "(L - R) / 2 with the true one (0: no direction, < 0: the wrong side). Per-clip "
                    "scores are in results.json.")]
+    if "groups" in table2:
+        lines += ["", "### Table 2 by scene", "",
+                  "| scenes | clips | system | STFT ↓ | ENV ↓ | SNR (dB) ↑ | d corr. ↑ |",
+                  "|---|---:|---|---:|---:|---:|---:|"]
+        for group, means in table2["groups"]["mean"].items():
+            count = len(table2["groups"]["clips"][group])
+            for name in table2["systems"]:
+                values = [f"{means[name][metric]:.4f}" for metric in ("stft", "env", "snr",
+                                                                        "d_corr")]
+                lines.append("| " + " | ".join([group, str(count), name] + values) + " |")
     if results["plots"]:
         lines += ["", "## Plots", ""]
         lines += [f"![{os.path.basename(path)}]({path})" for path in results["plots"]]
@@ -450,6 +489,9 @@ def run(
     table2, kept = quality_table(systems, clips, sampler, seed, normalize,
                                  keep_clips=plot_settings.plot_clips if plots else 0,
                                  progress=progress)
+    groups = scene_groups(clips)
+    if groups:
+        table2["groups"] = {"clips": groups, "mean": group_means(table2, groups)}
     with files.transaction() as outputs:  # results.json, results.md and plots/ appear together
         written = []
         if plots:
