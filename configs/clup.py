@@ -75,8 +75,8 @@ cells of the compact encoder's map), denoiser C = 16 with 2 x 10 layers (a 2,047
 per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
 cosine decay, 8 epochs of 25 steps (the localizer alone: 24 epochs, 50 warm-up steps), 2
 validation batches per epoch. Measured in `make demo` on 2
-idle cores (BENCHMARKS.md, Intel Xeon with AMX): the localizer 259 s, CLUP 401 s, the audio-only
-upmixer 225 s; the whole demo 16.7 min.
+idle cores (BENCHMARKS.md, Intel Xeon with AMX): the localizer 249 s, CLUP 431 s, the audio-only
+upmixer 205 s; the whole demo 15.9 min.
 """
 
 from __future__ import annotations
