@@ -132,6 +132,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if path and not os.path.isfile(run_model_file(path)):
             raise _fail(f"model_init.{key}", path, "no such .keras file or tools/train.py "
                         f"workdir with a model.keras (a run of {run})")
+    if (config.model.get("spatial_prior") and config.model.get("update_responses") is False
+            and not config.model_init.get("responses", "")):
+        raise _fail("model.update_responses", False, "holds the spatial prior's column responses, "
+                    "but model_init.responses names none to hold: they would stay 0 (mono-mono)")
 
 
 def run_model_file(path: str) -> str:

@@ -123,6 +123,7 @@ def test_flag_errors_become_one_line():
     ("tiny", "model_init.localizer", "/nonexistent", "no such .keras file or tools/train.py"),
     ("tiny", "model_init.responses", "/nonexistent", "no such .keras file or tools/train.py"),
     ("tiny", "eval.sampler", "ddim", "must be one of fast, few, full, prior, refine"),
+    ("tiny", "model.update_responses", False, "model_init.responses names none to hold"),
 ])
 def test_bad_values_name_the_key(variant, key, value, message):
     config = CLUP.get_config(variant)
