@@ -107,6 +107,10 @@ def test_markdown_and_plots(evaluated):
             in markdown)
     for system in ("mono_mono", "audio_only", "clup"):
         assert f"\n| {system} | " in markdown
+    groups = results["table2"].get("groups", {"clips": {}})["clips"]
+    assert ("### Table 2 by scene" in markdown) == bool(groups)
+    for group, ids in groups.items():
+        assert f"\n| {group} | {len(ids)} | clup | " in markdown
     assert results["plots"] == ["plots/correlation_clup.png", "plots/maps_clup.png",
                                 "plots/spectrograms.png", "plots/envelopes.png"]
     for path in results["plots"]:
