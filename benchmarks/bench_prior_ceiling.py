@@ -72,7 +72,9 @@ def generator_settings(root: str) -> tuple[scenes.SceneSettings, int]:
     """The settings and seed `root`'s clips were made with (its dataset.json)."""
     with open(os.path.join(root, "dataset.json")) as file:
         description = json.load(file)
-    return scenes.SceneSettings(**description["settings"]), description["seed"]
+    # dataset.json files written before `distractor_classes` existed drew them from any class.
+    settings = {"distractor_classes": "any", **description["settings"]}
+    return scenes.SceneSettings(**settings), description["seed"]
 
 
 def source_masks(clip: fairplay.Clip, generator: tuple[scenes.SceneSettings, int],
