@@ -163,6 +163,7 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     # The prior's per-bin assignment against the binaural responsibilities (several sources).
     arguments.lambda_assignment = 0.0
     arguments.update_responses = True  # False: keep the responses of model_init.responses
+    arguments.update_localizer = True  # False: hold the localizer of model_init.localizer
     if size == "paper":
         arguments.residual_channels = 64
         arguments.num_cycles = 3

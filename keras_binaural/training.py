@@ -136,6 +136,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             and not config.model_init.get("responses", "")):
         raise _fail("model.update_responses", False, "holds the spatial prior's column responses, "
                     "but model_init.responses names none to hold: they would stay 0 (mono-mono)")
+    if config.model.get("update_localizer") is False and not config.model_init.get("localizer", ""):
+        raise _fail("model.update_localizer", False, "holds the localizer, but "
+                    "model_init.localizer names none to hold: its map would stay random")
 
 
 def run_model_file(path: str) -> str:

@@ -124,6 +124,7 @@ def test_flag_errors_become_one_line():
     ("tiny", "model_init.responses", "/nonexistent", "no such .keras file or tools/train.py"),
     ("tiny", "eval.sampler", "ddim", "must be one of fast, few, full, prior, refine"),
     ("tiny", "model.update_responses", False, "model_init.responses names none to hold"),
+    ("tiny", "model.update_localizer", False, "model_init.localizer names none to hold"),
 ])
 def test_bad_values_name_the_key(variant, key, value, message):
     config = CLUP.get_config(variant)
@@ -206,4 +207,29 @@ def test_responses_of_another_run_start_the_prior_and_can_be_held(tmp_path, tmp_
     with pytest.raises(training.TrainingError, match=r"^--config\.model_init\.responses=.*16 "
                        "columns, this model's 8"):
         training.build_model(config)
+    keras.backend.clear_session()
+
+
+def test_a_held_localizer_stays_as_loaded_while_the_upmixer_trains(tmp_path, tmp_path_factory):
+    config = tiny_config(tiny_root(tmp_path_factory), "tiny,localizer")
+    path = str(tmp_path / "localizer.keras")
+    training.build_model(config).save(path)
+    config = tiny_config(tiny_root(tmp_path_factory), "tiny")
+    config.model_init.localizer = path
+    config.model.update_localizer = False
+    training.check_config(config)
+    model = training.build_model(config)
+    model.compile(optimizer=training.make_optimizer(config))
+    localizer = [w.numpy() for w in model.localizer.weights]  # BatchNorm statistics included
+    denoiser = [w.numpy() for w in model.denoiser.weights]
+    clips = training.split_clips(config, "train")
+    history = model.fit(training.training_batches(config, clips, seed=0).take(2), verbose=0)
+    for before, after in zip(localizer, model.localizer.weights, strict=True):
+        np.testing.assert_array_equal(after.numpy(), before)
+    assert any(not np.array_equal(w.numpy(), b) for w, b in zip(model.denoiser.weights, denoiser))
+    # Its losses are left out of training (they could not change it); l_cyc still trains.
+    assert "cyc_loss" in history.history and "sce_loss" not in history.history
+    model.save(tmp_path / "clup.keras")
+    loaded = keras.saving.load_model(tmp_path / "clup.keras")
+    assert loaded.update_localizer is False and not loaded.localizer.trainable_weights
     keras.backend.clear_session()

@@ -76,7 +76,9 @@ class CLUP(Upmixer):
     `binaural_patch` `[B, 2, 96, 64]`, `binaural_context` `[B, 15600, 2]` (the chunk at
     `frontend.context_offset(10080)`), `clip_id` `[B]` (in-batch negatives; optional).
 
-    Reported metrics: `loss`, `diff_loss`, `sce_loss`, `obj_loss`, `ssm_loss`, `cyc_loss`.
+    Reported metrics: `loss`, `diff_loss`, `cyc_loss`, the spatial prior's terms and the
+    localizer's (`sce_loss`, `obj_loss`, `ssm_loss`, the pointing terms; not with
+    `update_localizer=False`, which holds the localizer).
 
     Example:
     >>> model = CLUP(residual_channels=32, lambda_cyc=0.1,
@@ -167,13 +169,15 @@ class CLUP(Upmixer):
         both = self.localizer.encode_frames(tf.concat([frames, negative_frames], 0), training)
         visual, negative_visual = both[:batch], both[batch:]
         terms = self.diffusion_terms(data, training, visual=visual)
-        localization = self.localizer.compute_losses(data, training=training)
         cycle = self.cycle_loss(data, terms, visual, negative_visual, training)
         results, loss = self.generation_losses(terms)
         results["cyc_loss"] = cycle
-        for name in self.localizer.term_trackers:
-            results[name] = localization[name]
-        results["loss"] = loss + localization["loss"] + self.lambda_cyc * cycle
+        if self.trains_localizer:  # held (update_localizer=False): l_cyc trains the denoiser
+            localization = self.localizer.compute_losses(data, training=training)
+            for name in self.localizer.term_trackers:
+                results[name] = localization[name]
+            loss = loss + localization["loss"]
+        results["loss"] = loss + self.lambda_cyc * cycle
         return results
 
     def get_config(self):

@@ -167,6 +167,11 @@ class Upmixer(LossTermsModel):
         (`spatial_prior.ColumnResponses.update`); False keeps them as they are, e.g. as learnt
         on single-source clips and loaded with `training.load_responses`, while the assignment
         learns to split the bins of several sources.
+      update_localizer: whether training changes the localizer (True, as the paper trains it
+        with the upmixer); False holds its weights and BatchNorm statistics as they are (e.g. a
+        localizer that points, loaded with `training.load_localizer`: the upmixer's steps then
+        cannot move its map's peak) and leaves its losses out of training, which also makes a
+        step cheaper. Its map and features still guide the upmixer.
       refine_steps: reverse steps of the "refine" sampler (the fast schedule's cleanest levels).
       seed: seed of the training noise (t and ε), or None.
       **kwargs: `keras.Model` arguments.
@@ -225,6 +230,7 @@ class Upmixer(LossTermsModel):
         lambda_prior: float = 1.0,
         lambda_assignment: float = 0.0,
         update_responses: bool = True,
+        update_localizer: bool = True,
         refine_steps: int = 3,
         seed: int | None = None,
         **kwargs,
@@ -279,6 +285,7 @@ class Upmixer(LossTermsModel):
         self.lambda_prior = lambda_prior
         self.lambda_assignment = lambda_assignment
         self.update_responses = update_responses
+        self.update_localizer = update_localizer
         self.refine_steps = refine_steps
         self.seed = seed
         self.training_schedule = diffusion.linear_schedule(num_train_steps, beta_start, beta_end)
@@ -312,6 +319,7 @@ class Upmixer(LossTermsModel):
                 name="localizer",
                 dtype=dtype,
             )
+            self.localizer.trainable = update_localizer  # False: BatchNorm in inference mode
             # The generation encoder is of the localizer's kind (ResNet-18 or the compact CNN),
             # with weights of its own.
             self.visual_encoder = make_visual_encoder(
@@ -339,9 +347,14 @@ class Upmixer(LossTermsModel):
         names = ["diff_loss"] + (["prior_loss"] if self.prior is not None else [])
         if self.prior is not None and self.lambda_assignment:
             names.append("assignment_loss")
-        if self.localizer is not None:
+        if self.trains_localizer:
             names += list(self.localizer.term_trackers)
         return names
+
+    @property
+    def trains_localizer(self) -> bool:
+        """Whether training computes the localizer's own losses (it has one, not held)."""
+        return self.localizer is not None and self.update_localizer
 
     def build(self, input_shape=None):
         if self.built:  # built at construction: every size is known from the config
@@ -533,7 +546,7 @@ class Upmixer(LossTermsModel):
         loss = l_diff (+ lambda_prior l_prior) + lambda_loc * (the localizer's loss, if any).
         """
         results, loss = self.generation_losses(self.diffusion_terms(data, training))
-        if self.localizer is not None:
+        if self.trains_localizer:
             localization = self.localizer.compute_losses(data, training=training)
             for name in self.localizer.term_trackers:
                 results[name] = localization[name]
@@ -683,6 +696,7 @@ class Upmixer(LossTermsModel):
             "lambda_prior": self.lambda_prior,
             "lambda_assignment": self.lambda_assignment,
             "update_responses": self.update_responses,
+            "update_localizer": self.update_localizer,
             "refine_steps": self.refine_steps,
             "seed": self.seed,
         }
