@@ -117,10 +117,12 @@ def main(argv):
         f"--clip_seconds={_CLIP_SECONDS.value}", f"--max_sources={_MAX_SOURCES.value}",
         "--frame_size=136x136" if _SIZE.value == "demo" else "--frame_size=72x72", "--workers=2",
     ], log)
-    # The localizer first (its steps are cheap), then CLUP starting from it, then audio-only.
+    # The localizer first (its steps are cheap), then CLUP holding it (its map keeps pointing
+    # where the localizer learnt to, and CLUP's steps are cheaper), then audio-only.
     for name, variant, extra in (
             ("localizer", f"{_SIZE.value},localizer", []),
-            ("clup", _SIZE.value, [f"--config.model_init.localizer={os.path.join(runs, 'localizer')}"]),
+            ("clup", _SIZE.value, [f"--config.model_init.localizer={os.path.join(runs, 'localizer')}",
+                                   "--config.model.update_localizer=False"]),
             ("audio_only", f"{_SIZE.value},audio_only", [])):
         run_step(f"train {name}", [
             "tools/train.py", f"--config=configs/clup.py:{variant}",
