@@ -17,12 +17,13 @@ as the demo runs them (configs/clup.py:demo, the demo's steps), and one Markdown
     no_erase     the demo's set without the erasure term
     all          the demo's set (background, mosaic, cue, response, erase, false negatives left
                  out)
-  upmixer runs (the demo's 8 epochs of 25 steps, each from a trained localizer):
+  upmixer runs (the demo's 8 epochs of 25 steps, each from a trained localizer, which the
+  first four hold as the demo does, `model.update_localizer=False`):
     clup         CLUP with the spatial prior, from the "all" localizer (the demo's CLUP)
     clup_no_response  the same from the "no_response" localizer
     clup_no_erase     the same from the "no_erase" localizer, and without the term in CLUP
     no_prior     CLUP without the prior (diffusion alone), from "all"
-    paper_losses CLUP with the paper's losses and no prior, from "paper"
+    paper_losses CLUP with the paper's losses and no prior, from "paper", which it trains on
     baseline     the baseline-guided upmixer with the prior (its own localizer, not pre-trained)
     audio_only   the upmixer without guidance
 
@@ -54,12 +55,13 @@ LOCALIZERS = {
     "no_erase": {"lambda_erase": 0.0},
     "all": {},
 }
+HOLD = {"model.update_localizer": False}  # as the demo: CLUP holds the localizer it starts from
 UPMIXERS = {  # name: (variant, localizer run to start from or None, config overrides)
-    "clup": ("demo", "all", {}),
-    "clup_no_response": ("demo", "no_response", {}),
-    "clup_no_erase": ("demo", "no_erase", {"model.localizer_config.lambda_erase": 0.0}),
-    "no_prior": ("demo,no_prior", "all", {}),
-    "paper_losses": ("demo,paper_losses", "paper", {}),
+    "clup": ("demo", "all", HOLD),
+    "clup_no_response": ("demo", "no_response", HOLD),
+    "clup_no_erase": ("demo", "no_erase", {**HOLD, "model.localizer_config.lambda_erase": 0.0}),
+    "no_prior": ("demo,no_prior", "all", HOLD),
+    "paper_losses": ("demo,paper_losses", "paper", {}),  # trained on with CLUP, as the paper
     "baseline": ("demo,baseline", None, {}),
     "audio_only": ("demo,audio_only", None, {}),
 }
