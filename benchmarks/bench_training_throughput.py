@@ -3,6 +3,7 @@
 Usage:
   python benchmarks/bench_training_throughput.py                  # makes 24 synthetic clips
   python benchmarks/bench_training_throughput.py --variant demo,audio_only --steps 30
+  python benchmarks/bench_training_throughput.py --hold_localizer   # CLUP as `make demo` runs it
 
 The model, optimizer and batches are exactly those of `tools/train.py --config
 configs/clup.py:VARIANT` (`keras_binaural.training.build_model`, `make_optimizer`,
@@ -19,6 +20,10 @@ With --breakdown (an upmixer or CLUP variant) it then times, on one batch, the f
 backward pass (a `tf.function` each, the median of 5 after 2 warm-up calls) of the whole loss,
 of the localizer's own losses and of the denoiser alone (random inputs of the batch's shape):
 where a training step's time goes.
+
+With --hold_localizer CLUP holds a localizer (`model.update_localizer=False`), as `make demo`
+trains it: an untrained localizer of the variant's size, saved to --workdir, stands in for the
+trained one (the step's work is the same).
 
 Timings depend on the machine's load: the load average is printed with each figure.
 """
@@ -50,6 +55,7 @@ flags.DEFINE_string("variant", "demo", "configs/clup.py variant (SIZE[,ABLATION]
 flags.DEFINE_integer("steps", 20, "Timed training steps (after 2 warm-up steps).")
 flags.DEFINE_integer("pipeline_batches", 30, "Timed pipeline batches (after 3 warm-up batches).")
 flags.DEFINE_bool("breakdown", False, "Also time the parts of a step (upmixer or CLUP variants).")
+flags.DEFINE_bool("hold_localizer", False, "CLUP holding its localizer, as make demo runs it.")
 FLAGS = flags.FLAGS
 
 
@@ -58,7 +64,14 @@ def demo_config():
     spec = importlib.util.spec_from_file_location("clup_config", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config(FLAGS.variant)
+    config = module.get_config(FLAGS.variant)
+    if FLAGS.hold_localizer:
+        size = FLAGS.variant.split(",")[0]
+        os.makedirs(FLAGS.workdir, exist_ok=True)
+        path = os.path.join(FLAGS.workdir, f"{size}_localizer.keras")
+        training.build_model(module.get_config(f"{size},localizer")).save(path)
+        config.model_init.localizer, config.model.update_localizer = path, False
+    return config
 
 
 def pipeline_rate(config, clips) -> float:
@@ -120,7 +133,7 @@ def breakdown(config, clips) -> dict[str, float]:
     data = next(iter(training.training_batches(config, clips, seed=0)))
     parts = {"whole loss": gradient_seconds(
         lambda: model.compute_losses(data, training=True)["loss"], model.trainable_variables)}
-    if getattr(model, "localizer", None) is not None and getattr(model, "lambda_loc", 1.0):
+    if getattr(model, "trains_localizer", False) and getattr(model, "lambda_loc", 1.0):
         localizer = model.localizer
         parts["localizer's losses"] = gradient_seconds(
             lambda: localizer.compute_losses(data, training=True)["loss"],
@@ -147,7 +160,8 @@ def main(argv):
     root = FLAGS.root or common.synthetic_root(FLAGS.workdir, FLAGS.num_clips, 6, "136x136")
     clips = fairplay.list_clips(root, "train")
     batch = config.train.batch_size
-    print(f"configs/clup.py:{FLAGS.variant} ({config.model_kind}, batch {batch}); {root}: "
+    held = ", localizer held" if FLAGS.hold_localizer else ""
+    print(f"configs/clup.py:{FLAGS.variant} ({config.model_kind}{held}, batch {batch}); {root}: "
           f"{len(clips)} train clips; {os.cpu_count()} cores, TF {tf.__version__}, Keras "
           f"{keras.__version__}; {common.load()}", flush=True)
     rate = pipeline_rate(config, clips)
