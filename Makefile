@@ -14,8 +14,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -W "ignore:Editable installation:UserWarning" -m pip install --quiet -e '.[test,serving]'
 	touch $@
 
+# Two workers, each test file on one (its module fixtures are built once).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --output_dir demo_output --data_dir data/demo

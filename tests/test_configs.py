@@ -219,7 +219,7 @@ def test_a_held_localizer_stays_as_loaded_while_the_upmixer_trains(tmp_path, tmp
     config.model.update_localizer = False
     training.check_config(config)
     model = training.build_model(config)
-    model.compile(optimizer=training.make_optimizer(config))
+    model.compile(optimizer=training.make_optimizer(config), run_eagerly=True)  # no tracing
     localizer = [w.numpy() for w in model.localizer.weights]  # BatchNorm statistics included
     denoiser = [w.numpy() for w in model.denoiser.weights]
     clips = training.split_clips(config, "train")

@@ -18,6 +18,10 @@ PRIOR = {"spatial_prior": True, "prior_columns": 4, "prior_embedding_size": 4,
          "prior_channels": 4}
 
 
+def rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
 def test_stft_is_the_metrics_stft_and_inverts():
     signal = RNG.normal(size=(2, 8000)).astype("float32")
     ours = sp.stft(signal).numpy()
@@ -164,7 +168,8 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
     mono, frames = clip["mono"].numpy()[None, :16_000], clip["frames"].numpy()[None, :10]
     responses = model.prior.responses
     assert np.abs(responses.power.numpy()).max() > 0  # training updated the sums
-    responses.cross.assign(RNG.normal(size=(4, sp.NUM_BINS, 2)).astype("float32")
+    rng = np.random.default_rng(0)  # its own: the module's RNG depends on the tests run before
+    responses.cross.assign(rng.normal(size=(4, sp.NUM_BINS, 2)).astype("float32")
                            * responses.power[..., None])
     for sampler in ("prior", "fast"):
         binaural = generation.generate(model, mono, frames, sampler=sampler, seed=0,
@@ -172,7 +177,8 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
         np.testing.assert_allclose(binaural.sum(-1), 2 * mono, atol=1e-6)  # Eq. 3
         assert np.abs(binaural[..., 0] - binaural[..., 1]).max() > 1e-4
     # "refine" starts from the prior's estimate: with one step from the cleanest level (noise
-    # std 0.01) it stays next to it; more steps from noisier levels move further away.
+    # std 0.01) it stays next to it; more steps from noisier levels move further away (RMS
+    # over the differential, relative to the prior's: the peak alone moves from run to run).
     short, first = mono[:, :3200], frames[:, :2]  # 0.2 s: the samplers' cost, not the point
     prior = generation.generate(model, short, first, sampler="prior", progress=False)
     moved = {}
@@ -180,7 +186,7 @@ def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, 
         model.refine_steps = steps  # drops the functions traced with the old number of steps
         refined = generation.generate(model, short, first, sampler="refine", progress=False)
         np.testing.assert_allclose(refined.sum(-1), 2 * short, atol=1e-6)
-        moved[steps] = np.abs(refined - prior).max() / np.abs(prior[..., 0] - short).max()
+        moved[steps] = rms(refined - prior) / rms(prior[..., 0] - short)  # 0.01 against 0.26
     assert moved[1] < 0.05 < moved[4]
     with pytest.raises(ValueError, match="refine_steps must be in 1 .. 6"):
         model.refine_steps = 7

@@ -319,7 +319,8 @@ class Upmixer(LossTermsModel):
                 name="localizer",
                 dtype=dtype,
             )
-            self.localizer.trainable = update_localizer  # False: BatchNorm in inference mode
+            if not update_localizer:  # (not `= True`: it would unfreeze a frozen audio encoder)
+                self.localizer.trainable = False  # BatchNorm in inference mode too
             # The generation encoder is of the localizer's kind (ResNet-18 or the compact CNN),
             # with weights of its own.
             self.visual_encoder = make_visual_encoder(
