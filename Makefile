@@ -14,9 +14,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -W "ignore:Editable installation:UserWarning" -m pip install --quiet -e '.[test,serving]'
 	touch $@
 
-# Two workers, each test file on one (its module fixtures are built once).
+# Two workers, each test file on one (its module fixtures are built once), the slowest files
+# first (tests/conftest.py) and not reordered by their number of tests.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 tests
 
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py --output_dir demo_output --data_dir data/demo

@@ -10,6 +10,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 FAIRPLAY_DEMO = REPO.parent / "shared" / "data" / "fairplay_demo"
 
 
+# The files whose tests take longest run first, so that `make test`'s two workers (one file
+# each at a time) do not end on one long file (`pytest --durations`).
+SLOW_FILES = ("test_training.py", "test_serving.py", "test_clup.py", "test_spatial_prior.py",
+              "test_localization.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in SLOW_FILES)  # stable: otherwise as found
+
+
 @pytest.fixture(scope="session")
 def fairplay_demo() -> pathlib.Path:
     """The three real FAIR-Play clips of ../shared/data/fairplay_demo (read in place, never copied)."""
