@@ -71,8 +71,8 @@ def write_report(output_dir: str, log: list, clip_id: str) -> str:
     lines = [
         "# keras-binaural demo",
         "",
-        ("CLUP (the localizer, trained alone first, then with the object-aware upmixer and its "
-         "spatial prior) and the audio-only upmixer, trained for a few minutes on a synthetic "
+        ("CLUP (the localizer, trained alone first, then held while the object-aware upmixer "
+         "and its spatial prior learn to read its map) and the audio-only upmixer, trained for a few minutes on a synthetic "
          "dataset of binaural scenes rendered with measured HRIRs, scored against the mono-mono "
          "baseline on held-out test clips (SPEC section 6 metrics; lower is better except SNR). "
          "CLUP is scored with its spatial prior's estimate (sampler prior), the audio-only "
