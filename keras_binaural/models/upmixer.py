@@ -319,8 +319,10 @@ class Upmixer(LossTermsModel):
                 name="localizer",
                 dtype=dtype,
             )
-            if not update_localizer:  # (not `= True`: it would unfreeze a frozen audio encoder)
-                self.localizer.trainable = False  # BatchNorm in inference mode too
+            # Only ever set to False (BatchNorm then runs in inference mode too): setting True
+            # would unfreeze an audio encoder built frozen (`audio_encoder_trainable=False`).
+            if not update_localizer:
+                self.localizer.trainable = False
             # The generation encoder is of the localizer's kind (ResNet-18 or the compact CNN),
             # with weights of its own.
             self.visual_encoder = make_visual_encoder(
