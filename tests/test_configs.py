@@ -233,3 +233,11 @@ def test_a_held_localizer_stays_as_loaded_while_the_upmixer_trains(tmp_path, tmp
     loaded = keras.saving.load_model(tmp_path / "clup.keras")
     assert loaded.update_localizer is False and not loaded.localizer.trainable_weights
     keras.backend.clear_session()
+
+
+def test_a_localizer_that_trains_keeps_an_audio_encoder_built_frozen():
+    config = CLUP.get_config("tiny")
+    config.model.localizer_config.audio_encoder_trainable = False  # as the paper's VGGish
+    model = training.build_model(config)
+    assert model.localizer.trainable_weights and not model.localizer.audio_encoder.trainable_weights
+    keras.backend.clear_session()
