@@ -39,7 +39,7 @@ Design choices (ours, where the supplement is silent):
   ε ~ N(0, I), x_t = q_sample(d / s, t, ε); with a localizer, plus `lambda_loc` times the
   localizer's own loss (`LocalizationModel.compute_losses`: OSA's λ_sce l_sce_loc + λ_obj
   l_obj_loc, or the baseline's loss), so that the localizer the guidance comes from learns to
-  localize. The guidance is end-to-end: l_diff also trains the localizer and the generation
+  localize (not with `update_localizer=False`, which holds a trained localizer). The guidance is end-to-end: l_diff also trains the localizer and the generation
   encoder through it. A training chunk has one frame (its centre), so its guidance is one
   vector.
 - **Generation**: `sample_window` samples one stretch: the step-independent conditioning once
@@ -546,7 +546,8 @@ class Upmixer(LossTermsModel):
     def compute_losses(self, data, training=False) -> dict:
         """The training loss of a batch and its terms (scalars).
 
-        loss = l_diff (+ lambda_prior l_prior) + lambda_loc * (the localizer's loss, if any).
+        loss = l_diff (+ lambda_prior l_prior) + lambda_loc * (the localizer's loss, if it trains:
+        `trains_localizer`).
         """
         results, loss = self.generation_losses(self.diffusion_terms(data, training))
         if self.trains_localizer:
