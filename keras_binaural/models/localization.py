@@ -451,11 +451,9 @@ class LocalizationModel(LossTermsModel):
         erased_visual = None
         if "erased_visual" in needs:  # a second pass: the erased region comes from the map
             attention = object_attention(visual, audio_feature, self.temperature)
-            # BatchNorm from its moving statistics, as at test time: with statistics of their
-            # own, a batch of erased frames is told apart by its statistics alone.
             erased_visual = self.visual_encoder(
                 erase_attended(frames, attention, self.erase_cells, self.output_stride),
-                training=False)
+                training=training)
         return EncodedBatch(data, visual, maps.get("negative_visual"), mono_embedding,
                             binaural_embedding, clip_ids, other_clip, audio_feature,
                             maps.get("mosaic_visual"), mosaic_target, mosaic_cell_tiles,

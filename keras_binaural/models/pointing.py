@@ -534,10 +534,8 @@ class ErasureObjective(PointingObjective):
 
     The model encodes the erased frames after the frames (`EncodedBatch.erased_visual`; their
     map A comes from the first pass), so the gradient reaches the map through the erased pixels.
-    That second pass normalises with BatchNorm's moving statistics, in training too: normalised
-    by their own batch's statistics, the erased frames were told apart by those statistics, and
-    the term fell to 0.001 in training while it stayed at 0.3-0.6 in inference mode on the same
-    batches (BENCHMARKS.md, issue 12).
+    In training, BatchNorm's moving statistics also see the erased frames (they differ from the
+    frames only where the map is).
     """
 
     loss_names = ("erasure_loss",)
