@@ -39,9 +39,10 @@ Design choices (ours, where the supplement is silent):
   ε ~ N(0, I), x_t = q_sample(d / s, t, ε); with a localizer, plus `lambda_loc` times the
   localizer's own loss (`LocalizationModel.compute_losses`: OSA's λ_sce l_sce_loc + λ_obj
   l_obj_loc, or the baseline's loss), so that the localizer the guidance comes from learns to
-  localize (not with `update_localizer=False`, which holds a trained localizer). The guidance
-  is end-to-end: l_diff also trains the localizer and the generation encoder through it. A
-  training chunk has one frame (its centre), so its guidance is one vector.
+  localize. The guidance is end-to-end: l_diff also trains the localizer and the generation
+  encoder through it. With `update_localizer=False` a trained localizer is held: neither its
+  loss nor l_diff changes it. A training chunk has one frame (its centre), so its guidance is
+  one vector.
 - **Generation**: `sample_window` samples one stretch: the step-independent conditioning once
   (`WaveNetDenoiser.condition`, guidance upsampled linearly between frame centres inside the
   denoiser) and the whole sampler loop in one `tf.function`, each residual layer an XLA
