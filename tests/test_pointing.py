@@ -259,6 +259,20 @@ def test_compact_encoder_shapes_stride_and_round_trip(tmp_path):
         make_visual_encoder("vgg")
 
 
+def test_erasure_compares_frames_normalised_alike(tmp_path):
+    # Normalised by statistics of their own batch, erased frames could be told apart by those
+    # statistics alone. Erasing nothing (erase_cells = 0) must leave the term at softplus(0) in
+    # training as at test time: the erased and the kept frames go through BatchNorm alike.
+    write_tiny_root(tmp_path, num_clips=4)
+    batch = first_training_batch(tmp_path, 64)
+    model = LocalizationModel(visual_encoder="compact", visual_width=8,
+                              audio_width_multiplier=0.0625, lambda_erase=1.0, lambda_flip=1.0,
+                              erase_cells=0.0, seed=0)
+    for training in (True, False):
+        loss = float(model.compute_losses(batch, training=training)["erasure_loss"])
+        assert loss == pytest.approx(np.log(2.0), abs=1e-5)
+
+
 def test_localizer_with_every_pointing_objective_trains_and_round_trips(tmp_path):
     root = tmp_path / "root"
     write_tiny_root(root, num_clips=4)

@@ -448,16 +448,18 @@ class LocalizationModel(LossTermsModel):
         mono_embedding = embeddings[:batch]
         audio_feature = (self.head.audio_feature(mono_embedding) if "audio_feature" in needs
                          else None)
-        erased_visual = None
+        unerased_visual = erased_visual = None
         if "erased_visual" in needs:  # a second pass: the erased region comes from the map
             attention = object_attention(visual, audio_feature, self.temperature)
-            erased_visual = self.visual_encoder(
-                erase_attended(frames, attention, self.erase_cells, self.output_stride),
-                training=training)
+            erased = erase_attended(frames, attention, self.erase_cells, self.output_stride)
+            # The frames again beside their erased copies, in one BatchNorm batch: encoded
+            # apart, a batch of erased frames is told from the frames by its statistics alone.
+            unerased_visual, erased_visual = tf.split(
+                self.visual_encoder(tf.concat([frames, erased], 0), training=training), 2)
         return EncodedBatch(data, visual, maps.get("negative_visual"), mono_embedding,
                             binaural_embedding, clip_ids, other_clip, audio_feature,
                             maps.get("mosaic_visual"), mosaic_target, mosaic_cell_tiles,
-                            maps.get("mirrored_visual"), erased_visual,
+                            maps.get("mirrored_visual"), erased_visual, unerased_visual,
                             self.false_negative_fraction)
 
     def compute_losses(self, data, training=False):

@@ -44,7 +44,8 @@ class EncodedBatch:
         `mosaic_cell_tiles` `[h, w]` the tile of each cell; or None.
       mirrored_visual: `[B, h, w, C]` the maps of the mirrored frames, or None.
       erased_visual: `[B, h, w, C]` the maps of the frames with their attended region erased
-        (`pointing.erase_attended`), or None.
+        (`pointing.erase_attended`), or None; unerased_visual: the frames' maps from the same
+        encoder pass (the same BatchNorm batch), what the erased maps are compared with.
       false_negative_fraction: the share of each anchor's best-matching in-batch negatives the
         contrastive objectives leave out (`localization_core.drop_hardest_negatives`).
     """
@@ -62,6 +63,7 @@ class EncodedBatch:
     mosaic_cell_tiles: Any = None
     mirrored_visual: Any = None
     erased_visual: Any = None
+    unerased_visual: Any = None
     false_negative_fraction: float = 0.0
 
     @property

@@ -534,8 +534,11 @@ class ErasureObjective(PointingObjective):
 
     The model encodes the erased frames after the frames (`EncodedBatch.erased_visual`; their
     map A comes from the first pass), so the gradient reaches the map through the erased pixels.
-    In training, BatchNorm's moving statistics also see the erased frames (they differ from the
-    frames only where the map is).
+    That second pass encodes the frames again beside their erased copies, and the term compares
+    the two halves of it (`EncodedBatch.unerased_visual`): BatchNorm normalises both with the
+    same batch statistics in training. Compared across passes with statistics of their own, the
+    erased frames were told apart by those statistics, and the term fell to 0.001 in training
+    while it stayed at 0.3-0.6 on the same batches in inference mode (BENCHMARKS.md, issue 12).
     """
 
     loss_names = ("erasure_loss",)
@@ -545,7 +548,7 @@ class ErasureObjective(PointingObjective):
 
     def losses(self, batch: EncodedBatch, training: bool = False) -> ObjectiveLosses:
         return ObjectiveLosses({"erasure_loss": erasure_loss(
-            own_cell_similarity(batch.visual, batch.audio_feature),
+            own_cell_similarity(batch.unerased_visual, batch.audio_feature),
             own_cell_similarity(batch.erased_visual, batch.audio_feature), self.temperature)})
 
 
