@@ -1,0 +1,133 @@
+"""Supp. Table 1 when the pair's distance also hears where the sound is: the binaural cue check.
+
+Usage:
+  python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] [--weights 0,10,30]
+
+On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
+sounding class cannot be told from the positive: the mono says what sounds, not where. The
+binaural recording says where. For a localizer trained with the cue objective
+(`pointing.BinauralCueObjective`: the map's column profile predicts the chunk's per-band ILD),
+each pair (the window's audio, a frame) gets
+
+    d' = d + w * mean_k (ILD^_k(map of the frame) - ILD_k(the window's binaural audio))^2
+
+(ILD in units of 10 dB, `pointing.band_ild`; 0 for silent windows): the frame's map must put
+the source where the ears hear it. w = 0 is the mono protocol. Printed for each w of --weights:
+distance and accuracy (supp. Eq. 10-11) over all pairs, over the unambiguous ones and over the
+ambiguous ones only (the negative frame shows every class that sounds in the clip), the same
+windows and negatives as `evaluate_localization` with the same seed. Choose w on the
+validation subset; quote the test subset.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_binaural import runtime
+
+runtime.apply("test")  # before TensorFlow starts: it reads these once
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from keras_binaural import training
+from keras_binaural.conventions import CHUNK_SAMPLES
+from keras_binaural.data import fairplay
+from keras_binaural.evaluation import localization
+from keras_binaural.localization_metrics import softmax_scaled
+from keras_binaural.models.pointing import BinauralCueObjective, band_ild
+
+flags.DEFINE_string("model", None, "A localizer or CLUP run (tools/train.py workdir or .keras).")
+flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
+flags.DEFINE_string("subset", "test", "Which subset of split 1.")
+flags.DEFINE_list("weights", ["0", "10", "20", "30", "50", "100"], "The w to score with.")
+flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
+flags.mark_flags_as_required(["model", "root"])
+FLAGS = flags.FLAGS
+
+RESIZE_HW, CROP_HW = (136, 136), (128, 128)
+
+
+def cue_errors(model, cue, visual, audio, ild, loud, batch_size=64) -> np.ndarray:
+    """mean_k (ILD^_k - ILD_k)^2 of each pair, `[n]` (0 where the window is silent)."""
+    predicted = np.concatenate([
+        cue.predict_ild(model.cell_map(tf.constant(visual[i : i + batch_size]),
+                                       tf.constant(audio[i : i + batch_size]))).numpy()
+        for i in range(0, len(audio), batch_size)])
+    return np.mean(np.square(predicted - ild), axis=-1) * loud
+
+
+def pair_records(model, cue, clips, seed: int) -> dict[str, np.ndarray]:
+    """Per window: d and the cue error of the positive and of the negative pair, and whether
+    the negative is unambiguous."""
+    rng = np.random.default_rng(seed)
+    pool_clip, _, pool_visual = localization._negative_pool(model, clips, 256, RESIZE_HW,
+                                                            CROP_HW, rng, 32)
+    metadata = [localization.load_metadata(clip) for clip in clips]
+    position = {clip.clip_id: index for index, clip in enumerate(clips)}
+    records = {key: [] for key in ("d_pos", "d_neg", "e_pos", "e_neg", "clear")}
+    for example in fairplay.evaluation_dataset(clips, RESIZE_HW, CROP_HW):
+        index = position[example["clip_id"].numpy().decode()]
+        binaural = example["binaural"].numpy()
+        starts = localization.window_starts(len(binaural))
+        frame_numbers = localization.window_frames(starts, len(example["frames"]))
+        visual = localization.encode_frames(model, example["frames"].numpy())[frame_numbers - 1]
+        audio = localization.audio_features(
+            model, localization.window_patches(example["mono"].numpy(), starts))
+        windows = np.stack([binaural[s : s + CHUNK_SAMPLES] for s in starts])
+        windows = np.pad(windows, ((0, 0), (0, CHUNK_SAMPLES - windows.shape[1]), (0, 0)))
+        ild, loud = (x.numpy() for x in band_ild(windows, cue.cue_bands))
+        others = np.flatnonzero(pool_clip != index)
+        negative = others[rng.integers(0, len(others), len(starts))]
+        sounding = localization._classes(metadata[index], sounding_only=True)
+        for key, value in (
+            ("d_pos", localization.pair_distances(model, visual, audio)),
+            ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
+            ("e_pos", cue_errors(model, cue, visual, audio, ild, loud)),
+            ("e_neg", cue_errors(model, cue, pool_visual[negative], audio, ild, loud)),
+            ("clear", np.array([not sounding <= localization._classes(metadata[pool_clip[n]],
+                                                                      False) for n in negative])),
+        ):
+            records[key].append(value)
+    return {key: np.concatenate(value) for key, value in records.items()}
+
+
+def scores(d_positive, d_negative, mask) -> tuple[float, float]:
+    """(distance, accuracy in %) of supp. Eq. 10-11 over the pairs in `mask`."""
+    positive, negative = (x.numpy() for x in softmax_scaled(tf.constant(d_positive),
+                                                            tf.constant(d_negative)))
+    distance = np.hypot(positive, negative - 1.0)[mask].mean()
+    paired, unpaired = (positive <= 0.5)[mask], (negative > 0.5)[mask]
+    return float(distance), float(100.0 * (paired.sum() + unpaired.sum()) / (2 * mask.sum()))
+
+
+def main(argv):
+    del argv
+    model = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
+    model = model.localizer if hasattr(model, "denoiser") else model
+    cues = [o for o in model.pointing_objectives if isinstance(o, BinauralCueObjective)]
+    if not cues:
+        raise app.UsageError(f"{FLAGS.model}: the localizer has no cue objective (lambda_cue).")
+    clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
+    records = pair_records(model, cues[0], clips, FLAGS.seed)
+    clear = records["clear"].astype(bool)
+    print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
+          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); cue error mean: positives "
+          f"{records['e_pos'].mean():.3f}, negatives {records['e_neg'].mean():.3f}, ambiguous "
+          f"negatives {records['e_neg'][~clear].mean():.3f}")
+    print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for weight in (float(w) for w in FLAGS.weights):
+        d_positive = records["d_pos"] + weight * records["e_pos"]
+        d_negative = records["d_neg"] + weight * records["e_neg"]
+        every = np.ones_like(clear)
+        (distance, accuracy), (clear_distance, clear_accuracy), (_, ambiguous_accuracy) = (
+            scores(d_positive, d_negative, mask) for mask in (every, clear, ~clear))
+        print(f"| {weight:g} | {distance:.3f} | {accuracy:.1f} % | {clear_distance:.3f} | "
+              f"{clear_accuracy:.1f} % | {ambiguous_accuracy:.1f} % |", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
