@@ -21,6 +21,13 @@ backward pass (a `tf.function` each, the median of 5 after 2 warm-up calls) of t
 of the localizer's own losses and of the denoiser alone (random inputs of the batch's shape):
 where a training step's time goes.
 
+With --levers (CLUP or upmixer variants) it times, each in this one process on random inputs of
+the batch's shape, the forward and backward pass of the two parts that dominate the step, under
+the settings that could speed them up: the denoiser in float32 as trained, under XLA as one
+cluster, with each layer's gate and 1 x 1 as an XLA cluster (as the sampler's
+`compiled_denoise_fn`), and in mixed bfloat16; the spatial prior's audio CNN
+(`SpatialPrior.assignment`) in float32 and in mixed bfloat16.
+
 With --hold_localizer CLUP holds a localizer (`model.update_localizer=False`), as `make demo`
 trains it: an untrained localizer of the variant's size, saved to --workdir, stands in for the
 trained one (the step's work is the same).
@@ -47,6 +54,7 @@ from absl import app, flags
 
 from keras_binaural import training
 from keras_binaural.data import fairplay
+from keras_binaural.models.spatial_prior import stft
 
 flags.DEFINE_string("root", None, "A FAIR-Play-layout root (default: make a small synthetic one).")
 flags.DEFINE_string("workdir", "/tmp/keras_binaural_bench_throughput", "Data folder.")
@@ -55,6 +63,7 @@ flags.DEFINE_string("variant", "demo", "configs/clup.py variant (SIZE[,ABLATION]
 flags.DEFINE_integer("steps", 20, "Timed training steps (after 2 warm-up steps).")
 flags.DEFINE_integer("pipeline_batches", 30, "Timed pipeline batches (after 3 warm-up batches).")
 flags.DEFINE_bool("breakdown", False, "Also time the parts of a step (upmixer or CLUP variants).")
+flags.DEFINE_bool("levers", False, "Also time the denoiser's and the prior's settings.")
 flags.DEFINE_bool("hold_localizer", False, "CLUP holding its localizer, as make demo runs it.")
 FLAGS = flags.FLAGS
 
@@ -109,9 +118,9 @@ def training_rate(config, clips, cached: bool) -> tuple[float, list[float]]:
     return config.train.batch_size / statistics.median(timer.times[2:]), timer.times
 
 
-def gradient_seconds(loss_fn, variables) -> float:
+def gradient_seconds(loss_fn, variables, jit_compile: bool = False) -> float:
     """Median seconds of one forward and backward pass of `loss_fn` (traced once)."""
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step():
         with tf.GradientTape() as tape:
             loss = loss_fn()
@@ -153,6 +162,45 @@ def breakdown(config, clips) -> dict[str, float]:
     return parts
 
 
+def levers(config, clips) -> dict[str, float]:
+    """Seconds of the forward + backward pass of the denoiser and of the prior's audio CNN, as
+    built by the variant's config, under each candidate setting."""
+    data = next(iter(training.training_batches(config, clips, seed=0)))
+    batch, samples = data["mono"].shape[0], data["mono"].shape[1]
+    spectrum = stft(tf.random.normal([batch, samples]))
+    model = training.build_model(config)  # its parts' configs, rebuilt in each policy below
+    parts = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        denoiser = type(model.denoiser).from_config(
+            {**model.denoiser.get_config(), "dtype": policy})
+        inputs = {"noisy": tf.random.normal([batch, samples, 1]), "step": tf.fill([batch], 3.0),
+                  "mono": tf.random.normal([batch, samples, denoiser.conditioner_inputs]),
+                  "guidance": tf.random.normal([batch, denoiser.guidance_channels])}
+        denoiser(inputs)
+
+        def denoiser_loss(denoiser=denoiser, inputs=inputs):
+            return tf.reduce_mean(tf.cast(denoiser(inputs, training=True), tf.float32) ** 2)
+
+        variables = denoiser.trainable_variables
+        parts[f"denoiser, {policy}"] = gradient_seconds(denoiser_loss, variables)
+        if policy == "float32":
+            parts["denoiser, float32, XLA as one cluster"] = gradient_seconds(
+                denoiser_loss, variables, jit_compile=True)
+            for layer in denoiser.residual_layers:  # instance attributes shadow the method
+                layer.gated_output = tf.function(layer.gated_output, jit_compile=True)
+            parts["denoiser, float32, each layer's gate under XLA"] = gradient_seconds(
+                denoiser_loss, variables)
+        if model.prior is not None:
+            prior = type(model.prior).from_config({**model.prior.get_config(), "dtype": policy})
+            prior.build()
+            columns = tf.random.normal([batch, prior.width])
+            parts[f"spatial prior's audio CNN, {policy}"] = gradient_seconds(
+                lambda prior=prior, columns=columns: tf.reduce_mean(
+                    tf.cast(prior.assignment(spectrum, columns), tf.float32) ** 2),
+                prior.trainable_variables)
+    return parts
+
+
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
@@ -176,6 +224,12 @@ def main(argv):
         if config.model_kind == "localizer":
             raise app.UsageError("--breakdown times an upmixer's or CLUP's step; got a localizer.")
         for name, seconds in breakdown(config, clips).items():
+            print(f"forward + backward, {name}: {seconds:.3f} s", flush=True)
+        print(common.load(), flush=True)
+    if FLAGS.levers:
+        if config.model_kind == "localizer":
+            raise app.UsageError("--levers times an upmixer's or CLUP's parts; got a localizer.")
+        for name, seconds in levers(config, clips).items():
             print(f"forward + backward, {name}: {seconds:.3f} s", flush=True)
         print(common.load(), flush=True)
 
