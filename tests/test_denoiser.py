@@ -107,6 +107,29 @@ def test_residual_layer_denoise_is_the_diffwave_layer():
     np.testing.assert_allclose(after, before, atol=1e-5)
 
 
+def test_residual_layer_gradient_slices_nothing():
+    """The layer's halves come from split, whose gradient is one concatenation, and its
+    per-example vectors are broadcast by expand_dims: a slice's gradient (StridedSliceGrad)
+    writes a zero tensor of the whole input, and the four halves' were a third of the
+    denoiser's training time."""
+    layer = ResidualLayer(residual_channels=4, dilation=2)
+    x = tf.random.normal([2, 40, 4])
+    embedding, conditioning = tf.random.normal([2, 8]), tf.random.normal([2, 40, 8])
+    layer({"x": x, "step_embedding": embedding, "conditioner": conditioning})
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            residual, skip = layer.denoise(x, embedding, conditioning)
+            loss = tf.reduce_sum(residual) + tf.reduce_sum(tf.square(skip))
+        return tape.gradient(loss, [x, *layer.trainable_variables])
+
+    graph = gradients.get_concrete_function(x).graph
+    ops_used = {op.type for op in graph.get_operations()}
+    assert "StridedSliceGrad" not in ops_used and "Split" in ops_used
+
+
 def test_residual_layer_guidance_vector_equals_constant_frames():
     layer = ResidualLayer(residual_channels=4, dilation=2, guidance_channels=3)
     base = inputs(batch=2, time=100)

@@ -269,14 +269,14 @@ class ResidualLayer(keras.layers.Layer):
             return conditioning
         projected = self.guidance_projection(guidance)
         if len(projected.shape) == 2:
-            return conditioning + projected[:, None, :]
+            return conditioning + ops.expand_dims(projected, 1)
         if guidance_hop_samples is not None:
             projected = upsample_frames(projected, ops.shape(conditioning)[1], guidance_hop_samples)
         return conditioning + projected
 
     def step_input(self, x, step_embedding):
         """x + FC(step embedding): the input of the dilated convolution, `[batch, time, C]`."""
-        return x + self.step_projection(step_embedding)[:, None, :]
+        return x + ops.expand_dims(self.step_projection(step_embedding), 1)
 
     def step_conv_term(self, step_embedding, time):
         """The dilated convolution (without bias) of the constant input FC(step embedding).
@@ -317,7 +317,8 @@ class ResidualLayer(keras.layers.Layer):
           layer's input; conditioning: `[batch, time, 2C]` from `conditioning`.
         """
         # Halves by `split`, not by slicing: a slice's gradient writes a zero tensor of the
-        # whole input, a split's is one concatenation (slicing cost a third of a training step).
+        # whole input, a split's is one concatenation (slices were a third of the denoiser's
+        # training time).
         y = conv_output + ops.cast(self.dilated_conv.bias, conv_output.dtype) + conditioning
         gate, signal = ops.split(y, 2, axis=-1)
         residual, skip = ops.split(
