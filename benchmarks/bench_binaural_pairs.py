@@ -1,24 +1,29 @@
-"""Supp. Table 1 when the pair's distance also hears where the sound is: the binaural cue check.
+"""Supp. Table 1 when the pair's distance also hears where the sound is: the binaural checks.
 
 Usage:
-  python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] [--weights 0,10,30]
+  python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
+      [--check response|ild] [--weights 0,3,10,30,100]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
-binaural recording says where. For a localizer trained with the cue objective
-(`pointing.BinauralCueObjective`: the map's column profile predicts the chunk's per-band ILD),
-each pair (the window's audio, a frame) gets
+binaural recording says where. Each pair (the window's audio, a frame) gets d' = d + w * e, with
+e how far the frame's map is from the window's binaural audio, by one of the localizer's own
+binaural objectives:
 
-    d' = d + w * mean_k (ILD^_k(map of the frame) - ILD_k(the window's binaural audio))^2
+  --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
+                    through the learnt column responses R_k(f) against the window's
+                    differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power
+                    (1: no better than d = 0);
+  --check ild       (`pointing.BinauralCueObjective`): the ILD predicted from the map's column
+                    profile against the window's, mean_k (ILD^_k - ILD_k)^2 over 8 bands in units
+                    of 10 dB (`pointing.band_ild`).
 
-(ILD in units of 10 dB, `pointing.band_ild`; 0 for silent windows): the frame's map must put
-the source where the ears hear it. w = 0 is the mono protocol. Printed for each w of --weights:
-distance and accuracy (supp. Eq. 10-11) over all pairs, over the unambiguous ones and over the
-ambiguous ones only (the negative frame shows every class that sounds in the clip), the same
-windows and negatives as `evaluate_localization` with the same seed. Choose w on the
-validation subset; quote the test subset.
+e is 0 for silent windows; w = 0 is the mono protocol. Printed for each w of --weights: distance
+and accuracy (supp. Eq. 10-11) over all pairs, over the unambiguous ones and over the ambiguous
+ones only (the negative frame shows every class that sounds in the clip), the same windows and
+negatives as `evaluate_localization` with the same seed. Choose w on the validation subset;
+quote the test subset.
 """
-
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,12 +42,14 @@ from keras_binaural.conventions import CHUNK_SAMPLES
 from keras_binaural.data import fairplay
 from keras_binaural.evaluation import localization
 from keras_binaural.localization_metrics import softmax_scaled
-from keras_binaural.models.pointing import BinauralCueObjective, band_ild
+from keras_binaural.models.localization_core import column_profile
+from keras_binaural.models.pointing import BinauralCueObjective, ResponseObjective, band_ild
 
 flags.DEFINE_string("model", None, "A localizer or CLUP run (tools/train.py workdir or .keras).")
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
 flags.DEFINE_string("subset", "test", "Which subset of split 1.")
-flags.DEFINE_list("weights", ["0", "10", "20", "30", "50", "100"], "The w to score with.")
+flags.DEFINE_enum("check", "response", ["response", "ild"], "Which binaural objective scores e.")
+flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
 flags.mark_flags_as_required(["model", "root"])
 FLAGS = flags.FLAGS
@@ -50,18 +57,28 @@ FLAGS = flags.FLAGS
 RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
-def cue_errors(model, cue, visual, audio, ild, loud, batch_size=64) -> np.ndarray:
-    """mean_k (ILD^_k - ILD_k)^2 of each pair, `[n]` (0 where the window is silent)."""
-    predicted = np.concatenate([
-        cue.predict_ild(model.cell_map(tf.constant(visual[i : i + batch_size]),
-                                       tf.constant(audio[i : i + batch_size]))).numpy()
-        for i in range(0, len(audio), batch_size)])
-    return np.mean(np.square(predicted - ild), axis=-1) * loud
+def binaural_errors(model, objective, visual, audio, windows, batch_size=64) -> np.ndarray:
+    """e of each (frame, window) pair, `[n]`: `objective`'s error of the frame's map against the
+    window's binaural audio `[n, time, 2]` (see the module docstring)."""
+    errors = []
+    for i in range(0, len(audio), batch_size):
+        cell_map = model.cell_map(tf.constant(visual[i : i + batch_size]),
+                                  tf.constant(audio[i : i + batch_size]))
+        chunk = windows[i : i + batch_size]
+        if isinstance(objective, ResponseObjective):
+            mass = column_profile(tf.cast(cell_map, tf.float32), objective.response_columns)
+            errors.append(objective.response_errors(mass, chunk).numpy())
+        else:
+            predicted = objective.predict_ild(cell_map).numpy()
+            ild = band_ild(chunk, objective.cue_bands)[0].numpy()
+            errors.append(np.mean(np.square(predicted - ild), axis=-1))
+    _, loud = band_ild(windows)
+    return np.concatenate(errors) * loud.numpy()
 
 
-def pair_records(model, cue, clips, seed: int) -> dict[str, np.ndarray]:
-    """Per window: d and the cue error of the positive and of the negative pair, and whether
-    the negative is unambiguous."""
+def pair_records(model, objective, clips, seed: int) -> dict[str, np.ndarray]:
+    """Per window: d and e of the positive and of the negative pair, and whether the negative
+    is unambiguous."""
     rng = np.random.default_rng(seed)
     pool_clip, _, pool_visual = localization._negative_pool(model, clips, 256, RESIZE_HW,
                                                             CROP_HW, rng, 32)
@@ -78,15 +95,14 @@ def pair_records(model, cue, clips, seed: int) -> dict[str, np.ndarray]:
             model, localization.window_patches(example["mono"].numpy(), starts))
         windows = np.stack([binaural[s : s + CHUNK_SAMPLES] for s in starts])
         windows = np.pad(windows, ((0, 0), (0, CHUNK_SAMPLES - windows.shape[1]), (0, 0)))
-        ild, loud = (x.numpy() for x in band_ild(windows, cue.cue_bands))
         others = np.flatnonzero(pool_clip != index)
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization._classes(metadata[index], sounding_only=True)
         for key, value in (
             ("d_pos", localization.pair_distances(model, visual, audio)),
             ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
-            ("e_pos", cue_errors(model, cue, visual, audio, ild, loud)),
-            ("e_neg", cue_errors(model, cue, pool_visual[negative], audio, ild, loud)),
+            ("e_pos", binaural_errors(model, objective, visual, audio, windows)),
+            ("e_neg", binaural_errors(model, objective, pool_visual[negative], audio, windows)),
             ("clear", np.array([not sounding <= localization._classes(metadata[pool_clip[n]],
                                                                       False) for n in negative])),
         ):
@@ -107,14 +123,16 @@ def main(argv):
     del argv
     model = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
     model = model.localizer if hasattr(model, "denoiser") else model
-    cues = [o for o in model.pointing_objectives if isinstance(o, BinauralCueObjective)]
-    if not cues:
-        raise app.UsageError(f"{FLAGS.model}: the localizer has no cue objective (lambda_cue).")
+    kind, weight = {"response": (ResponseObjective, "lambda_response"),
+                    "ild": (BinauralCueObjective, "lambda_cue")}[FLAGS.check]
+    objectives = [o for o in model.pointing_objectives if isinstance(o, kind)]
+    if not objectives:
+        raise app.UsageError(f"{FLAGS.model}: the localizer has no {kind.__name__} ({weight}).")
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
-    records = pair_records(model, cues[0], clips, FLAGS.seed)
+    records = pair_records(model, objectives[0], clips, FLAGS.seed)
     clear = records["clear"].astype(bool)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
-          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); cue error mean: positives "
+          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}) mean: positives "
           f"{records['e_pos'].mean():.3f}, negatives {records['e_neg'].mean():.3f}, ambiguous "
           f"negatives {records['e_neg'][~clear].mean():.3f}")
     print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")

@@ -196,6 +196,9 @@ def test_response_objective_learns_each_columns_response_and_scores_the_map():
     assert float(objective.response_loss(flat, binaural)) == pytest.approx(0.25, rel=1e-2)
     wrong = mass[:, ::-1].copy()
     assert float(objective.response_loss(wrong, binaural)) == pytest.approx(4 * 0.25, rel=1e-2)
+    # Chunk by chunk: the right map explains its chunk, the flat one a quarter, the wrong side 4 x.
+    errors = objective.response_errors(np.stack([mass[0], flat[1], wrong[2], mass[3]]), binaural)
+    np.testing.assert_allclose(errors, [0.0, 0.25, 1.0, 0.0], atol=1e-2)
 
 
 def test_flip_loss_matches_numpy():

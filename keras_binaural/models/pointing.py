@@ -496,6 +496,20 @@ class ResponseObjective(PointingObjective):
           mass: `[B, K]` the map's mass per column bin a_k.
           binaural: `[B, time, 2]` the chunks (left, right).
         """
+        share, estimate, spectrum, diff_spectrum = self._estimate(mass, binaural)
+        if training:
+            self.responses.update(share, spectrum, diff_spectrum)
+        return prior_loss(estimate, spectrum, diff_spectrum)
+
+    def response_errors(self, mass, binaural):
+        """The same error chunk by chunk, `[B]`: how far the map's columns, through the learnt
+        responses, are from explaining each chunk's differential (1: no better than d = 0)."""
+        _, estimate, spectrum, diff_spectrum = self._estimate(mass, binaural)
+        error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
+        return error / tf.maximum(tf.reduce_mean(tf.square(tf.abs(spectrum)), axis=[1, 2]), 1e-8)
+
+    def _estimate(self, mass, binaural):
+        """(p, M sum_k a_k R_k, M, D) of chunks at unit mono power."""
         binaural = tf.cast(binaural, tf.float32)
         # Each chunk at unit mono power, so that loud chunks do not outweigh the rest.
         mono = (binaural[..., 0] + binaural[..., 1]) / 2
@@ -503,10 +517,7 @@ class ResponseObjective(PointingObjective):
         spectrum, diff_spectrum = (
             stft(signal / scale) for signal in (mono, (binaural[..., 0] - binaural[..., 1]) / 2))
         share = mass[:, None, None, :]  # every bin of a chunk from the map's columns
-        estimate = self.responses.estimate(share, spectrum)
-        if training:
-            self.responses.update(share, spectrum, diff_spectrum)
-        return prior_loss(estimate, spectrum, diff_spectrum)
+        return share, self.responses.estimate(share, spectrum), spectrum, diff_spectrum
 
     def get_config(self):
         return {**super().get_config(), "response_columns": self.response_columns}
