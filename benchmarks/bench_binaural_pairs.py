@@ -2,14 +2,18 @@
 
 Usage:
   python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
-      [--check response|ild] [--weights 0,3,10,30,100]
+      [--check prior|response|ild] [--weights 0,3,10,30,100]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
 binaural recording says where. Each pair (the window's audio, a frame) gets d' = d + w * e, with
-e how far the frame's map is from the window's binaural audio, by one of the localizer's own
-binaural objectives:
+e how far the frame's map is from the window's binaural audio, by the run's spatial prior or one of the localizer's own binaural objectives:
 
+  --check prior     (an upmixer or CLUP run with the spatial prior, `spatial_prior.SpatialPrior`):
+                    the prior's estimate of the window's differential from its mono and the
+                    frame's map and columns, as the upmixer makes it, against the true one,
+                    mean |D^ - D|^2 / mean |M|^2 of the level-normalised window (1: no better
+                    than d = 0); the run's localizer gives d;
   --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
                     through the learnt column responses R_k(f) against the window's
                     differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power
@@ -44,11 +48,12 @@ from keras_binaural.evaluation import localization
 from keras_binaural.localization_metrics import softmax_scaled
 from keras_binaural.models.localization_core import column_profile
 from keras_binaural.models.pointing import BinauralCueObjective, ResponseObjective, band_ild
+from keras_binaural.models.spatial_prior import column_features, stft
 
-flags.DEFINE_string("model", None, "A localizer or CLUP run (tools/train.py workdir or .keras).")
+flags.DEFINE_string("model", None, "A localizer, upmixer or CLUP run (workdir or .keras).")
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
 flags.DEFINE_string("subset", "test", "Which subset of split 1.")
-flags.DEFINE_enum("check", "response", ["response", "ild"], "Which binaural objective scores e.")
+flags.DEFINE_enum("check", "response", ["prior", "response", "ild"], "What scores e.")
 flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
 flags.mark_flags_as_required(["model", "root"])
@@ -57,26 +62,57 @@ FLAGS = flags.FLAGS
 RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
-def binaural_errors(model, objective, visual, audio, windows, batch_size=64) -> np.ndarray:
-    """e of each (frame, window) pair, `[n]`: `objective`'s error of the frame's map against the
-    window's binaural audio `[n, time, 2]` (see the module docstring)."""
+def check_function(run, localizer, check: str):
+    """e(V, A, binaural) -> `[batch]` for --check: V `[batch, h, w, 512]` the frames' encoding,
+    A `[batch, h, w]` their maps, binaural `[batch, time, 2]` the windows."""
+    if check == "prior":
+        upmixer = run
+        if getattr(upmixer, "prior", None) is None:
+            raise app.UsageError(f"{FLAGS.model}: --check prior needs an upmixer or CLUP run "
+                                 "with the spatial prior.")
+        columns = upmixer.prior_columns
+
+        def prior_error(visual, cell_map, binaural):
+            embeddings = upmixer.prior.embed_columns(column_features(visual, cell_map, columns),
+                                                     column_profile(cell_map, columns))
+            mono = (binaural[..., 0] + binaural[..., 1]) / 2
+            scale = upmixer.level_scale(mono)
+            estimate, spectrum, _ = upmixer.prior.estimate(mono / scale, embeddings)
+            diff_spectrum = stft((binaural[..., 0] - binaural[..., 1]) / 2 / scale)
+            error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
+            power = tf.reduce_mean(tf.square(tf.abs(spectrum)), axis=[1, 2])
+            return error / tf.maximum(power, 1e-8)
+
+        return prior_error
+    kind, weight = {"response": (ResponseObjective, "lambda_response"),
+                    "ild": (BinauralCueObjective, "lambda_cue")}[check]
+    objectives = [o for o in localizer.pointing_objectives if isinstance(o, kind)]
+    if not objectives:
+        raise app.UsageError(f"{FLAGS.model}: the localizer has no {kind.__name__} ({weight}).")
+    objective = objectives[0]
+    if check == "response":
+        return lambda visual, cell_map, binaural: objective.response_errors(
+            column_profile(cell_map, objective.response_columns), binaural)
+    return lambda visual, cell_map, binaural: tf.reduce_mean(tf.square(
+        objective.predict_ild(cell_map) - band_ild(binaural, objective.cue_bands)[0]), axis=-1)
+
+
+def binaural_errors(model, error_fn, visual, audio, windows, batch_size=32) -> np.ndarray:
+    """e of each (frame, window) pair, `[n]` (0 for silent windows): `error_fn` of
+    `check_function` on the frames' encodings `[n, h, w, 512]`, their maps with the windows'
+    audio features `[n, 512]`, and the windows `[n, time, 2]`."""
     errors = []
     for i in range(0, len(audio), batch_size):
-        cell_map = model.cell_map(tf.constant(visual[i : i + batch_size]),
-                                  tf.constant(audio[i : i + batch_size]))
-        chunk = windows[i : i + batch_size]
-        if isinstance(objective, ResponseObjective):
-            mass = column_profile(tf.cast(cell_map, tf.float32), objective.response_columns)
-            errors.append(objective.response_errors(mass, chunk).numpy())
-        else:
-            predicted = objective.predict_ild(cell_map).numpy()
-            ild = band_ild(chunk, objective.cue_bands)[0].numpy()
-            errors.append(np.mean(np.square(predicted - ild), axis=-1))
+        visual_part = tf.constant(visual[i : i + batch_size])
+        cell_map = tf.cast(model.cell_map(visual_part, tf.constant(audio[i : i + batch_size])),
+                           tf.float32)
+        chunk = tf.constant(windows[i : i + batch_size], tf.float32)
+        errors.append(error_fn(visual_part, cell_map, chunk).numpy())
     _, loud = band_ild(windows)
     return np.concatenate(errors) * loud.numpy()
 
 
-def pair_records(model, objective, clips, seed: int) -> dict[str, np.ndarray]:
+def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
     """Per window: d and e of the positive and of the negative pair, and whether the negative
     is unambiguous."""
     rng = np.random.default_rng(seed)
@@ -101,8 +137,8 @@ def pair_records(model, objective, clips, seed: int) -> dict[str, np.ndarray]:
         for key, value in (
             ("d_pos", localization.pair_distances(model, visual, audio)),
             ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
-            ("e_pos", binaural_errors(model, objective, visual, audio, windows)),
-            ("e_neg", binaural_errors(model, objective, pool_visual[negative], audio, windows)),
+            ("e_pos", binaural_errors(model, error_fn, visual, audio, windows)),
+            ("e_neg", binaural_errors(model, error_fn, pool_visual[negative], audio, windows)),
             ("clear", np.array([not sounding <= localization._classes(metadata[pool_clip[n]],
                                                                       False) for n in negative])),
         ):
@@ -121,15 +157,11 @@ def scores(d_positive, d_negative, mask) -> tuple[float, float]:
 
 def main(argv):
     del argv
-    model = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
-    model = model.localizer if hasattr(model, "denoiser") else model
-    kind, weight = {"response": (ResponseObjective, "lambda_response"),
-                    "ild": (BinauralCueObjective, "lambda_cue")}[FLAGS.check]
-    objectives = [o for o in model.pointing_objectives if isinstance(o, kind)]
-    if not objectives:
-        raise app.UsageError(f"{FLAGS.model}: the localizer has no {kind.__name__} ({weight}).")
+    run = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
+    model = run.localizer if hasattr(run, "denoiser") else run
+    error_fn = check_function(run, model, FLAGS.check)
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
-    records = pair_records(model, objectives[0], clips, FLAGS.seed)
+    records = pair_records(model, error_fn, clips, FLAGS.seed)
     clear = records["clear"].astype(bool)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
           f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}) mean: positives "
