@@ -7,7 +7,8 @@ Usage:
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
 binaural recording says where. Each pair (the window's audio, a frame) gets d' = d + w * e, with
-e how far the frame's map is from the window's binaural audio, by the run's spatial prior or one of the localizer's own binaural objectives:
+e how far the frame's map is from the window's binaural audio, by the run's spatial prior or by
+one of the localizer's own binaural objectives:
 
   --check prior     (an upmixer or CLUP run with the spatial prior, `spatial_prior.SpatialPrior`):
                     the prior's estimate of the window's differential from its mono and the
@@ -28,6 +29,7 @@ ones only (the negative frame shows every class that sounds in the clip), the sa
 negatives as `evaluate_localization` with the same seed. Choose w on the validation subset;
 quote the test subset.
 """
+
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -66,7 +68,7 @@ def check_function(run, localizer, check: str):
     """e(V, A, binaural) -> `[batch]` for --check: V `[batch, h, w, 512]` the frames' encoding,
     A `[batch, h, w]` their maps, binaural `[batch, time, 2]` the windows."""
     if check == "prior":
-        upmixer = run
+        upmixer = run  # the upmixer's own prior, as it conditions its denoiser
         if getattr(upmixer, "prior", None) is None:
             raise app.UsageError(f"{FLAGS.model}: --check prior needs an upmixer or CLUP run "
                                  "with the spatial prior.")
@@ -116,8 +118,8 @@ def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
     """Per window: d and e of the positive and of the negative pair, and whether the negative
     is unambiguous."""
     rng = np.random.default_rng(seed)
-    pool_clip, _, pool_visual = localization._negative_pool(model, clips, 256, RESIZE_HW,
-                                                            CROP_HW, rng, 32)
+    pool_clip, _, pool_visual = localization.negative_frame_pool(model, clips, 256, RESIZE_HW,
+                                                                 CROP_HW, rng, 32)
     metadata = [localization.load_metadata(clip) for clip in clips]
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
     records = {key: [] for key in ("d_pos", "d_neg", "e_pos", "e_neg", "clear")}
@@ -133,14 +135,14 @@ def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
         windows = np.pad(windows, ((0, 0), (0, CHUNK_SAMPLES - windows.shape[1]), (0, 0)))
         others = np.flatnonzero(pool_clip != index)
         negative = others[rng.integers(0, len(others), len(starts))]
-        sounding = localization._classes(metadata[index], sounding_only=True)
+        sounding = localization.object_classes(metadata[index], sounding_only=True)
         for key, value in (
             ("d_pos", localization.pair_distances(model, visual, audio)),
             ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
             ("e_pos", binaural_errors(model, error_fn, visual, audio, windows)),
             ("e_neg", binaural_errors(model, error_fn, pool_visual[negative], audio, windows)),
-            ("clear", np.array([not sounding <= localization._classes(metadata[pool_clip[n]],
-                                                                      False) for n in negative])),
+            ("clear", np.array([not sounding <= localization.object_classes(
+                metadata[pool_clip[n]], sounding_only=False) for n in negative])),
         ):
             records[key].append(value)
     return {key: np.concatenate(value) for key, value in records.items()}
@@ -169,10 +171,10 @@ def main(argv):
           f"negatives {records['e_neg'][~clear].mean():.3f}")
     print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")
     print("|---:|---:|---:|---:|---:|---:|")
+    every = np.ones_like(clear)
     for weight in (float(w) for w in FLAGS.weights):
         d_positive = records["d_pos"] + weight * records["e_pos"]
         d_negative = records["d_neg"] + weight * records["e_neg"]
-        every = np.ones_like(clear)
         (distance, accuracy), (clear_distance, clear_accuracy), (_, ambiguous_accuracy) = (
             scores(d_positive, d_negative, mask) for mask in (every, clear, ~clear))
         print(f"| {weight:g} | {distance:.3f} | {accuracy:.1f} % | {clear_distance:.3f} | "

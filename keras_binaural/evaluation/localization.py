@@ -219,15 +219,17 @@ def column_hits(points_xy, frame_numbers, metadata: dict) -> np.ndarray:
     return np.asarray(hits)
 
 
-def _classes(metadata: dict, sounding_only: bool) -> frozenset[str]:
+def object_classes(metadata: dict, sounding_only: bool) -> frozenset[str]:
+    """The classes of a synthetic clip's objects (`metadata/<id>.json`), or of its sounding ones."""
     return frozenset(o["class"] for o in metadata["objects"] if o["sounding"] or not sounding_only)
 
 
 # === Table 1 protocol and pointing game ===
 
 
-def _negative_pool(model, clips, size, resize_hw, crop_hw, rng, batch_size):
-    """(clip index `[size]`, frame number `[size]`, V `[size, h, w, 512]`) of random frames."""
+def negative_frame_pool(model, clips, size, resize_hw, crop_hw, rng, batch_size):
+    """(clip index `[size]`, frame number `[size]`, V `[size, h, w, 512]`) of random frames: the
+    Table 1 protocol's negative frames, drawn with `rng` and encoded once."""
     clip_index = rng.integers(0, len(clips), size)
     frame_number = np.array([rng.integers(1, clips[c].num_frames + 1) for c in clip_index])
     frames = np.stack([
@@ -303,7 +305,7 @@ def evaluate_localization(
         raise ValueError(f"negatives must be 'frame' or 'audio'; got {negatives!r}.")
     rng = np.random.default_rng(seed)
     if negatives == "frame":
-        pool_clip, _, pool_visual = _negative_pool(model, clips, negative_pool_size, resize_hw,
+        pool_clip, _, pool_visual = negative_frame_pool(model, clips, negative_pool_size, resize_hw,
                                                    crop_hw, rng, batch_size)
     else:
         pool_clip, pool_audio = _negative_audio_pool(model, clips, negative_pool_size, rng,
@@ -339,12 +341,12 @@ def evaluate_localization(
         accuracy.update_state(*scaled)
         if have_metadata:
             if negatives == "frame":  # the other frame shows all the classes that sound here
-                sounding = _classes(metadata[clip_index], sounding_only=True)
-                clear = np.array([not sounding <= _classes(metadata[pool_clip[n]], False)
+                sounding = object_classes(metadata[clip_index], sounding_only=True)
+                clear = np.array([not sounding <= object_classes(metadata[pool_clip[n]], False)
                                   for n in negative], np.float32)
             else:  # this frame shows all the classes that sound in the other clip
-                visible = _classes(metadata[clip_index], sounding_only=False)
-                clear = np.array([not _classes(metadata[pool_clip[n]], True) <= visible
+                visible = object_classes(metadata[clip_index], sounding_only=False)
+                clear = np.array([not object_classes(metadata[pool_clip[n]], True) <= visible
                                   for n in negative], np.float32)
             ambiguous_total += int(len(clear) - clear.sum())
             distance_clear.update_state(*scaled, sample_weight=clear)
