@@ -13,12 +13,11 @@ one of the localizer's own binaural objectives:
   --check prior     (an upmixer or CLUP run with the spatial prior, `spatial_prior.SpatialPrior`):
                     the prior's estimate of the window's differential from its mono and the
                     frame's map and columns, as the upmixer makes it, against the true one,
-                    mean |D^ - D|^2 / mean |M|^2 of the level-normalised window (1: no better
-                    than d = 0); the run's localizer gives d;
+                    mean |D^ - D|^2 / mean |M|^2 of the level-normalised window (d^ = 0 scores
+                    mean |D|^2 / mean |M|^2); the run's localizer gives d;
   --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
                     through the learnt column responses R_k(f) against the window's
-                    differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power
-                    (1: no better than d = 0);
+                    differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power;
   --check ild       (`pointing.BinauralCueObjective`): the ILD predicted from the map's column
                     profile against the window's, mean_k (ILD^_k - ILD_k)^2 over 8 bands in units
                     of 10 dB (`pointing.band_ild`).

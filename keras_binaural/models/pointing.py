@@ -503,7 +503,8 @@ class ResponseObjective(PointingObjective):
 
     def response_errors(self, mass, binaural):
         """The same error chunk by chunk, `[B]`: how far the map's columns, through the learnt
-        responses, are from explaining each chunk's differential (1: no better than d = 0)."""
+        responses, are from explaining each chunk's differential (d^ = 0 scores mean |D|^2 / mean
+        |M|^2)."""
         _, estimate, spectrum, diff_spectrum = self._estimate(mass, binaural)
         error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
         return error / tf.maximum(tf.reduce_mean(tf.square(tf.abs(spectrum)), axis=[1, 2]), 1e-8)
