@@ -67,16 +67,16 @@ conditions on the spatial prior (models/spatial_prior.py: the mono's time-freque
 column's least-squares response to the differential), and Table 2 scores that prior itself
 (`eval.sampler = "prior"`): after a CPU budget of steps it is far closer to the truth than the
 diffusion sample, which needs many more steps to refine it. The localizer is cheap to train
-(~0.3 s a step against CLUP's ~1.5 s): `make demo` trains it alone first and starts CLUP from it
+(~0.3 s a step against CLUP's ~0.9 s): `make demo` trains it alone first and starts CLUP from it
 (`model_init.localizer`). The paper size keeps ResNet-18 and the fast sampler.
 
 Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (16 x 16
 cells of the compact encoder's map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
 per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
 cosine decay, 8 epochs of 25 steps (the localizer alone: 24 epochs, 50 warm-up steps), 2
-validation batches per epoch. Measured in `make demo` on 2
-idle cores (BENCHMARKS.md, Intel Xeon with AMX): the localizer 249 s, CLUP 431 s, the audio-only
-upmixer 205 s; the whole demo 15.9 min.
+validation batches per epoch. Measured in `make demo` on 2 idle cores (BENCHMARKS.md, Intel Xeon
+with AMX, 2026-12-04): the localizer 290 s, CLUP holding it 219 s, the audio-only upmixer 127 s;
+the whole demo 12.3 min.
 """
 
 from __future__ import annotations
