@@ -136,6 +136,17 @@ def gradient_seconds(loss_fn, variables, jit_compile: bool = False) -> float:
     return statistics.median(times)
 
 
+def denoiser_loss_fn(denoiser, mono):
+    """A loss of `denoiser` alone on random inputs of the batch's shape (`mono` `[batch, time]`),
+    for `gradient_seconds`; the denoiser is built by its first call here."""
+    batch, samples = mono.shape[0], mono.shape[1]
+    inputs = {"noisy": tf.random.normal([batch, samples, 1]), "step": tf.fill([batch], 3.0),
+              "mono": tf.random.normal([batch, samples, denoiser.conditioner_inputs]),
+              "guidance": tf.random.normal([batch, denoiser.guidance_channels])}
+    denoiser(inputs)
+    return lambda: tf.reduce_mean(tf.cast(denoiser(inputs, training=True), tf.float32) ** 2)
+
+
 def breakdown(config, clips) -> dict[str, float]:
     """Seconds of the forward + backward pass of the whole loss and of its main parts."""
     model = training.build_model(config)
@@ -147,16 +158,8 @@ def breakdown(config, clips) -> dict[str, float]:
         parts["localizer's losses"] = gradient_seconds(
             lambda: localizer.compute_losses(data, training=True)["loss"],
             localizer.trainable_variables)
-    batch, samples = data["mono"].shape[0], data["mono"].shape[1]
-
-    def denoiser_loss():
-        inputs = {"noisy": tf.random.normal([batch, samples, 1]),
-                  "step": tf.fill([batch], 3.0),
-                  "mono": tf.random.normal([batch, samples, model.denoiser.conditioner_inputs]),
-                  "guidance": tf.random.normal([batch, model.denoiser.guidance_channels])}
-        return tf.reduce_mean(model.denoiser(inputs, training=True) ** 2)
-
-    parts["denoiser alone"] = gradient_seconds(denoiser_loss, model.denoiser.trainable_variables)
+    parts["denoiser alone"] = gradient_seconds(denoiser_loss_fn(model.denoiser, data["mono"]),
+                                               model.denoiser.trainable_variables)
     parts["the rest"] = parts["whole loss"] - sum(
         seconds for name, seconds in parts.items() if name != "whole loss")
     return parts
@@ -173,14 +176,7 @@ def levers(config, clips) -> dict[str, float]:
     for policy in ("float32", "mixed_bfloat16"):
         denoiser = type(model.denoiser).from_config(
             {**model.denoiser.get_config(), "dtype": policy})
-        inputs = {"noisy": tf.random.normal([batch, samples, 1]), "step": tf.fill([batch], 3.0),
-                  "mono": tf.random.normal([batch, samples, denoiser.conditioner_inputs]),
-                  "guidance": tf.random.normal([batch, denoiser.guidance_channels])}
-        denoiser(inputs)
-
-        def denoiser_loss(denoiser=denoiser, inputs=inputs):
-            return tf.reduce_mean(tf.cast(denoiser(inputs, training=True), tf.float32) ** 2)
-
+        denoiser_loss = denoiser_loss_fn(denoiser, data["mono"])
         variables = denoiser.trainable_variables
         parts[f"denoiser, {policy}"] = gradient_seconds(denoiser_loss, variables)
         if policy == "float32":
@@ -205,6 +201,11 @@ def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
     config = demo_config()
+    parts = [timed for timed, wanted in ((breakdown, FLAGS.breakdown), (levers, FLAGS.levers))
+             if wanted]
+    if parts and config.model_kind == "localizer":  # before minutes of training are timed
+        raise app.UsageError("--breakdown and --levers time an upmixer's or CLUP's step; got a "
+                             "localizer.")
     root = FLAGS.root or common.synthetic_root(FLAGS.workdir, FLAGS.num_clips, 6, "136x136")
     clips = fairplay.list_clips(root, "train")
     batch = config.train.batch_size
@@ -220,16 +221,8 @@ def main(argv):
         print(f"training, {what}: {examples_per_second:.2f} examples/s (median step "
               f"{batch / examples_per_second:.2f} s; first step with tracing {times[0]:.0f} s); "
               f"{common.load()}", flush=True)
-    if FLAGS.breakdown:
-        if config.model_kind == "localizer":
-            raise app.UsageError("--breakdown times an upmixer's or CLUP's step; got a localizer.")
-        for name, seconds in breakdown(config, clips).items():
-            print(f"forward + backward, {name}: {seconds:.3f} s", flush=True)
-        print(common.load(), flush=True)
-    if FLAGS.levers:
-        if config.model_kind == "localizer":
-            raise app.UsageError("--levers times an upmixer's or CLUP's parts; got a localizer.")
-        for name, seconds in levers(config, clips).items():
+    for timed in parts:
+        for name, seconds in timed(config, clips).items():
             print(f"forward + backward, {name}: {seconds:.3f} s", flush=True)
         print(common.load(), flush=True)
 
