@@ -98,10 +98,10 @@ def check_function(run, localizer, check: str):
         objective.predict_ild(cell_map) - band_ild(binaural, objective.cue_bands)[0]), axis=-1)
 
 
-def binaural_errors(model, error_fn, visual, audio, windows, batch_size=32) -> np.ndarray:
-    """e of each (frame, window) pair, `[n]` (0 for silent windows): `error_fn` of
-    `check_function` on the frames' encodings `[n, h, w, 512]`, their maps with the windows'
-    audio features `[n, 512]`, and the windows `[n, time, 2]`."""
+def binaural_errors(model, error_fn, visual, audio, windows, loud, batch_size=32) -> np.ndarray:
+    """e of each (frame, window) pair, `[n]` (0 where `loud` `[n]` is 0: silent windows):
+    `error_fn` of `check_function` on the frames' encodings `[n, h, w, 512]`, their maps with
+    the windows' audio features `[n, 512]`, and the windows `[n, time, 2]`."""
     errors = []
     for i in range(0, len(audio), batch_size):
         visual_part = tf.constant(visual[i : i + batch_size])
@@ -109,8 +109,7 @@ def binaural_errors(model, error_fn, visual, audio, windows, batch_size=32) -> n
                            tf.float32)
         chunk = tf.constant(windows[i : i + batch_size], tf.float32)
         errors.append(error_fn(visual_part, cell_map, chunk).numpy())
-    _, loud = band_ild(windows)
-    return np.concatenate(errors) * loud.numpy()
+    return np.concatenate(errors) * loud
 
 
 def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
@@ -132,14 +131,16 @@ def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
             model, localization.window_patches(example["mono"].numpy(), starts))
         windows = np.stack([binaural[s : s + CHUNK_SAMPLES] for s in starts])
         windows = np.pad(windows, ((0, 0), (0, CHUNK_SAMPLES - windows.shape[1]), (0, 0)))
+        loud = band_ild(windows)[1].numpy()
         others = np.flatnonzero(pool_clip != index)
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization.object_classes(metadata[index], sounding_only=True)
         for key, value in (
             ("d_pos", localization.pair_distances(model, visual, audio)),
             ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
-            ("e_pos", binaural_errors(model, error_fn, visual, audio, windows)),
-            ("e_neg", binaural_errors(model, error_fn, pool_visual[negative], audio, windows)),
+            ("e_pos", binaural_errors(model, error_fn, visual, audio, windows, loud)),
+            ("e_neg", binaural_errors(model, error_fn, pool_visual[negative], audio, windows,
+                                      loud)),
             ("clear", np.array([not sounding <= localization.object_classes(
                 metadata[pool_clip[n]], sounding_only=False) for n in negative])),
         ):
