@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
-      [--check prior|response|ild] [--weights 0,3,10,30,100]
+      [--check prior|response|ild] [--weights 0,3,10,30,100] [--context 3]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
@@ -22,11 +22,13 @@ one of the localizer's own binaural objectives:
                     profile against the window's, mean_k (ILD^_k - ILD_k)^2 over 8 bands in units
                     of 10 dB (`pointing.band_ild`).
 
-e is 0 for silent windows; w = 0 is the mono protocol. Printed for each w of --weights: distance
-and accuracy (supp. Eq. 10-11) over all pairs, over the unambiguous ones and over the ambiguous
-ones only (the negative frame shows every class that sounds in the clip), the same windows and
-negatives as `evaluate_localization` with the same seed. Choose w on the validation subset;
-quote the test subset.
+e is 0 for silent windows; w = 0 is the mono protocol. With --context K, e is the mean of the
+frame's e against the 2 K + 1 windows within K hops (0.1 s each) of the pair's own, each with its
+own audio features (clamped at the clip's ends): the same frame heard for longer (2 K + 1 times
+the work). Printed for each w of --weights: distance and accuracy (supp. Eq. 10-11) over all
+pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows every
+class that sounds in the clip), the same windows and negatives as `evaluate_localization` with
+the same seed. Choose w (and K) on the validation subset; quote the test subset.
 """
 
 import os
@@ -57,6 +59,8 @@ flags.DEFINE_string("subset", "test", "Which subset of split 1.")
 flags.DEFINE_enum("check", "response", ["prior", "response", "ild"], "What scores e.")
 flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
+flags.DEFINE_integer("context", 0, "e averaged over the windows within this many hops.",
+                     lower_bound=0)
 flags.mark_flags_as_required(["model", "root"])
 FLAGS = flags.FLAGS
 
@@ -112,7 +116,17 @@ def binaural_errors(model, error_fn, visual, audio, windows, loud, batch_size=32
     return np.concatenate(errors) * loud
 
 
-def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
+def context_errors(model, error_fn, visual, audio, windows, loud, context: int) -> np.ndarray:
+    """`binaural_errors` of each frame of `visual` `[n, ...]` against the windows within
+    `context` hops of its own (the clip's `audio`, `windows`, `loud`, `[n, ...]` in time order;
+    clamped at the clip's ends), averaged: `[n]`."""
+    index = np.arange(len(audio))
+    return np.mean([binaural_errors(model, error_fn, visual, audio[near], windows[near], loud[near])
+                    for near in (np.clip(index + offset, 0, len(audio) - 1)
+                                 for offset in range(-context, context + 1))], axis=0)
+
+
+def pair_records(model, error_fn, clips, seed: int, context: int = 0) -> dict[str, np.ndarray]:
     """Per window: d and e of the positive and of the negative pair, and whether the negative
     is unambiguous."""
     rng = np.random.default_rng(seed)
@@ -138,9 +152,9 @@ def pair_records(model, error_fn, clips, seed: int) -> dict[str, np.ndarray]:
         for key, value in (
             ("d_pos", localization.pair_distances(model, visual, audio)),
             ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
-            ("e_pos", binaural_errors(model, error_fn, visual, audio, windows, loud)),
-            ("e_neg", binaural_errors(model, error_fn, pool_visual[negative], audio, windows,
-                                      loud)),
+            ("e_pos", context_errors(model, error_fn, visual, audio, windows, loud, context)),
+            ("e_neg", context_errors(model, error_fn, pool_visual[negative], audio, windows,
+                                     loud, context)),
             ("clear", np.array([not sounding <= localization.object_classes(
                 metadata[pool_clip[n]], sounding_only=False) for n in negative])),
         ):
@@ -163,10 +177,11 @@ def main(argv):
     model = run.localizer if hasattr(run, "denoiser") else run
     error_fn = check_function(run, model, FLAGS.check)
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
-    records = pair_records(model, error_fn, clips, FLAGS.seed)
+    records = pair_records(model, error_fn, clips, FLAGS.seed, FLAGS.context)
     clear = records["clear"].astype(bool)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
-          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}) mean: positives "
+          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}, context "
+          f"{FLAGS.context}) mean: positives "
           f"{records['e_pos'].mean():.3f}, negatives {records['e_neg'].mean():.3f}, ambiguous "
           f"negatives {records['e_neg'][~clear].mean():.3f}")
     print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")
