@@ -37,9 +37,11 @@ no XLA, each setting in its own process; BENCHMARKS.md has the runs):
   the AVX512-BF16 EPYC, where the denoiser's speed figures were measured with it) and stays on.
   On a CPU without those (AVX2 only; AVX-512 without VNNI is assumed to be alike, unmeasured)
   it speeds the ResNet's Conv2D up 1.7x but slows the dilated Conv1D down 2.4-3.9x: on for
-  "train" (CLUP's step is mostly its two ResNet-18s), off for "generate" (nearly all dilated
-  Conv1D); "test" keeps TensorFlow's own default (off there). Not yet measured there: a whole
-  train step; the audio-only upmixer's (all dilated Conv1D) may well prefer oneDNN off.
+  "train" (CLUP's step at paper size is mostly its two ResNet-18s), off for "generate" (nearly
+  all dilated Conv1D); "test" keeps TensorFlow's own default (off there). Not yet measured
+  there: a whole train step. At demo size it is about half the denoiser (C = 16, its dilated
+  convolutions written as space-to-batch and a plain Conv1D) and a fifth the spatial prior's
+  Conv2D, and the audio-only upmixer's is nearly all denoiser: either may prefer oneDNN off.
 - bfloat16 (the "mixed_bfloat16" Keras policy: bfloat16 compute, float32 variables): only where
   the CPU computes it natively (avx512_bf16 or amx_bf16), and only for "generate": C = 64
   generation (`benchmarks/bench_denoiser_speed.py`, XLA on) runs at RTF 0.55 in bfloat16
