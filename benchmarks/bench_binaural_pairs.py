@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
-      [--check prior|response|ild] [--weights 0,3,10,30,100] [--context 3] [--shrink]
+      [--check prior|response|ild] [--weights 0,3,10,30,100] [--context 3]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
@@ -14,11 +14,7 @@ one of the localizer's own binaural objectives:
                     the prior's estimate of the window's differential from its mono and the
                     frame's map and columns, as the upmixer makes it, against the true one,
                     mean |D^ - D|^2 / mean |M|^2 of the level-normalised window (d^ = 0 scores
-                    mean |D|^2 / mean |M|^2); the run's localizer gives d. With --shrink, D^
-                    is first scaled in each of 16 frequency bands by the factor in [0, 1] that
-                    brings it closest to D (`spatial_prior.shrink_per_band`): whether the map
-                    sends each band to the right side, not how boldly, so that a wrong estimate
-                    scores no worse than no estimate at all;
+                    mean |D|^2 / mean |M|^2); the run's localizer gives d;
   --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
                     through the learnt column responses R_k(f) against the window's
                     differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power;
@@ -55,7 +51,7 @@ from keras_binaural.evaluation import localization
 from keras_binaural.localization_metrics import softmax_scaled
 from keras_binaural.models.localization_core import column_profile
 from keras_binaural.models.pointing import BinauralCueObjective, ResponseObjective, band_ild
-from keras_binaural.models.spatial_prior import column_features, shrink_per_band, stft
+from keras_binaural.models.spatial_prior import column_features, stft
 
 flags.DEFINE_string("model", None, "A localizer, upmixer or CLUP run (workdir or .keras).")
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
@@ -65,15 +61,13 @@ flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
 flags.DEFINE_integer("context", 0, "e averaged over the windows within this many hops.",
                      lower_bound=0)
-flags.DEFINE_bool("shrink", False, "--check prior: the estimate scaled per band by its best "
-                  "factor in [0, 1] first.")
 flags.mark_flags_as_required(["model", "root"])
 FLAGS = flags.FLAGS
 
 RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
-def check_function(run, localizer, check: str, shrink: bool = False):
+def check_function(run, localizer, check: str):
     """e(V, A, binaural) -> `[batch]` for --check: V `[batch, h, w, 512]` the frames' encoding,
     A `[batch, h, w]` their maps, binaural `[batch, time, 2]` the windows."""
     if check == "prior":
@@ -90,8 +84,6 @@ def check_function(run, localizer, check: str, shrink: bool = False):
             scale = upmixer.level_scale(mono)
             estimate, spectrum, _ = upmixer.prior.estimate(mono / scale, embeddings)
             diff_spectrum = stft((binaural[..., 0] - binaural[..., 1]) / 2 / scale)
-            if shrink:
-                estimate = shrink_per_band(estimate, diff_spectrum)
             error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
             power = tf.reduce_mean(tf.square(tf.abs(spectrum)), axis=[1, 2])
             return error / tf.maximum(power, 1e-8)
@@ -183,15 +175,13 @@ def main(argv):
     del argv
     run = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
     model = run.localizer if hasattr(run, "denoiser") else run
-    if FLAGS.shrink and FLAGS.check != "prior":
-        raise app.UsageError("--shrink scales the prior's estimate: it needs --check prior.")
-    error_fn = check_function(run, model, FLAGS.check, FLAGS.shrink)
+    error_fn = check_function(run, model, FLAGS.check)
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
     records = pair_records(model, error_fn, clips, FLAGS.seed, FLAGS.context)
     clear = records["clear"].astype(bool)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
           f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}, context "
-          f"{FLAGS.context}{', shrunk' if FLAGS.shrink else ''}) mean: positives "
+          f"{FLAGS.context}) mean: positives "
           f"{records['e_pos'].mean():.3f}, negatives {records['e_neg'].mean():.3f}, ambiguous "
           f"negatives {records['e_neg'][~clear].mean():.3f}")
     print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")

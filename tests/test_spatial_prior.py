@@ -148,29 +148,6 @@ def test_prior_loss_matches_numpy():
                                                                                  rel=1e-4)
 
 
-def test_shrink_per_band_is_the_best_factor_in_zero_one_per_band():
-    shape = (2, 5, sp.NUM_BINS)
-    estimate = (RNG.normal(size=shape) + 1j * RNG.normal(size=shape)).astype("complex64")
-    target = (RNG.normal(size=shape) + 1j * RNG.normal(size=shape)).astype("complex64")
-    target[0] = 0.4 * estimate[0] + 0.01 * target[0]  # factor 0.4 in every band
-    target[1, :, :100] = -estimate[1, :, :100]  # the wrong side: factor 0
-    target[1, :, 100:] = 3 * estimate[1, :, 100:]  # bolder than the estimate: factor 1
-    shrunk = sp.shrink_per_band(tf.constant(estimate), tf.constant(target)).numpy()
-    band = np.arange(sp.NUM_BINS) * 16 // sp.NUM_BINS
-    grid = np.linspace(0.0, 1.0, 1001)
-    for example in range(2):
-        for index in range(16):
-            part = band == index
-            errors = [np.sum(np.abs(g * estimate[example][:, part] - target[example][:, part]) ** 2)
-                      for g in grid]
-            best = grid[int(np.argmin(errors))]  # by brute force
-            np.testing.assert_allclose(shrunk[example][:, part], best * estimate[example][:, part],
-                                       atol=2e-3 * np.abs(estimate).max())
-    np.testing.assert_allclose(shrunk[0], 0.4 * estimate[0], rtol=1e-2, atol=1e-3)
-    assert np.abs(shrunk[1, :, :90]).max() == 0 and np.allclose(shrunk[1, :, 110:],
-                                                                estimate[1, :, 110:])
-
-
 def test_upmixer_with_the_prior_trains_generates_and_round_trips(upmixer_batch, upmixer_root,
                                                                 tmp_path):
     with pytest.raises(ValueError, match="spatial_prior needs a localizer"):

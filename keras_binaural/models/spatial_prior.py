@@ -339,25 +339,3 @@ def prior_loss(estimate, mono_spectrum, diff_spectrum):
     """
     error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)))
     return error / tf.maximum(tf.reduce_mean(tf.square(tf.abs(mono_spectrum))), 1e-8)
-
-
-def shrink_per_band(estimate, target, bands: int = 16):
-    """`estimate` scaled in each of `bands` equal frequency bands by the least-squares factor
-    towards `target`, clipped to [0, 1]: a_b = clip(Re sum D^ conj(D) / sum |D^|^2, 0, 1) over the
-    band's bins and frames. What is left, |a D^ - D|^2, says whether the estimate sends each band
-    to the right side rather than how boldly: at worst (a_b = 0) it is |D|^2, no estimate's error.
-
-    Args:
-      estimate, target: `[batch, frames, bins]` complex (`SpatialPrior.estimate`, `stft`; static
-        bins).
-      bands: how many bands split the bins (bin k is in band k * bands // bins).
-
-    Returns:
-      `[batch, frames, bins]` like `estimate`.
-    """
-    bins = estimate.shape[-1]
-    onehot = tf.one_hot(np.arange(bins) * bands // bins, bands)  # [bins, bands]
-    inner = tf.einsum("bfk,kn->bn", tf.math.real(estimate * tf.math.conj(target)), onehot)
-    power = tf.einsum("bfk,kn->bn", tf.square(tf.abs(estimate)), onehot)
-    factor = tf.clip_by_value(inner / tf.maximum(power, 1e-12), 0.0, 1.0)
-    return estimate * tf.cast(tf.einsum("bn,kn->bk", factor, onehot), estimate.dtype)[:, None]
