@@ -26,7 +26,8 @@ the batch's shape, the forward and backward pass of the two parts that dominate 
 the settings that could speed them up: the denoiser in float32 as trained, under XLA as one
 cluster, with each layer's gate and 1 x 1 as an XLA cluster (as the sampler's
 `compiled_denoise_fn`), and in mixed bfloat16; the spatial prior's audio CNN
-(`SpatialPrior.assignment`) in float32 and in mixed bfloat16.
+(`SpatialPrior.assignment`) in float32 and in mixed bfloat16 (whatever the config's
+`prior_audio_dtype`; `KERAS_BINAURAL_BF16=0` times the whole step with it in float32).
 
 With --hold_localizer CLUP holds a localizer (`model.update_localizer=False`), as `make demo`
 trains it: an untrained localizer of the variant's size, saved to --workdir, stands in for the
@@ -187,7 +188,8 @@ def levers(config, clips) -> dict[str, float]:
             parts["denoiser, float32, each layer's gate under XLA"] = gradient_seconds(
                 denoiser_loss, variables)
         if model.prior is not None:
-            prior = type(model.prior).from_config({**model.prior.get_config(), "dtype": policy})
+            prior = type(model.prior).from_config(
+                {**model.prior.get_config(), "dtype": policy, "audio_dtype": None})
             prior.build()
             columns = tf.random.normal([batch, prior.width])
             parts[f"spatial prior's audio CNN, {policy}"] = gradient_seconds(

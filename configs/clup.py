@@ -71,12 +71,14 @@ diffusion sample, which needs many more steps to refine it. The localizer is che
 (`model_init.localizer`). The paper size keeps ResNet-18 and the fast sampler.
 
 Demo choices, sized for `make demo` on 2 CPU cores: 128 x 128 crops of 136 x 136 frames (16 x 16
-cells of the compact encoder's map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive field
-per cycle covers every interaural delay), global batch 8, Adam 5e-4 with 20 warm-up steps and
-cosine decay, 8 epochs of 25 steps (the localizer alone: 24 epochs, 50 warm-up steps), 2
-validation batches per epoch. Measured in `make demo` on 2 idle cores (BENCHMARKS.md, Intel Xeon
-with AMX, 2026-12-04): the localizer 290 s, CLUP holding it 219 s, the audio-only upmixer 127 s;
-the whole demo 12.3 min.
+cells of the compact encoder's map), denoiser C = 16 with 2 x 10 layers (a 2,047-sample receptive
+field per cycle covers every interaural delay), the spatial prior's audio CNN in bfloat16 on CPUs
+that have it in hardware (`prior_audio_dtype = "auto"`: 1.1-1.2x the step, Table 2 unchanged),
+global batch 8, Adam 5e-4 with 20 warm-up steps and cosine decay, 8 epochs of 25 steps (the
+localizer alone: 24 epochs, 50 warm-up steps), 2 validation batches per epoch. Measured in `make
+demo` on 2 idle cores (BENCHMARKS.md, Intel Xeon with AMX, 2026-12-04): the localizer 290 s, CLUP
+holding it 219 s, the audio-only upmixer 127 s; the whole demo 12.3 min (14.8 min on an AMD EPYC
+with AVX512-BF16, 2026-12-04, before the prior's bfloat16).
 """
 
 from __future__ import annotations
@@ -160,6 +162,8 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     # The localizer learns from its own losses; the generation losses do not reach it.
     arguments.localizer_gradients = False
     arguments.prior_columns = 16
+    # The prior's audio CNN in bfloat16 where the CPU has it in hardware ("auto"; 1.7x on it).
+    arguments.prior_audio_dtype = "auto" if size == "demo" else None
     # The prior's per-bin assignment against the binaural responsibilities (several sources).
     arguments.lambda_assignment = 0.0
     arguments.update_responses = True  # False: keep the responses of model_init.responses

@@ -47,10 +47,14 @@ no XLA, each setting in its own process; BENCHMARKS.md has the runs):
   generation (`benchmarks/bench_denoiser_speed.py`, XLA on) runs at RTF 0.55 in bfloat16
   against 0.83 in float32 on the AVX512-BF16 EPYC, 0.91 against 2.01 on the Sapphire Rapids
   (loaded, load 3-4.5); without native support it gains 8 % by moving half the bytes
-  (issue 13), not worth its rounding. Training and tests stay float32
-  (their losses and references are float32; AMX's 6-7x on the Conv2D makes bfloat16 training
-  worth measuring). This module does not set Keras's global policy: a policy acts when a model
-  is built, and half-set policies in a loaded model would mix dtypes.
+  (issue 13), not worth its rounding. Training and tests stay float32 (their losses and
+  references are float32), but for one part: the spatial prior's audio CNN (five 3 x 3 Conv2D
+  on every spectrum, a fifth to a third of the demo's CLUP step) runs in bfloat16 where
+  `bfloat16_pays` and the model asks for it (`SpatialPrior(audio_dtype="auto")`, the demo
+  configuration): 1.7x on that CNN, 1.1-1.2x on the step, Table 2 unchanged (BENCHMARKS.md); the
+  denoiser at demo size (C = 16) does not gain (0.97-1.04x). This module does not set Keras's
+  global policy: a policy acts when a model is built, and half-set policies in a loaded model
+  would mix dtypes.
 - XLA: for "generate" (one XLA cluster per residual layer, float32: RTF 0.83 against 1.13
   without on the EPYC, 2.01 against 2.86 on the Sapphire Rapids, loaded; bfloat16 there: 0.91
   against 2.44); not for "train" (TF 2.16 fails to convert the upmixer's train step:
@@ -64,7 +68,7 @@ Environment overrides (each wins over the decision; an unreadable value is an er
 | variable | values | what |
 |---|---|---|
 | KERAS_BINAURAL_ONEDNN | 0 / 1 | oneDNN off / on (TF_ENABLE_ONEDNN_OPTS) |
-| KERAS_BINAURAL_BF16 | 0 / 1 | `Settings.dtype_policy` float32 / mixed_bfloat16 |
+| KERAS_BINAURAL_BF16 | 0 / 1 | `Settings.dtype_policy` float32 / mixed_bfloat16; `bfloat16_pays` |
 | KERAS_BINAURAL_XLA | 0 / 1 | `Settings.xla` off / on |
 | KERAS_BINAURAL_THREADS | N >= 1 | intra-op and inter-op threads (TF_NUM_INTRAOP_THREADS, ...) |
 
@@ -182,6 +186,19 @@ def decide(flags: set[str] | frozenset[str], cores: int, environ: Mapping[str, s
         intra_op_threads=threads,
         inter_op_threads=threads,
     )
+
+
+def bfloat16_pays(flags: set[str] | frozenset[str], environ: Mapping[str, str]) -> bool:
+    """Whether a part that asks for bfloat16 "where it pays" should compute in it: where the CPU
+    has bfloat16 in hardware (avx512_bf16 or amx_bf16); KERAS_BINAURAL_BF16 = 0 / 1 overrides.
+
+    Used for the training step's one part that gains from it in float32 training, the spatial
+    prior's audio CNN (`SpatialPrior(audio_dtype="auto")`, 1.7 x on both native CPU kinds).
+
+    Raises:
+      ValueError: an override that is not understood.
+    """
+    return _switch(environ, "KERAS_BINAURAL_BF16", bool(flags & BF16_NATIVE_FLAGS))
 
 
 def _cpuinfo_field(name: str, cpuinfo: str = "/proc/cpuinfo") -> str:

@@ -87,6 +87,23 @@ def test_what_is_not_understood_is_named(environ, workload, message):
         runtime.decide(AVX2_EPYC, cores=2, environ=environ, workload=workload)
 
 
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "pays"),
+    [
+        (AVX2_EPYC, {}, False),  # emulated: no gain worth the rounding
+        (AVX512_BF16_EPYC, {}, True),
+        (SAPPHIRE_RAPIDS, {}, True),
+        (AVX2_EPYC | {"avx512f", "avx512_vnni"}, {}, False),
+        (SAPPHIRE_RAPIDS, {"KERAS_BINAURAL_BF16": "0"}, False),
+        (AVX2_EPYC, {"KERAS_BINAURAL_BF16": "1"}, True),
+    ],
+)
+def test_bfloat16_pays_where_the_cpu_has_it_or_the_environment_says(flags, environ, pays):
+    assert runtime.bfloat16_pays(flags, environ) is pays
+    with pytest.raises(ValueError, match="KERAS_BINAURAL_BF16='2': want 0 or 1"):
+        runtime.bfloat16_pays(flags, {"KERAS_BINAURAL_BF16": "2"})
+
 PROBE = """
 import json, os, sys
 from keras_binaural import runtime

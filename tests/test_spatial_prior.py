@@ -74,6 +74,27 @@ def test_the_assignment_follows_the_attention_mass_before_any_match():
     np.testing.assert_allclose(share[0, 3, 10], expected, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("bf16", ["0", "1"])
+def test_the_audio_cnn_in_bfloat16_keeps_float32_weights_and_the_assignment(bf16, monkeypatch):
+    monkeypatch.setenv("KERAS_BINAURAL_BF16", bf16)  # what "auto" follows (runtime.bfloat16_pays)
+    reference = sp.SpatialPrior(columns=3, embedding_size=4, channels=4)
+    auto = sp.SpatialPrior(columns=3, embedding_size=4, channels=4, audio_dtype="auto")
+    for prior in (reference, auto):
+        prior.build(column_feature_size=6)
+    auto.set_weights(reference.get_weights())
+    expected = "bfloat16" if bf16 == "1" else "float32"
+    assert {conv.compute_dtype for conv in auto.audio_convs} == {expected}
+    assert {weight.dtype for weight in auto.weights} == {"float32"}
+    assert auto.get_config()["audio_dtype"] == "auto"
+    spectrum = sp.stft(RNG.normal(size=(2, 3200)).astype("float32"))
+    z = reference.embed_columns(RNG.normal(size=(2, 3, 6)).astype("float32"),
+                                np.full((2, 3), 1 / 3, "float32"))
+    ours, theirs = auto.assignment(spectrum, z), reference.assignment(spectrum, z)
+    assert ours.dtype == tf.float32
+    # bfloat16 keeps 8 bits of mantissa: the shares agree to about 1e-2, float32 exactly.
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-2 if bf16 == "1" else 1e-6)
+
 def test_column_responses_are_the_least_squares_answer():
     responses = sp.ColumnResponses(columns=2)
     responses.build()

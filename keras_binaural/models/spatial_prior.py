@@ -45,11 +45,13 @@ True)`).
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_binaural import metrics
+from keras_binaural import metrics, runtime
 from keras_binaural.conventions import SAMPLES_PER_FRAME
 from keras_binaural.models.guidance import binning_matrix
 
@@ -199,6 +201,11 @@ class SpatialPrior(keras.layers.Layer):
       columns: K, the image columns a bin can be assigned to.
       embedding_size: E, the size of u(f, t) and z_k.
       channels: width of the audio CNN.
+      audio_dtype: the dtype policy of the audio CNN's convolutions, the prior's heavy part:
+        None (the layer's own), a Keras policy name ("mixed_bfloat16": bfloat16 compute,
+        float32 weights), or "auto": "mixed_bfloat16" where `runtime.bfloat16_pays` on this
+        machine, else the layer's own. The weights are float32 either way, so a model trained
+        with one loads and runs with the other.
       **kwargs: `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -219,20 +226,25 @@ class SpatialPrior(keras.layers.Layer):
     """
 
     def __init__(self, columns: int = 16, embedding_size: int = 32, channels: int = 32,
-                 **kwargs):
+                 audio_dtype: str | None = None, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         self.columns = columns
         self.embedding_size = embedding_size
         self.channels = channels
+        self.audio_dtype = audio_dtype
 
         # === Layers ===
         dtype = self.dtype_policy
+        conv_dtype = audio_dtype or dtype
+        if audio_dtype == "auto":
+            pays = runtime.bfloat16_pays(runtime.cpu_flags(), os.environ)
+            conv_dtype = "mixed_bfloat16" if pays else dtype
         # (time, frequency) dilations: the frequency context grows to 2 x 63 bins (2 kHz).
         dilations = ((1, 1), (1, 2), (2, 4), (1, 8), (2, 16))
         self.audio_convs = [
             keras.layers.Conv2D(channels, 3, padding="same", dilation_rate=rate,
-                                activation="relu", name=f"audio_conv{i + 1}", dtype=dtype)
+                                activation="relu", name=f"audio_conv{i + 1}", dtype=conv_dtype)
             for i, rate in enumerate(dilations)]
         self.audio_context = keras.layers.Dense(channels, activation="relu",
                                                 name="audio_context", dtype=dtype)
@@ -274,6 +286,7 @@ class SpatialPrior(keras.layers.Layer):
         x = tf.math.log(tf.abs(spectrum) + 1e-4)[..., None]
         for conv in self.audio_convs:
             x = conv(x)
+        x = tf.cast(x, self.audio_context.compute_dtype)  # from the CNN's own (`audio_dtype`)
         context = self.audio_context(tf.reduce_mean(x, axis=2))  # [batch, frames, C]
         x = tf.concat([x, tf.broadcast_to(context[:, :, None], tf.shape(x))], axis=-1)
         u = self.audio_output(x)  # [batch, frames, bins, E]
@@ -303,7 +316,8 @@ class SpatialPrior(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "columns": self.columns,
-                "embedding_size": self.embedding_size, "channels": self.channels}
+                "embedding_size": self.embedding_size, "channels": self.channels,
+                "audio_dtype": self.audio_dtype}
 
 
 def assignment_loss(share, target, mono_spectrum):

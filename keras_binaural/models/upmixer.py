@@ -161,6 +161,8 @@ class Upmixer(LossTermsModel):
       spatial_prior: condition the denoiser on a first estimate of the differential from the
         mono and the image columns (`spatial_prior.SpatialPrior`; needs a localizer).
       prior_columns, prior_embedding_size, prior_channels: its K, E and audio CNN width.
+      prior_audio_dtype: its audio CNN's dtype policy (`SpatialPrior`'s `audio_dtype`: None,
+        a policy name, or "auto": bfloat16 where the CPU has it in hardware).
       lambda_prior: weight of its loss `spatial_prior.prior_loss`.
       lambda_assignment: weight of `spatial_prior.assignment_loss`, the prior's per-bin
         assignment against the binaural responsibilities (0: not computed).
@@ -228,6 +230,7 @@ class Upmixer(LossTermsModel):
         prior_columns: int = 16,
         prior_embedding_size: int = 32,
         prior_channels: int = 32,
+        prior_audio_dtype: str | None = None,
         lambda_prior: float = 1.0,
         lambda_assignment: float = 0.0,
         update_responses: bool = True,
@@ -283,6 +286,7 @@ class Upmixer(LossTermsModel):
         self.prior_columns = prior_columns
         self.prior_embedding_size = prior_embedding_size
         self.prior_channels = prior_channels
+        self.prior_audio_dtype = prior_audio_dtype
         self.lambda_prior = lambda_prior
         self.lambda_assignment = lambda_assignment
         self.update_responses = update_responses
@@ -311,7 +315,7 @@ class Upmixer(LossTermsModel):
         self.localizer = self.visual_encoder = self.guidance_network = self.prior = None
         if spatial_prior:
             self.prior = SpatialPrior(prior_columns, prior_embedding_size, prior_channels,
-                                      name="spatial_prior", dtype=dtype)
+                                      prior_audio_dtype, name="spatial_prior", dtype=dtype)
         if guided:
             self.localizer = LocalizationModel(
                 localizer=_LOCALIZER_OF_GUIDANCE[guidance],
@@ -698,6 +702,7 @@ class Upmixer(LossTermsModel):
             "prior_columns": self.prior_columns,
             "prior_embedding_size": self.prior_embedding_size,
             "prior_channels": self.prior_channels,
+            "prior_audio_dtype": self.prior_audio_dtype,
             "lambda_prior": self.lambda_prior,
             "lambda_assignment": self.lambda_assignment,
             "update_responses": self.update_responses,
