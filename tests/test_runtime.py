@@ -87,7 +87,6 @@ def test_what_is_not_understood_is_named(environ, workload, message):
         runtime.decide(AVX2_EPYC, cores=2, environ=environ, workload=workload)
 
 
-
 @pytest.mark.parametrize(
     ("flags", "environ", "pays"),
     [
@@ -103,6 +102,7 @@ def test_bfloat16_pays_where_the_cpu_has_it_or_the_environment_says(flags, envir
     assert runtime.bfloat16_pays(flags, environ) is pays
     with pytest.raises(ValueError, match="KERAS_BINAURAL_BF16='2': want 0 or 1"):
         runtime.bfloat16_pays(flags, {"KERAS_BINAURAL_BF16": "2"})
+
 
 PROBE = """
 import json, os, sys

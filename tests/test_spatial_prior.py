@@ -74,7 +74,6 @@ def test_the_assignment_follows_the_attention_mass_before_any_match():
     np.testing.assert_allclose(share[0, 3, 10], expected, rtol=1e-5)
 
 
-
 @pytest.mark.parametrize("bf16", ["0", "1"])
 def test_the_audio_cnn_in_bfloat16_keeps_float32_weights_and_the_assignment(bf16, monkeypatch):
     monkeypatch.setenv("KERAS_BINAURAL_BF16", bf16)  # what "auto" follows (runtime.bfloat16_pays)
@@ -94,6 +93,7 @@ def test_the_audio_cnn_in_bfloat16_keeps_float32_weights_and_the_assignment(bf16
     assert ours.dtype == tf.float32
     # bfloat16 keeps 8 bits of mantissa: the shares agree to about 1e-2, float32 exactly.
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-2 if bf16 == "1" else 1e-6)
+
 
 def test_column_responses_are_the_least_squares_answer():
     responses = sp.ColumnResponses(columns=2)

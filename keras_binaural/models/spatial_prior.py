@@ -236,10 +236,10 @@ class SpatialPrior(keras.layers.Layer):
 
         # === Layers ===
         dtype = self.dtype_policy
-        conv_dtype = audio_dtype or dtype
         if audio_dtype == "auto":
             pays = runtime.bfloat16_pays(runtime.cpu_flags(), os.environ)
-            conv_dtype = "mixed_bfloat16" if pays else dtype
+            audio_dtype = "mixed_bfloat16" if pays else None
+        conv_dtype = audio_dtype or dtype
         # (time, frequency) dilations: the frequency context grows to 2 x 63 bins (2 kHz).
         dilations = ((1, 1), (1, 2), (2, 4), (1, 8), (2, 16))
         self.audio_convs = [
