@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
-      [--check prior|response|ild] [--weights 0,3,10,30,100] [--context 3]
+      [--check prior|mixture|response|ild] [--weights 0,3,10,30,100] [--context 3]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
@@ -51,12 +51,14 @@ from keras_binaural.evaluation import localization
 from keras_binaural.localization_metrics import softmax_scaled
 from keras_binaural.models.localization_core import column_profile
 from keras_binaural.models.pointing import BinauralCueObjective, ResponseObjective, band_ild
-from keras_binaural.models.spatial_prior import column_features, stft
+from keras_binaural.models.spatial_prior import RESPONSIBILITY_SPREAD, column_features, stft
 
 flags.DEFINE_string("model", None, "A localizer, upmixer or CLUP run (workdir or .keras).")
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
 flags.DEFINE_string("subset", "test", "Which subset of split 1.")
-flags.DEFINE_enum("check", "response", ["prior", "response", "ild"], "What scores e.")
+flags.DEFINE_enum("check", "response", ["prior", "mixture", "response", "ild"],
+                  "What scores e.")
+flags.DEFINE_float("spread", RESPONSIBILITY_SPREAD, "s of --check mixture (ratio units).")
 flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
 flags.DEFINE_integer("context", 0, "e averaged over the windows within this many hops.",
@@ -70,10 +72,10 @@ RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 def check_function(run, localizer, check: str):
     """e(V, A, binaural) -> `[batch]` for --check: V `[batch, h, w, 512]` the frames' encoding,
     A `[batch, h, w]` their maps, binaural `[batch, time, 2]` the windows."""
-    if check == "prior":
+    if check in ("prior", "mixture"):
         upmixer = run  # the upmixer's own prior, as it conditions its denoiser
         if getattr(upmixer, "prior", None) is None:
-            raise app.UsageError(f"{FLAGS.model}: --check prior needs an upmixer or CLUP run "
+            raise app.UsageError(f"{FLAGS.model}: --check {check} needs an upmixer or CLUP run "
                                  "with the spatial prior.")
         columns = upmixer.prior_columns
 
@@ -82,11 +84,16 @@ def check_function(run, localizer, check: str):
                                                      column_profile(cell_map, columns))
             mono = (binaural[..., 0] + binaural[..., 1]) / 2
             scale = upmixer.level_scale(mono)
-            estimate, spectrum, _ = upmixer.prior.estimate(mono / scale, embeddings)
+            estimate, spectrum, share = upmixer.prior.estimate(mono / scale, embeddings)
             diff_spectrum = stft((binaural[..., 0] - binaural[..., 1]) / 2 / scale)
+            power = tf.square(tf.abs(spectrum))
+            if check == "mixture":
+                log_likelihood = upmixer.prior.responses.log_likelihood(
+                    share, spectrum, diff_spectrum, FLAGS.spread)
+                return -(tf.reduce_sum(power * log_likelihood, axis=[1, 2])
+                         / tf.maximum(tf.reduce_sum(power, axis=[1, 2]), 1e-12))
             error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
-            power = tf.reduce_mean(tf.square(tf.abs(spectrum)), axis=[1, 2])
-            return error / tf.maximum(power, 1e-8)
+            return error / tf.maximum(tf.reduce_mean(power, axis=[1, 2]), 1e-8)
 
         return prior_error
     kind, weight = {"response": (ResponseObjective, "lambda_response"),

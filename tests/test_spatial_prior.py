@@ -116,10 +116,13 @@ def test_column_responses_are_the_least_squares_answer():
     np.testing.assert_allclose(got[0], 0.0, atol=1e-6)  # never assigned: no response
 
 
-def test_responsibilities_say_which_column_explains_each_bin():
+def two_column_responses():
+    """(ColumnResponses with R_0 = 0.5 + 0.2j at every frequency and R_1 = -R_0, [R_0, R_1],
+    a mono spectrum M `[2, frames, bins]`, which column explains each bin (2: the centre), and
+    the differential D = M R_which)."""
     responses = sp.ColumnResponses(columns=2)
     responses.build()
-    left = 0.5 + 0.2j  # R_0, the same at every frequency; R_1 = -R_0
+    left = 0.5 + 0.2j
     cross = np.zeros((2, sp.NUM_BINS, 2), "float32")
     cross[0, :, 0], cross[0, :, 1] = left.real, left.imag
     cross[1] = -cross[0]
@@ -127,20 +130,55 @@ def test_responsibilities_say_which_column_explains_each_bin():
     responses.power.assign(np.ones((2, sp.NUM_BINS), "float32"))  # R = cross / (1 + floor)
     response = np.array([left, -left]) / (1 + sp.RESPONSE_FLOOR)
     spectrum = sp.stft(RNG.normal(size=(2, 1600)).astype("float32")).numpy()
-    which = RNG.integers(0, 3, size=spectrum.shape)  # column 0, column 1 or the centre
+    which = RNG.integers(0, 3, size=spectrum.shape)
     diff = spectrum * np.where(which == 2, 0.0, response[np.minimum(which, 1)])
+    return responses, response, spectrum, which, diff
+
+
+def fit_logits_numpy(response, spectrum, diff, spread=sp.RESPONSIBILITY_SPREAD):
+    errors = np.abs(diff[..., None] - spectrum[..., None] * np.append(response, 0)) ** 2
+    power = np.abs(spectrum) ** 2
+    return -errors / (spread**2 * (power + sp.RESPONSE_FLOOR * power.mean()))[..., None]
+
+
+def test_responsibilities_say_which_column_explains_each_bin():
+    responses, response, spectrum, which, diff = two_column_responses()
     diff = diff + 0.01 * np.abs(spectrum) * RNG.normal(size=spectrum.shape)
     got = responses.responsibilities(tf.constant(spectrum, tf.complex64),
                                      tf.constant(diff, tf.complex64)).numpy()
-    errors = np.abs(diff[..., None] - spectrum[..., None] * np.append(response, 0)) ** 2
-    power = np.abs(spectrum) ** 2
-    scale = sp.RESPONSIBILITY_SPREAD**2 * (power + sp.RESPONSE_FLOOR * power.mean())
-    logits = -errors / scale[..., None]
+    logits = fit_logits_numpy(response, spectrum, diff)
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    power = np.abs(spectrum) ** 2
     loud = power > 0.1 * power.mean()  # where M is not ~0, the right class wins
     assert np.mean(got.argmax(-1)[loud] == which[loud]) > 0.99
+
+
+def test_log_likelihood_is_the_mixtures_and_needs_only_some_column_to_explain_a_bin():
+    responses, response, spectrum, _, diff = two_column_responses()
+    spectrum_tf, diff_tf = (tf.constant(x, tf.complex64) for x in (spectrum, diff))
+    share = RNG.dirichlet(np.ones(3), size=spectrum.shape)[..., :2].astype("float32")
+    got = responses.log_likelihood(tf.constant(share), spectrum_tf, diff_tf, spread=0.3).numpy()
+    full = np.concatenate([share, 1 - share.sum(-1, keepdims=True)], axis=-1)
+    terms = np.log(full + 1e-6) + fit_logits_numpy(response, spectrum, diff, spread=0.3)
+    top = terms.max(-1, keepdims=True)
+    expected = (top + np.log(np.exp(terms - top).sum(-1, keepdims=True)))[..., 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+    # A differential from column 0 alone: an even split between the two columns explains it
+    # (log 1/2 per loud bin), all of it on column 1 does not; one share for every bin works too.
+    from_left = tf.constant(spectrum * response[0], tf.complex64)
+    power = np.abs(spectrum) ** 2
+    loud = power > 0.1 * power.mean()
+
+    def mean_log_likelihood(left, right):
+        share = tf.constant([[[[left, right]]]] * 2, tf.float32)  # [2, 1, 1, K]
+        return responses.log_likelihood(share, spectrum_tf, from_left).numpy()[loud].mean()
+
+    np.testing.assert_allclose(mean_log_likelihood(1.0, 0.0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(mean_log_likelihood(0.5, 0.5), np.log(0.5), atol=1e-3)
+    assert mean_log_likelihood(0.0, 1.0) < np.log(1e-5)  # only an empty share's 1e-6 floor
 
 
 def test_assignment_loss_matches_numpy():

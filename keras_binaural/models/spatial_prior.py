@@ -152,6 +152,18 @@ class ColumnResponses(keras.layers.Layer):
         gain = tf.einsum("bfnk,knc->bfnc", self._per_bin(share, spectrum), self.response())
         return spectrum * tf.complex(gain[..., 0], gain[..., 1])
 
+    def _fit_logits(self, spectrum, diff_spectrum, spread: float):
+        """-|D - M R_k|^2 / (s^2 (|M|^2 + floor)) `[batch, frames, bins, K + 1]` (the centre,
+        R = 0, last): how well each column's response explains each bin, in units of s."""
+        response = self.response()
+        response = tf.transpose(tf.complex(response[..., 0], response[..., 1]))  # [bins, K]
+        errors = tf.concat([
+            tf.square(tf.abs(diff_spectrum[..., None] - spectrum[..., None] * response)),
+            tf.square(tf.abs(diff_spectrum))[..., None]], axis=-1)
+        power = tf.square(tf.abs(spectrum))
+        scale = spread**2 * (power + RESPONSE_FLOOR * tf.reduce_mean(power) + 1e-12)
+        return -errors / scale[..., None]
+
     def responsibilities(self, spectrum, diff_spectrum, spread: float = RESPONSIBILITY_SPREAD):
         """q `[batch, frames, bins, K + 1]`: which column (or the centre, R = 0, last) explains
         each bin of the true differential, as the E-step of a mixture would say:
@@ -164,14 +176,28 @@ class ColumnResponses(keras.layers.Layer):
           spectrum, diff_spectrum: `[batch, frames, bins]` complex STFTs of the mono and of the
             true differential.
         """
-        response = self.response()
-        response = tf.transpose(tf.complex(response[..., 0], response[..., 1]))  # [bins, K]
-        errors = tf.concat([
-            tf.square(tf.abs(diff_spectrum[..., None] - spectrum[..., None] * response)),
-            tf.square(tf.abs(diff_spectrum))[..., None]], axis=-1)
-        power = tf.square(tf.abs(spectrum))
-        scale = spread**2 * (power + RESPONSE_FLOOR * tf.reduce_mean(power) + 1e-12)
-        return tf.stop_gradient(tf.nn.softmax(-errors / scale[..., None], axis=-1))
+        logits = self._fit_logits(spectrum, diff_spectrum, spread)
+        return tf.stop_gradient(tf.nn.softmax(logits, axis=-1))
+
+    def log_likelihood(self, share, spectrum, diff_spectrum,
+                       spread: float = RESPONSIBILITY_SPREAD):
+        """log sum_k p_k exp(-|D - M R_k|^2 / (s^2 (|M|^2 + floor))) `[batch, frames, bins]`,
+        the centre (p = 1 - sum_k p_k, R = 0) included: how likely the true differential is
+        under the mixture `estimate` takes the mean of, bin by bin, up to a constant that
+        depends on M only (the Gaussians' normalisers). Where `estimate` blends the columns'
+        responses with the shares, this asks only that some column with a share explains each
+        bin: with several sources, a picture with an object where each one sounds scores well
+        even when the shares split the bins between them wrongly.
+
+        Args:
+          share: p as for `estimate`.
+          spectrum, diff_spectrum: as for `responsibilities`.
+        """
+        share = self._per_bin(share, spectrum)
+        centre = tf.maximum(1.0 - tf.reduce_sum(share, axis=-1, keepdims=True), 0.0)
+        log_share = tf.math.log(tf.concat([share, centre], axis=-1) + 1e-6)
+        return tf.reduce_logsumexp(
+            log_share + self._fit_logits(spectrum, diff_spectrum, spread), axis=-1)
 
     def update(self, share, spectrum, diff_spectrum):
         """Adds a training batch to the sums (and decays the old ones).
