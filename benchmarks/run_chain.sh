@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 12's runs on 1-3 sounding objects that `bench_binaural_pairs.py` scores (BENCHMARKS.md,
+# "Table 1 when the pair also hears where the sound is"): the single- and multi-source data, the
+# localizer on single sources (PAIR), CLUP holding it (ONE_HELD: its column responses), PAIR
+# fine-tuned on the mixtures (PAIR_MULTI) and CLUP held from that with ONE_HELD's responses
+# (CHAIN, "the consistent chain"). About 45 minutes on two idle cores.
+#
+# Usage: bash benchmarks/run_chain.sh OUT     (PYTHON defaults to .venv/bin/python)
+# Rerun the same command after an interruption: each tool resumes where it stopped, and a
+# finished step does nothing.
+set -euo pipefail
+OUT=${1:?usage: bash benchmarks/run_chain.sh OUT}
+PYTHON=${PYTHON:-.venv/bin/python}
+export TF_CPP_MIN_LOG_LEVEL=3
+
+step() {  # step NAME COMMAND...: runs it and prints its time
+  local start=$SECONDS
+  "${@:2}"
+  echo "run_chain: $1 took $((SECONDS - start)) s"
+}
+
+DATA=(tools/make_dataset.py --num_clips 640 --clip_seconds 4 --frame_size 136x136 --workers 2)
+step ONE "$PYTHON" "${DATA[@]}" --max_sources 1 --output_dir "$OUT/ONE"
+step MULTI "$PYTHON" "${DATA[@]}" --max_sources 3 --output_dir "$OUT/MULTI"
+step PAIR "$PYTHON" tools/train.py --config=configs/clup.py:demo,localizer \
+  --config.data.root="$OUT/ONE" --config.model.lambda_erase=3 --config.train.epochs=60 \
+  --workdir="$OUT/PAIR"
+step ONE_HELD "$PYTHON" tools/train.py --config=configs/clup.py:demo --config.data.root="$OUT/ONE" \
+  --config.model_init.localizer="$OUT/PAIR" --config.model.localizer_config.lambda_erase=3 \
+  --config.model.update_localizer=False --config.train.epochs=24 --workdir="$OUT/ONE_HELD"
+step PAIR_MULTI "$PYTHON" tools/train.py --config=configs/clup.py:demo,localizer \
+  --config.data.root="$OUT/MULTI" --config.model_init.localizer="$OUT/PAIR" \
+  --config.model.lambda_erase=3 --config.train.epochs=20 --config.train.learning_rate=2e-4 \
+  --workdir="$OUT/PAIR_MULTI"
+step CHAIN "$PYTHON" tools/train.py --config=configs/clup.py:demo --config.data.root="$OUT/MULTI" \
+  --config.model_init.localizer="$OUT/PAIR_MULTI" --config.model_init.responses="$OUT/ONE_HELD" \
+  --config.model.update_responses=False --config.model.lambda_assignment=1 \
+  --config.model.localizer_config.lambda_erase=3 --config.model.update_localizer=False \
+  --config.train.epochs=24 --workdir="$OUT/CHAIN"
