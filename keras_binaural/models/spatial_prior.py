@@ -193,9 +193,7 @@ class ColumnResponses(keras.layers.Layer):
           share: p as for `estimate`.
           spectrum, diff_spectrum: as for `responsibilities`.
         """
-        share = self._per_bin(share, spectrum)
-        centre = tf.maximum(1.0 - tf.reduce_sum(share, axis=-1, keepdims=True), 0.0)
-        log_share = tf.math.log(tf.concat([share, centre], axis=-1) + 1e-6)
+        log_share = log_shares(self._per_bin(share, spectrum))
         return tf.reduce_logsumexp(
             log_share + self._fit_logits(spectrum, diff_spectrum, spread), axis=-1)
 
@@ -346,6 +344,14 @@ class SpatialPrior(keras.layers.Layer):
                 "audio_dtype": self.audio_dtype}
 
 
+def log_shares(share):
+    """log p `[..., K + 1]` float32 of the shares `[..., K]` and the centre's, 1 - sum_k p_k last
+    (a share of 0 counts as 1e-6)."""
+    share = tf.cast(share, tf.float32)
+    centre = tf.maximum(1.0 - tf.reduce_sum(share, axis=-1, keepdims=True), 0.0)
+    return tf.math.log(tf.concat([share, centre], axis=-1) + 1e-6)
+
+
 def assignment_loss(share, target, mono_spectrum):
     """The assignment's cross-entropy against the binaural responsibilities, weighted by the
     mono's power per bin (a scalar): sum w (-sum_k q_k log p_k) / sum w, w = |M|^2.
@@ -362,10 +368,7 @@ def assignment_loss(share, target, mono_spectrum):
     split that the prior needs (`benchmarks/bench_prior_ceiling.py --assignment bins`), taught
     bin by bin instead of only through the mean |D^ - D|^2 of `prior_loss`.
     """
-    share = tf.cast(share, tf.float32)
-    centre = tf.maximum(1.0 - tf.reduce_sum(share, axis=-1, keepdims=True), 0.0)
-    log_share = tf.math.log(tf.concat([share, centre], axis=-1) + 1e-6)
-    entropy = -tf.reduce_sum(tf.cast(target, tf.float32) * log_share, axis=-1)
+    entropy = -tf.reduce_sum(tf.cast(target, tf.float32) * log_shares(share), axis=-1)
     weight = tf.square(tf.abs(mono_spectrum))
     return tf.reduce_sum(weight * entropy) / tf.maximum(tf.reduce_sum(weight), 1e-12)
 
