@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_binaural_pairs.py --model RUN --root ROOT [--subset val] \
-      [--check prior|mixture|response|ild] [--weights 0,3,10,30,100] [--context 3]
+      [--check prior|mixture|response|ild] [--weights 0,3,10,30,100] [--context 0,3,clip]
 
 On the mono protocol (`evaluate_localization`, frame negatives) a negative frame that shows the
 sounding class cannot be told from the positive: the mono says what sounds, not where. The
@@ -15,6 +15,10 @@ one of the localizer's own binaural objectives:
                     frame's map and columns, as the upmixer makes it, against the true one,
                     mean |D^ - D|^2 / mean |M|^2 of the level-normalised window (d^ = 0 scores
                     mean |D|^2 / mean |M|^2); the run's localizer gives d;
+  --check mixture   (the same run): how unlikely the window's differential is under the same
+                    prior's mixture (`ColumnResponses.log_likelihood`, spread --spread),
+                    -sum |M|^2 log L / sum |M|^2 over the window's bins: each bin need only be
+                    explained by some column the prior gives a share;
   --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
                     through the learnt column responses R_k(f) against the window's
                     differential, mean |M sum_k a_k R_k - D|^2 / mean |M|^2 at unit mono power;
@@ -24,11 +28,14 @@ one of the localizer's own binaural objectives:
 
 e is 0 for silent windows; w = 0 is the mono protocol. With --context K, e is the mean of the
 frame's e against the 2 K + 1 windows within K hops (0.1 s each) of the pair's own, each with its
-own audio features (clamped at the clip's ends): the same frame heard for longer (2 K + 1 times
-the work). Printed for each w of --weights: distance and accuracy (supp. Eq. 10-11) over all
-pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows every
-class that sounds in the clip), the same windows and negatives as `evaluate_localization` with
-the same seed. Choose w (and K) on the validation subset; quote the test subset.
+own audio features (clamped at the clip's ends); with --context clip, against every window of
+the clip: the same frame heard for longer. Every frame a clip's pairs use is scored against
+every window of the clip once (each window's audio heard once, `error_matrix`), so one run gives
+a table for each entry of --context at the cost of the whole clip's (about 9 s a clip).
+Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
+all pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows
+every class that sounds in the clip), the same windows and negatives as `evaluate_localization`
+with the same seed. Choose w and the context on the validation subset; quote the test subset.
 """
 
 import os
@@ -43,6 +50,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from tqdm import tqdm
 
 from keras_binaural import training
 from keras_binaural.conventions import CHUNK_SAMPLES
@@ -61,8 +69,8 @@ flags.DEFINE_enum("check", "response", ["prior", "mixture", "response", "ild"],
 flags.DEFINE_float("spread", RESPONSIBILITY_SPREAD, "s of --check mixture (ratio units).")
 flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
-flags.DEFINE_integer("context", 0, "e averaged over the windows within this many hops.",
-                     lower_bound=0)
+flags.DEFINE_list("context", ["0"], "e averaged over the windows within each of these many "
+                  "hops, or over the whole clip ('clip'): a table each.")
 flags.mark_flags_as_required(["model", "root"])
 FLAGS = flags.FLAGS
 
@@ -70,32 +78,53 @@ RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
 def check_function(run, localizer, check: str):
-    """e(V, A, binaural) -> `[batch]` for --check: V `[batch, h, w, 512]` the frames' encoding,
-    A `[batch, h, w]` their maps, binaural `[batch, time, 2]` the windows."""
+    """(hear, error) for --check, as `tf.function`s: hear(binaural `[1, time, 2]`) -> what e
+    needs of one window, computed once; error(V, a, heard) -> e `[batch]` of frames against that
+    window, V `[batch, h, w, 512]` their encodings, a `[512]` the window's audio feature.
+
+    In graph mode: eagerly, with oneDNN and the prior's audio CNN in bfloat16 (an AVX512-BF16
+    CPU), TF 2.16 returns NaN for about 1 % of calls at batch 1 (BENCHMARKS.md, issue 12)."""
+    hear, error = binaural_check(run, localizer, check)
+
+    def pair_errors(visual, audio_feature, heard):
+        feature = tf.repeat(audio_feature[None], tf.shape(visual)[0], axis=0)
+        return error(visual, tf.cast(localizer.cell_map(visual, feature), tf.float32), heard)
+
+    return tf.function(hear), tf.function(pair_errors, reduce_retracing=True, jit_compile=True)
+
+
+def binaural_check(run, localizer, check: str):
+    """`check_function`'s (hear, error) but for error taking the frames' maps A `[batch, h, w]`
+    in place of the window's audio feature."""
     if check in ("prior", "mixture"):
         upmixer = run  # the upmixer's own prior, as it conditions its denoiser
         if getattr(upmixer, "prior", None) is None:
             raise app.UsageError(f"{FLAGS.model}: --check {check} needs an upmixer or CLUP run "
                                  "with the spatial prior.")
-        columns = upmixer.prior_columns
+        prior, columns = upmixer.prior, upmixer.prior_columns
 
-        def prior_error(visual, cell_map, binaural):
-            embeddings = upmixer.prior.embed_columns(column_features(visual, cell_map, columns),
-                                                     column_profile(cell_map, columns))
+        def hear(binaural):
             mono = (binaural[..., 0] + binaural[..., 1]) / 2
             scale = upmixer.level_scale(mono)
-            estimate, spectrum, share = upmixer.prior.estimate(mono / scale, embeddings)
-            diff_spectrum = stft((binaural[..., 0] - binaural[..., 1]) / 2 / scale)
+            spectrum = stft(mono / scale)
+            return (spectrum, stft((binaural[..., 0] - binaural[..., 1]) / 2 / scale),
+                    prior.bin_embeddings(spectrum))
+
+        def prior_error(visual, cell_map, heard):
+            spectrum, diff_spectrum, u = heard  # batch 1: the window's, for every frame
+            share = prior.match(u, prior.embed_columns(column_features(visual, cell_map, columns),
+                                                       column_profile(cell_map, columns)))
             power = tf.square(tf.abs(spectrum))
             if check == "mixture":
-                log_likelihood = upmixer.prior.responses.log_likelihood(
-                    share, spectrum, diff_spectrum, FLAGS.spread)
+                log_likelihood = prior.responses.log_likelihood(share, spectrum, diff_spectrum,
+                                                                FLAGS.spread)
                 return -(tf.reduce_sum(power * log_likelihood, axis=[1, 2])
                          / tf.maximum(tf.reduce_sum(power, axis=[1, 2]), 1e-12))
-            error = tf.reduce_mean(tf.square(tf.abs(estimate - diff_spectrum)), axis=[1, 2])
+            error = tf.reduce_mean(tf.square(tf.abs(prior.responses.estimate(share, spectrum)
+                                                    - diff_spectrum)), axis=[1, 2])
             return error / tf.maximum(tf.reduce_mean(power, axis=[1, 2]), 1e-8)
 
-        return prior_error
+        return hear, prior_error
     kind, weight = {"response": (ResponseObjective, "lambda_response"),
                     "ild": (BinauralCueObjective, "lambda_cue")}[check]
     objectives = [o for o in localizer.pointing_objectives if isinstance(o, kind)]
@@ -103,46 +132,54 @@ def check_function(run, localizer, check: str):
         raise app.UsageError(f"{FLAGS.model}: the localizer has no {kind.__name__} ({weight}).")
     objective = objectives[0]
     if check == "response":
-        return lambda visual, cell_map, binaural: objective.response_errors(
-            column_profile(cell_map, objective.response_columns), binaural)
-    return lambda visual, cell_map, binaural: tf.reduce_mean(tf.square(
-        objective.predict_ild(cell_map) - band_ild(binaural, objective.cue_bands)[0]), axis=-1)
+        return (lambda binaural: binaural,
+                lambda visual, cell_map, binaural: objective.response_errors(
+                    column_profile(cell_map, objective.response_columns),
+                    tf.repeat(binaural, tf.shape(cell_map)[0], axis=0)))
+    return (lambda binaural: band_ild(binaural, objective.cue_bands)[0],
+            lambda visual, cell_map, ild: tf.reduce_mean(
+                tf.square(objective.predict_ild(cell_map) - ild), axis=-1))
 
 
-def binaural_errors(model, error_fn, visual, audio, windows, loud, batch_size=32) -> np.ndarray:
-    """e of each (frame, window) pair, `[n]` (0 where `loud` `[n]` is 0: silent windows):
-    `error_fn` of `check_function` on the frames' encodings `[n, h, w, 512]`, their maps with
-    the windows' audio features `[n, 512]`, and the windows `[n, time, 2]`."""
-    errors = []
-    for i in range(0, len(audio), batch_size):
-        visual_part = tf.constant(visual[i : i + batch_size])
-        cell_map = tf.cast(model.cell_map(visual_part, tf.constant(audio[i : i + batch_size])),
-                           tf.float32)
-        chunk = tf.constant(windows[i : i + batch_size], tf.float32)
-        errors.append(error_fn(visual_part, cell_map, chunk).numpy())
-    return np.concatenate(errors) * loud
+def error_matrix(check, visual, audio, windows, loud, batch_size=128) -> np.ndarray:
+    """e of every frame of `visual` `[m, h, w, 512]` against every window of one clip (its audio
+    features `[n, 512]`, the windows `[n, time, 2]`, `loud` `[n]`, 0 for silent windows):
+    `[m, n]`, 0 against the silent windows. Each window is heard once (`check_function`)."""
+    hear, error = check
+    matrix = np.zeros([len(visual), len(audio)], np.float32)
+    for j in np.flatnonzero(loud):
+        heard = hear(tf.constant(windows[j : j + 1], tf.float32))
+        for i in range(0, len(visual), batch_size):
+            visual_part = tf.constant(visual[i : i + batch_size])
+            matrix[i : i + batch_size, j] = error(visual_part, tf.constant(audio[j]), heard)
+    return matrix
 
 
-def context_errors(model, error_fn, visual, audio, windows, loud, context: int) -> np.ndarray:
-    """`binaural_errors` of each frame of `visual` `[n, ...]` against the windows within
-    `context` hops of its own (the clip's `audio`, `windows`, `loud`, `[n, ...]` in time order;
-    clamped at the clip's ends), averaged: `[n]`."""
-    index = np.arange(len(audio))
-    return np.mean([binaural_errors(model, error_fn, visual, audio[near], windows[near], loud[near])
-                    for near in (np.clip(index + offset, 0, len(audio) - 1)
-                                 for offset in range(-context, context + 1))], axis=0)
+def in_context(matrix, context: int | None) -> np.ndarray:
+    """`[n]`: each frame t of the `[n, n]` `matrix` (`error_matrix`, frame t paired with window
+    t) against the windows within `context` hops of t (clamped at the clip's ends), averaged;
+    against the whole clip's windows with `context` None."""
+    if context is None:
+        return matrix.mean(axis=1)
+    index = np.arange(len(matrix))
+    return np.mean([matrix[index, np.clip(index + offset, 0, len(matrix) - 1)]
+                    for offset in range(-context, context + 1)], axis=0)
 
 
-def pair_records(model, error_fn, clips, seed: int, context: int = 0) -> dict[str, np.ndarray]:
-    """Per window: d and e of the positive and of the negative pair, and whether the negative
-    is unambiguous."""
+def pair_records(model, check, clips, seed: int, contexts) -> dict:
+    """Per window: d of the positive and of the negative pair, e of each in every context of
+    `contexts` (`in_context`; "e_pos", "e_neg" map a context to `[windows]`), and whether the
+    negative is unambiguous."""
     rng = np.random.default_rng(seed)
     pool_clip, _, pool_visual = localization.negative_frame_pool(model, clips, 256, RESIZE_HW,
                                                                  CROP_HW, rng, 32)
     metadata = [localization.load_metadata(clip) for clip in clips]
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
-    records = {key: [] for key in ("d_pos", "d_neg", "e_pos", "e_neg", "clear")}
-    for example in fairplay.evaluation_dataset(clips, RESIZE_HW, CROP_HW):
+    records = {key: [] for key in ("d_pos", "d_neg", "clear")}
+    records.update(e_pos={context: [] for context in contexts},
+                   e_neg={context: [] for context in contexts})
+    for example in tqdm(fairplay.evaluation_dataset(clips, RESIZE_HW, CROP_HW), total=len(clips),
+                        desc="clips", unit="clip"):
         index = position[example["clip_id"].numpy().decode()]
         binaural = example["binaural"].numpy()
         starts = localization.window_starts(len(binaural))
@@ -156,17 +193,17 @@ def pair_records(model, error_fn, clips, seed: int, context: int = 0) -> dict[st
         others = np.flatnonzero(pool_clip != index)
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization.object_classes(metadata[index], sounding_only=True)
-        for key, value in (
-            ("d_pos", localization.pair_distances(model, visual, audio)),
-            ("d_neg", localization.pair_distances(model, pool_visual[negative], audio)),
-            ("e_pos", context_errors(model, error_fn, visual, audio, windows, loud, context)),
-            ("e_neg", context_errors(model, error_fn, pool_visual[negative], audio, windows,
-                                     loud, context)),
-            ("clear", np.array([not sounding <= localization.object_classes(
-                metadata[pool_clip[n]], sounding_only=False) for n in negative])),
-        ):
-            records[key].append(value)
-    return {key: np.concatenate(value) for key, value in records.items()}
+        records["d_pos"].append(localization.pair_distances(model, visual, audio))
+        records["d_neg"].append(localization.pair_distances(model, pool_visual[negative], audio))
+        records["clear"].append(np.array([not sounding <= localization.object_classes(
+            metadata[pool_clip[n]], sounding_only=False) for n in negative]))
+        matrix = error_matrix(check, np.concatenate([visual, pool_visual[negative]]),
+                              audio, windows, loud)
+        for context in contexts:
+            records["e_pos"][context].append(in_context(matrix[: len(starts)], context))
+            records["e_neg"][context].append(in_context(matrix[len(starts) :], context))
+    return {key: ({c: np.concatenate(v) for c, v in value.items()} if isinstance(value, dict)
+                  else np.concatenate(value)) for key, value in records.items()}
 
 
 def scores(d_positive, d_negative, mask) -> tuple[float, float]:
@@ -178,29 +215,42 @@ def scores(d_positive, d_negative, mask) -> tuple[float, float]:
     return float(distance), float(100.0 * (paired.sum() + unpaired.sum()) / (2 * mask.sum()))
 
 
+def parse_context(value: str) -> int | None:
+    """A --context entry: hops each side (an integer >= 0), or None for "clip"."""
+    if value == "clip":
+        return None
+    if not value.isdigit():
+        raise app.UsageError(f"--context: {value!r} is neither a number of hops nor 'clip'.")
+    return int(value)
+
+
 def main(argv):
     del argv
+    contexts = [parse_context(value) for value in FLAGS.context]
     run = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
     model = run.localizer if hasattr(run, "denoiser") else run
-    error_fn = check_function(run, model, FLAGS.check)
+    check = check_function(run, model, FLAGS.check)
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
-    records = pair_records(model, error_fn, clips, FLAGS.seed, FLAGS.context)
+    records = pair_records(model, check, clips, FLAGS.seed, contexts)
     clear = records["clear"].astype(bool)
-    print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
-          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives); e ({FLAGS.check}, context "
-          f"{FLAGS.context}) mean: positives "
-          f"{records['e_pos'].mean():.3f}, negatives {records['e_neg'].mean():.3f}, ambiguous "
-          f"negatives {records['e_neg'][~clear].mean():.3f}")
-    print("| w | distance | accuracy | unambiguous: distance | accuracy | ambiguous only: accuracy |")
-    print("|---:|---:|---:|---:|---:|---:|")
     every = np.ones_like(clear)
-    for weight in (float(w) for w in FLAGS.weights):
-        d_positive = records["d_pos"] + weight * records["e_pos"]
-        d_negative = records["d_neg"] + weight * records["e_neg"]
-        (distance, accuracy), (clear_distance, clear_accuracy), (_, ambiguous_accuracy) = (
-            scores(d_positive, d_negative, mask) for mask in (every, clear, ~clear))
-        print(f"| {weight:g} | {distance:.3f} | {accuracy:.1f} % | {clear_distance:.3f} | "
-              f"{clear_accuracy:.1f} % | {ambiguous_accuracy:.1f} % |", flush=True)
+    print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
+          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives), e by --check {FLAGS.check}")
+    for context in contexts:
+        e_positive, e_negative = records["e_pos"][context], records["e_neg"][context]
+        print(f"\ncontext {'the whole clip' if context is None else context}: e mean on "
+              f"positives {e_positive.mean():.3f}, negatives {e_negative.mean():.3f}, ambiguous "
+              f"negatives {e_negative[~clear].mean():.3f}")
+        print("| w | distance | accuracy | unambiguous: distance | accuracy | "
+              "ambiguous only: accuracy |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for weight in (float(w) for w in FLAGS.weights):
+            d_positive = records["d_pos"] + weight * e_positive
+            d_negative = records["d_neg"] + weight * e_negative
+            (distance, accuracy), (clear_distance, clear_accuracy), (_, ambiguous_accuracy) = (
+                scores(d_positive, d_negative, mask) for mask in (every, clear, ~clear))
+            print(f"| {weight:g} | {distance:.3f} | {accuracy:.1f} % | {clear_distance:.3f} | "
+                  f"{clear_accuracy:.1f} % | {ambiguous_accuracy:.1f} % |", flush=True)
 
 
 if __name__ == "__main__":

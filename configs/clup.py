@@ -162,6 +162,8 @@ def denoiser_arguments(size: str) -> ml_collections.ConfigDict:
     # The localizer learns from its own losses; the generation losses do not reach it.
     arguments.localizer_gradients = False
     arguments.prior_columns = 16
+    arguments.prior_embedding_size = 32  # E of u(f, t) and z_k
+    arguments.prior_channels = 32  # the width of the prior's audio CNN
     # The prior's audio CNN in bfloat16 where the CPU has it in hardware ("auto"; 1.7x on it).
     arguments.prior_audio_dtype = "auto" if size == "demo" else None
     # The prior's per-bin assignment against the binaural responsibilities (several sources).

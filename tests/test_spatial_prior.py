@@ -95,6 +95,28 @@ def test_the_audio_cnn_in_bfloat16_keeps_float32_weights_and_the_assignment(bf16
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-2 if bf16 == "1" else 1e-6)
 
 
+def test_one_sounds_embeddings_and_spectra_serve_a_batch_of_pictures():
+    """What bench_binaural_pairs relies on: u, M and D of batch 1 against three pictures' columns
+    give what the same sound repeated three times gives."""
+    prior = sp.SpatialPrior(columns=3, embedding_size=4, channels=4)
+    prior.build(column_feature_size=6)
+    prior.responses.power.assign(np.ones((3, sp.NUM_BINS), "float32"))
+    prior.responses.cross.assign(RNG.normal(size=(3, sp.NUM_BINS, 2)).astype("float32"))
+    z = prior.embed_columns(RNG.normal(size=(3, 3, 6)).astype("float32"),
+                            RNG.dirichlet(np.ones(3), size=3).astype("float32"))
+    spectrum, diff = (sp.stft(RNG.normal(size=(1, 1600)).astype("float32")) for _ in range(2))
+    tiled, tiled_diff = (tf.repeat(x, 3, axis=0) for x in (spectrum, diff))
+    share = prior.match(prior.bin_embeddings(spectrum), z)
+    np.testing.assert_allclose(share.numpy(), prior.assignment(tiled, z).numpy(), atol=1e-6)
+    for once, repeated in (
+        (prior.responses.estimate(share, spectrum), prior.responses.estimate(share, tiled)),
+        (prior.responses.log_likelihood(share, spectrum, diff),
+         prior.responses.log_likelihood(share, tiled, tiled_diff)),
+    ):
+        assert once.shape == repeated.shape
+        np.testing.assert_allclose(once.numpy(), repeated.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_column_responses_are_the_least_squares_answer():
     responses = sp.ColumnResponses(columns=2)
     responses.build()

@@ -138,9 +138,9 @@ class ColumnResponses(keras.layers.Layer):
 
     def _per_bin(self, share, spectrum):
         """`share` `[batch, frames, bins, K]`, or `[batch, 1, 1, K]` for every bin alike, as
-        float32 `[batch, frames, bins, K]`."""
-        return tf.broadcast_to(tf.cast(share, tf.float32),
-                               tf.concat([tf.shape(spectrum), [self.columns]], 0))
+        float32 `[batch, frames, bins, K]` (a `spectrum` of batch 1 serves every share)."""
+        shape = tf.broadcast_dynamic_shape(tf.shape(share)[:-1], tf.shape(spectrum))
+        return tf.broadcast_to(tf.cast(share, tf.float32), tf.concat([shape, [self.columns]], 0))
 
     def estimate(self, share, spectrum):
         """D^ = M sum_k p_k R_k `[batch, frames, bins]` complex64.
@@ -307,22 +307,33 @@ class SpatialPrior(keras.layers.Layer):
 
     def assignment(self, spectrum, column_embeddings):
         """p `[batch, frames, bins, K]`: each bin's share per column (the centre left out)."""
+        return self.match(self.bin_embeddings(spectrum), column_embeddings)
+
+    def bin_embeddings(self, spectrum):
+        """u `[batch, frames, bins, E]` of the mono's STFT `[batch, frames, bins]`: the audio's
+        part of the assignment, the same whatever the picture (so it can be computed once for
+        many frames)."""
         x = tf.math.log(tf.abs(spectrum) + 1e-4)[..., None]
         for conv in self.audio_convs:
             x = conv(x)
         x = tf.cast(x, self.audio_context.compute_dtype)  # from the CNN's own (`audio_dtype`)
         context = self.audio_context(tf.reduce_mean(x, axis=2))  # [batch, frames, C]
         x = tf.concat([x, tf.broadcast_to(context[:, :, None], tf.shape(x))], axis=-1)
-        u = self.audio_output(x)  # [batch, frames, bins, E]
+        return self.audio_output(x)
+
+    def match(self, u, column_embeddings):
+        """p `[batch, frames, bins, K]` from the bins' embeddings u (`bin_embeddings`) and the
+        columns' (`embed_columns`, as for `call`); u of batch 1 serves every example of the
+        columns' batch (one sound heard with many pictures)."""
         z = tf.cast(column_embeddings, u.dtype)
         if len(z.shape) == 2:
             z = z[:, None]
         z = tf.reshape(z, tf.concat([tf.shape(z)[:2], [self.columns, self.embedding_size + 1]], 0))
-        frames = tf.shape(spectrum)[1]
+        frames = tf.shape(u)[1]
         video_frame = tf.minimum(tf.range(frames) * metrics.HOP_SAMPLES // SAMPLES_PER_FRAME,
                                  tf.shape(z)[1] - 1)
         z = tf.gather(z, video_frame, axis=1)  # [batch, frames, K, E + 1]
-        match = tf.einsum("bfne,bfke->bfnk", u, z[..., :-1])
+        match = tf.einsum("...fne,...fke->...fnk", u, z[..., :-1])
         logits = match / np.sqrt(float(self.embedding_size))
         logits = logits + tf.cast(self.mass_weight, u.dtype) * z[:, :, None, :, -1]
         centre = tf.broadcast_to(tf.cast(self.centre_logit, logits.dtype), tf.shape(logits[..., :1]))
