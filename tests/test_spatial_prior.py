@@ -108,6 +108,9 @@ def test_one_sounds_embeddings_and_spectra_serve_a_batch_of_pictures():
     tiled, tiled_diff = (tf.repeat(x, 3, axis=0) for x in (spectrum, diff))
     share = prior.match(prior.bin_embeddings(spectrum), z)
     np.testing.assert_allclose(share.numpy(), prior.assignment(tiled, z).numpy(), atol=1e-6)
+    # Eager calls run the audio CNN traced; in a graph it is inlined: the same u.
+    np.testing.assert_allclose(tf.function(prior.bin_embeddings)(spectrum).numpy(),
+                               prior.bin_embeddings(spectrum).numpy(), atol=1e-6)
     for once, repeated in (
         (prior.responses.estimate(share, spectrum), prior.responses.estimate(share, tiled)),
         (prior.responses.log_likelihood(share, spectrum, diff),

@@ -276,6 +276,9 @@ class SpatialPrior(keras.layers.Layer):
         self.column_norm = keras.layers.LayerNormalization(name="column_norm", dtype=dtype)
         self.column_dense = keras.layers.Dense(embedding_size, name="column_dense", dtype=dtype)
         self.responses = ColumnResponses(columns, name="responses")
+        # Eagerly, TF 2.16's oneDNN convolutions in bfloat16 return NaN for about 1 % of calls
+        # at batch 1 (BENCHMARKS.md, issue 12); inside a tf.function they do not.
+        self._traced_bin_embeddings = tf.function(self._bin_embeddings, reduce_retracing=True)
 
     def build(self, input_shape=None, column_feature_size: int = 1024):
         shape = (None, None, NUM_BINS, 1)
@@ -312,7 +315,12 @@ class SpatialPrior(keras.layers.Layer):
     def bin_embeddings(self, spectrum):
         """u `[batch, frames, bins, E]` of the mono's STFT `[batch, frames, bins]`: the audio's
         part of the assignment, the same whatever the picture (so it can be computed once for
-        many frames)."""
+        many frames). Eager calls run traced (see `__init__`)."""
+        if tf.executing_eagerly():
+            return self._traced_bin_embeddings(spectrum)
+        return self._bin_embeddings(spectrum)
+
+    def _bin_embeddings(self, spectrum):
         x = tf.math.log(tf.abs(spectrum) + 1e-4)[..., None]
         for conv in self.audio_convs:
             x = conv(x)
