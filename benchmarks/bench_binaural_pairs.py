@@ -17,8 +17,7 @@ one of the localizer's own binaural objectives:
                     mean |D|^2 / mean |M|^2); the run's localizer gives d;
   --check mixture   (the same run): how unlikely the window's differential is under the same
                     prior's mixture (`ColumnResponses.log_likelihood`, spread --spread),
-                    -sum |M|^p log L / sum |M|^p over the window's bins, p = --bin_exponent
-                    (2: by power; 1: quieter sources count for more): each bin need only be
+                    -sum |M|^2 log L / sum |M|^2 over the window's bins: each bin need only be
                     explained by some column the prior gives a share;
   --check response  (`pointing.ResponseObjective.response_errors`): the map's mass per column
                     through the learnt column responses R_k(f) against the window's
@@ -68,7 +67,6 @@ flags.DEFINE_string("subset", "test", "Which subset of split 1.")
 flags.DEFINE_enum("check", "response", ["prior", "mixture", "response", "ild"],
                   "What scores e.")
 flags.DEFINE_float("spread", RESPONSIBILITY_SPREAD, "s of --check mixture (ratio units).")
-flags.DEFINE_float("bin_exponent", 2.0, "p of --check mixture: each bin weighs |M|^p.")
 flags.DEFINE_list("weights", ["0", "3", "10", "30", "100"], "The w to score with.")
 flags.DEFINE_integer("seed", 0, "Draws the negatives (as evaluate_localization).")
 flags.DEFINE_list("context", ["0"], "e averaged over the windows within each of these many "
@@ -120,9 +118,8 @@ def binaural_check(run, localizer, check: str):
             if check == "mixture":
                 log_likelihood = prior.responses.log_likelihood(share, spectrum, diff_spectrum,
                                                                 FLAGS.spread)
-                weight = tf.abs(spectrum) ** FLAGS.bin_exponent
-                return -(tf.reduce_sum(weight * log_likelihood, axis=[1, 2])
-                         / tf.maximum(tf.reduce_sum(weight, axis=[1, 2]), 1e-12))
+                return -(tf.reduce_sum(power * log_likelihood, axis=[1, 2])
+                         / tf.maximum(tf.reduce_sum(power, axis=[1, 2]), 1e-12))
             error = tf.reduce_mean(tf.square(tf.abs(prior.responses.estimate(share, spectrum)
                                                     - diff_spectrum)), axis=[1, 2])
             return error / tf.maximum(tf.reduce_mean(power, axis=[1, 2]), 1e-8)
