@@ -31,7 +31,7 @@ frame's e against the 2 K + 1 windows within K hops (0.1 s each) of the pair's o
 own audio features (clamped at the clip's ends); with --context clip, against every window of
 the clip: the same frame heard for longer. Every frame a clip's pairs use is scored against
 every window of the clip once (each window's audio heard once, `error_matrix`), so one run gives
-a table for each entry of --context at the cost of the whole clip's (about 9 s a clip).
+a table for each entry of --context at the cost of the whole clip's (5-6 s a clip on two cores).
 Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
 all pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows
 every class that sounds in the clip), the same windows and negatives as `evaluate_localization`
