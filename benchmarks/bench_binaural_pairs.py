@@ -30,8 +30,9 @@ e is 0 for silent windows; w = 0 is the mono protocol. With --context K, e is th
 frame's e against the 2 K + 1 windows within K hops (0.1 s each) of the pair's own, each with its
 own audio features (clamped at the clip's ends); with --context clip, against every window of
 the clip: the same frame heard for longer. Every frame a clip's pairs use is scored against
-every window of the clip once (each window's audio heard once, `error_matrix`), so one run gives
-a table for each entry of --context at the cost of the whole clip's (5-6 s a clip on two cores).
+every window within the widest context once (each window's audio heard once, `error_matrix`),
+so one run gives a table for each entry of --context at the cost of the widest (the whole clip:
+5-6 s a clip on two cores).
 Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
 all pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows
 every class that sounds in the clip), the same windows and negatives as `evaluate_localization`
@@ -78,12 +79,10 @@ RESIZE_HW, CROP_HW = (136, 136), (128, 128)
 
 
 def check_function(run, localizer, check: str):
-    """(hear, error) for --check, as `tf.function`s: hear(binaural `[1, time, 2]`) -> what e
-    needs of one window, computed once; error(V, a, heard) -> e `[batch]` of frames against that
-    window, V `[batch, h, w, 512]` their encodings, a `[512]` the window's audio feature.
-
-    In graph mode: eagerly, with oneDNN and the prior's audio CNN in bfloat16 (an AVX512-BF16
-    CPU), TF 2.16 returns NaN for about 1 % of calls at batch 1 (BENCHMARKS.md, issue 12)."""
+    """(hear, error) for --check, as `tf.function`s (error compiled by XLA, which fuses the
+    per-frame match and likelihood): hear(binaural `[1, time, 2]`) -> what e needs of one
+    window, computed once; error(V, a, heard) -> e `[batch]` of frames against that window, V
+    `[batch, h, w, 512]` their encodings, a `[512]` the window's audio feature."""
     hear, error = binaural_check(run, localizer, check)
 
     def pair_errors(visual, audio_feature, heard):
@@ -141,17 +140,21 @@ def binaural_check(run, localizer, check: str):
                 tf.square(objective.predict_ild(cell_map) - ild), axis=-1))
 
 
-def error_matrix(check, visual, audio, windows, loud, batch_size=128) -> np.ndarray:
-    """e of every frame of `visual` `[m, h, w, 512]` against every window of one clip (its audio
-    features `[n, 512]`, the windows `[n, time, 2]`, `loud` `[n]`, 0 for silent windows):
-    `[m, n]`, 0 against the silent windows. Each window is heard once (`check_function`)."""
+def error_matrix(check, visual, own, audio, windows, loud, reach=None,
+                 batch_size=128) -> np.ndarray:
+    """e of the frames of `visual` `[m, h, w, 512]` against the windows of one clip (its audio
+    features `[n, 512]`, the windows `[n, time, 2]`, `loud` `[n]`, 0 for silent windows): `[m,
+    n]`, 0 against the silent windows. Frame i is scored against the windows within `reach` hops
+    of window `own[i]`, the one it is paired with (every window with `reach` None); the other
+    entries stay 0. Each window is heard once (`check_function`)."""
     hear, error = check
     matrix = np.zeros([len(visual), len(audio)], np.float32)
     for j in np.flatnonzero(loud):
+        rows = (np.arange(len(visual)) if reach is None
+                else np.flatnonzero(np.abs(own - j) <= reach))
         heard = hear(tf.constant(windows[j : j + 1], tf.float32))
-        for i in range(0, len(visual), batch_size):
-            visual_part = tf.constant(visual[i : i + batch_size])
-            matrix[i : i + batch_size, j] = error(visual_part, tf.constant(audio[j]), heard)
+        for part in np.array_split(rows, -(-len(rows) // batch_size)):
+            matrix[part, j] = error(tf.constant(visual[part]), tf.constant(audio[j]), heard)
     return matrix
 
 
@@ -178,6 +181,7 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
     records = {key: [] for key in ("d_pos", "d_neg", "clear")}
     records.update(e_pos={context: [] for context in contexts},
                    e_neg={context: [] for context in contexts})
+    reach = None if None in contexts else max(contexts)  # what in_context reads of the matrix
     for example in tqdm(fairplay.evaluation_dataset(clips, RESIZE_HW, CROP_HW), total=len(clips),
                         desc="clips", unit="clip"):
         index = position[example["clip_id"].numpy().decode()]
@@ -197,8 +201,9 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
         records["d_neg"].append(localization.pair_distances(model, pool_visual[negative], audio))
         records["clear"].append(np.array([not sounding <= localization.object_classes(
             metadata[pool_clip[n]], sounding_only=False) for n in negative]))
-        matrix = error_matrix(check, np.concatenate([visual, pool_visual[negative]]),
-                              audio, windows, loud)
+        own = np.tile(np.arange(len(starts)), 2)  # the positives' frames, then the negatives'
+        matrix = error_matrix(check, np.concatenate([visual, pool_visual[negative]]), own,
+                              audio, windows, loud, reach)
         for context in contexts:
             records["e_pos"][context].append(in_context(matrix[: len(starts)], context))
             records["e_neg"][context].append(in_context(matrix[len(starts) :], context))
