@@ -34,7 +34,7 @@ every window within the widest context once (each window's audio heard once, `er
 so one run gives a table for each entry of --context at the cost of the widest (the whole clip:
 5-6 s a clip on two cores).
 Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
-all pairs, over the unambiguous ones and over the ambiguous ones only (the negative frame shows
+all pairs with their 95 % clip-bootstrap intervals (`localization.clip_interval`), over the unambiguous ones and over the ambiguous ones only (the negative frame shows
 every class that sounds in the clip), the same windows and negatives as `evaluate_localization`
 with the same seed. Choose w and the context on the validation subset; quote the test subset.
 """
@@ -178,7 +178,7 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
                                                                  CROP_HW, rng, 32)
     metadata = [localization.load_metadata(clip) for clip in clips]
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
-    records = {key: [] for key in ("d_pos", "d_neg", "clear")}
+    records = {key: [] for key in ("d_pos", "d_neg", "clear", "clip")}
     records.update(e_pos={context: [] for context in contexts},
                    e_neg={context: [] for context in contexts})
     reach = None if None in contexts else max(contexts)  # what in_context reads of the matrix
@@ -197,6 +197,7 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
         others = np.flatnonzero(pool_clip != index)
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization.object_classes(metadata[index], sounding_only=True)
+        records["clip"].append(np.full(len(starts), index))
         records["d_pos"].append(localization.pair_distances(model, visual, audio))
         records["d_neg"].append(localization.pair_distances(model, pool_visual[negative], audio))
         records["clear"].append(np.array([not sounding <= localization.object_classes(
@@ -211,13 +212,17 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
                   else np.concatenate(value)) for key, value in records.items()}
 
 
-def scores(d_positive, d_negative, mask) -> tuple[float, float]:
-    """(distance, accuracy in %) of supp. Eq. 10-11 over the pairs in `mask`."""
+def pair_scores(d_positive, d_negative) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's distance and its share of correct decisions (0, 0.5 or 1), supp. Eq. 10-11."""
     positive, negative = (x.numpy() for x in softmax_scaled(tf.constant(d_positive),
                                                             tf.constant(d_negative)))
-    distance = np.hypot(positive, negative - 1.0)[mask].mean()
-    paired, unpaired = (positive <= 0.5)[mask], (negative > 0.5)[mask]
-    return float(distance), float(100.0 * (paired.sum() + unpaired.sum()) / (2 * mask.sum()))
+    return np.hypot(positive, negative - 1.0), ((positive <= 0.5) + (negative > 0.5)) / 2
+
+
+def interval(values, clip, scale: float = 1.0, number: str = "{:.3f}") -> str:
+    """The 95 % clip-bootstrap interval of the mean of per-pair `values` (`clip_interval`)."""
+    low, high = localization.clip_interval(np.bincount(clip, values), np.bincount(clip))
+    return f"{number.format(scale * low)}-{number.format(scale * high)}"
 
 
 def parse_context(value: str) -> int | None:
@@ -238,7 +243,6 @@ def main(argv):
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
     records = pair_records(model, check, clips, FLAGS.seed, contexts)
     clear = records["clear"].astype(bool)
-    every = np.ones_like(clear)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
           f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives), e by --check {FLAGS.check}")
     for context in contexts:
@@ -246,16 +250,17 @@ def main(argv):
         print(f"\ncontext {'the whole clip' if context is None else context}: e mean on "
               f"positives {e_positive.mean():.3f}, negatives {e_negative.mean():.3f}, ambiguous "
               f"negatives {e_negative[~clear].mean():.3f}")
-        print("| w | distance | accuracy | unambiguous: distance | accuracy | "
+        print("| w | distance (95 %) | accuracy (95 %) | unambiguous: distance | accuracy | "
               "ambiguous only: accuracy |")
         print("|---:|---:|---:|---:|---:|---:|")
         for weight in (float(w) for w in FLAGS.weights):
-            d_positive = records["d_pos"] + weight * e_positive
-            d_negative = records["d_neg"] + weight * e_negative
-            (distance, accuracy), (clear_distance, clear_accuracy), (_, ambiguous_accuracy) = (
-                scores(d_positive, d_negative, mask) for mask in (every, clear, ~clear))
-            print(f"| {weight:g} | {distance:.3f} | {accuracy:.1f} % | {clear_distance:.3f} | "
-                  f"{clear_accuracy:.1f} % | {ambiguous_accuracy:.1f} % |", flush=True)
+            distance, correct = pair_scores(records["d_pos"] + weight * e_positive,
+                                            records["d_neg"] + weight * e_negative)
+            accuracy = interval(correct, records["clip"], 100, "{:.1f}")
+            print(f"| {weight:g} | {distance.mean():.3f} ({interval(distance, records['clip'])}) "
+                  f"| {100 * correct.mean():.1f} % ({accuracy} %) | {distance[clear].mean():.3f} "
+                  f"| {100 * correct[clear].mean():.1f} % | {100 * correct[~clear].mean():.1f} % |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,33 @@ def test_map_peaks_at_cell_centres_and_refined():
     np.testing.assert_allclose(le.map_peaks(cells, (40, 80))[0], [39.0, 15.5])  # clipped
 
 
+def test_clip_interval_against_redrawing_clips_and_its_coverage():
+    rng = np.random.default_rng(1)
+    counts = rng.integers(20, 40, 30)
+    totals = rng.binomial(counts, rng.uniform(0.6, 1.0, 30)).astype(float)
+    # Against redrawing whole clips and pooling their windows, by a plain loop (other draws).
+    means = []
+    for _ in range(4000):
+        pick = rng.integers(0, 30, 30)
+        means.append(totals[pick].sum() / counts[pick].sum())
+    np.testing.assert_allclose(le.clip_interval(totals, counts, draws=4000),
+                               np.percentile(means, [2.5, 97.5]), atol=0.006)
+    assert le.clip_interval(np.full(5, 3.0), np.full(5, 4)) == (0.75, 0.75)
+    # Windows of a clip share its rate (clustered): the interval covers the true mean about 95 %
+    # of the time, where one that took the windows as independent would cover far less often.
+    covered = naive_covered = 0
+    for trial in range(200):
+        counts = np.full(40, 34)
+        totals = rng.binomial(counts, rng.uniform(0.7, 1.0, 40))  # the true mean: 0.85
+        low, high = le.clip_interval(totals, counts, draws=500, seed=trial)
+        covered += low <= 0.85 <= high
+        mean = totals.sum() / counts.sum()
+        naive_covered += abs(mean - 0.85) <= 1.96 * np.sqrt(mean * (1 - mean) / counts.sum())
+    assert 0.88 <= covered / 200 <= 0.99 and naive_covered / 200 < 0.85
+    with pytest.raises(ValueError, match="equal vectors"):
+        le.clip_interval([1.0, 2.0], [3])
+
+
 def test_protocol_with_an_oracle(root):
     clips = fairplay.list_clips(str(root), "test")
     result = le.evaluate_localization(OracleModel(), clips, (SIZE, SIZE), (SIZE, SIZE),
@@ -107,8 +134,9 @@ def test_protocol_with_an_oracle(root):
     assert result["num_windows"] == windows == 56 and result["num_clips"] == 4
     # d+ = 0 and d- = sqrt(2) for every window: D+ = 1 / (1 + e^sqrt(2)), distance sqrt(2) D+.
     scaled_positive = 1.0 / (1.0 + np.exp(np.sqrt(2.0)))
-    assert result["accuracy"] == 1.0
+    assert result["accuracy"] == 1.0 and result["accuracy_interval"] == [1.0, 1.0]
     assert result["distance"] == pytest.approx(np.sqrt(2.0) * scaled_positive, abs=1e-5)
+    np.testing.assert_allclose(result["distance_interval"], result["distance"], atol=1e-5)
     assert result["counts"]["true_negatives"] == windows
     assert result["ambiguous_fraction"] == 0.0
     assert result["pointing_window_hit_rate"] == 1.0 and result["pointing_clip_hit_rate"] == 1.0

@@ -70,6 +70,9 @@ def test_results_json_holds_both_tables(evaluated, root):
     assert list(results["table1"]) == ["clup"]
     row = results["table1"]["clup"]
     assert 0.0 <= row["distance"] <= np.sqrt(2.0) and 0.0 <= row["accuracy"] <= 1.0
+    for key in ("distance", "accuracy"):
+        low, high = row[f"{key}_interval"]
+        assert low <= row[key] + 1e-6 and row[key] <= high + 1e-6
     assert row["num_windows"] == 4 * len(test_ids) and row["num_clips"] == len(test_ids)
 
     # Table 2: mono-mono first, then the baselines, then the model; six metrics each.
@@ -103,6 +106,7 @@ def test_markdown_and_plots(evaluated):
     markdown = (output_dir / "results.md").read_text()
     assert "## Table 1: sounding-object localization" in markdown
     assert "| model | distance ↓ | accuracy (%) ↑ |" in markdown
+    assert "In brackets: 95 % intervals with whole clips drawn again" in markdown
     assert ("| system | STFT ↓ | ENV ↓ | WAV ↓ | AMP ↓ | PHA ↓ | SNR (dB) ↑ | d corr. ↑ |"
             in markdown)
     for system in ("mono_mono", "audio_only", "clup"):

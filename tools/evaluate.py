@@ -12,8 +12,9 @@ The dataset (--root, --split) and the evaluation settings (--sampler, --seed, --
 --normalize) default to the model's run config (config.json beside the .keras file); each model's
 frames are prepared as in its own training run.
 
-Table 1 (localization distance and accuracy over every 0.1 s window, supp. Eq. 10-11, with the
-pointing game on synthetic data) has a row per model that holds a localizer. Table 2 (STFT, ENV,
+Table 1 (localization distance and accuracy over every 0.1 s window, supp. Eq. 10-11, each with
+its 95 % interval when whole clips are drawn again, and the pointing game on synthetic data) has a
+row per model that holds a localizer. Table 2 (STFT, ENV,
 WAV, AMP, PHA, SNR on whole clips, supp. Eq. 4-9) has the mono-mono row (L = R = (L + R) / 2), then
 a row per model that generates (fast 6-step sampler by default).
 

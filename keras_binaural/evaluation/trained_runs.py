@@ -317,6 +317,15 @@ def draw_plots(systems: Sequence[System], clips: Sequence[fairplay.Clip], kept: 
 # === Reports ===
 
 
+def _with_interval(row: dict, key: str, scale: float, number: str) -> str:
+    """row[key] scaled and formatted, with its interval (row[key + "_interval"]) if it has one."""
+    text = number.format(scale * row[key])
+    if f"{key}_interval" in row:
+        low, high = row[f"{key}_interval"]
+        text += f" ({number.format(scale * low)}–{number.format(scale * high)})"
+    return text
+
+
 def format_markdown(results: dict) -> str:
     """The report: Table 1 and Table 2 as Markdown tables, then the plots."""
     dataset, settings = results["dataset"], results["settings"]
@@ -341,12 +350,14 @@ def format_markdown(results: dict) -> str:
         lines += ["| " + " | ".join(header) + " |",
                   "|---|" + "---:|" * (len(header) - 1)]
         for name, row in table1.items():
-            cells = [name, f"{row['distance']:.4f}", f"{100 * row['accuracy']:.1f}"]
+            cells = [name, _with_interval(row, "distance", 1, "{:.4f}"),
+                     _with_interval(row, "accuracy", 100, "{:.1f}")]
             if pointing:
                 cells += [f"{100 * row.get(key, float('nan')):.1f}" for key in (
                     "pointing_window_hit_rate", "pointing_clip_hit_rate",
                     "pointing_column_hit_rate")]
             lines.append("| " + " | ".join(cells + [str(row["num_windows"])]) + " |")
+        lines += ["", "In brackets: 95 % intervals with whole clips drawn again (`clip_interval`)."]
     else:
         lines.append("No model with a localizer.")
     lines += ["", "## Table 2: binaural audio quality (supp. Eq. 4-9), whole clips", ""]
