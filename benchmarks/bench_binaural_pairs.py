@@ -216,7 +216,7 @@ def pair_scores(d_positive, d_negative) -> tuple[np.ndarray, np.ndarray]:
     """Each pair's distance and its share of correct decisions (0, 0.5 or 1), supp. Eq. 10-11."""
     positive, negative = (x.numpy() for x in softmax_scaled(tf.constant(d_positive),
                                                             tf.constant(d_negative)))
-    return np.hypot(positive, negative - 1.0), ((positive <= 0.5) + (negative > 0.5)) / 2
+    return np.hypot(positive, negative - 1.0), ((positive <= 0.5) * 1.0 + (negative > 0.5)) / 2
 
 
 def interval(values, clip, scale: float = 1.0, number: str = "{:.3f}") -> str:
