@@ -34,9 +34,11 @@ every window within the widest context once (each window's audio heard once, `er
 so one run gives a table for each entry of --context at the cost of the widest (the whole clip:
 5-6 s a clip on two cores).
 Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
-all pairs with their 95 % clip-bootstrap intervals (`localization.clip_interval`), over the unambiguous ones and over the ambiguous ones only (the negative frame shows
-every class that sounds in the clip), the same windows and negatives as `evaluate_localization`
-with the same seed. Choose w and the context on the validation subset; quote the test subset.
+all pairs with their 95 % clip-bootstrap intervals (`localization.clip_interval`), over the
+unambiguous ones, over the ambiguous ones only (the negative frame shows every class that sounds
+in the clip) and over the clips whose sources move; the same windows and negatives as
+`evaluate_localization` with the same seed. Choose w and the context on the validation subset;
+quote the test subset.
 """
 
 import os
@@ -178,7 +180,7 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
                                                                  CROP_HW, rng, 32)
     metadata = [localization.load_metadata(clip) for clip in clips]
     position = {clip.clip_id: index for index, clip in enumerate(clips)}
-    records = {key: [] for key in ("d_pos", "d_neg", "clear", "clip")}
+    records = {key: [] for key in ("d_pos", "d_neg", "clear", "clip", "moving")}
     records.update(e_pos={context: [] for context in contexts},
                    e_neg={context: [] for context in contexts})
     reach = None if None in contexts else max(contexts)  # what in_context reads of the matrix
@@ -198,6 +200,8 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization.object_classes(metadata[index], sounding_only=True)
         records["clip"].append(np.full(len(starts), index))
+        records["moving"].append(np.full(len(starts), any(  # a sounding object changes azimuth
+            o["moving"] for o in metadata[index]["objects"] if o["sounding"])))
         records["d_pos"].append(localization.pair_distances(model, visual, audio))
         records["d_neg"].append(localization.pair_distances(model, pool_visual[negative], audio))
         records["clear"].append(np.array([not sounding <= localization.object_classes(
@@ -242,24 +246,26 @@ def main(argv):
     check = check_function(run, model, FLAGS.check)
     clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
     records = pair_records(model, check, clips, FLAGS.seed, contexts)
-    clear = records["clear"].astype(bool)
+    clear, moving = records["clear"].astype(bool), records["moving"].astype(bool)
     print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
-          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives), e by --check {FLAGS.check}")
+          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives, {100 * moving.mean():.1f} % with "
+          f"moving sources), e by --check {FLAGS.check}")
     for context in contexts:
         e_positive, e_negative = records["e_pos"][context], records["e_neg"][context]
         print(f"\ncontext {'the whole clip' if context is None else context}: e mean on "
               f"positives {e_positive.mean():.3f}, negatives {e_negative.mean():.3f}, ambiguous "
               f"negatives {e_negative[~clear].mean():.3f}")
         print("| w | distance (95 %) | accuracy (95 %) | unambiguous: distance | accuracy | "
-              "ambiguous only: accuracy |")
-        print("|---:|---:|---:|---:|---:|---:|")
+              "ambiguous only: accuracy | sources moving: distance | accuracy |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for weight in (float(w) for w in FLAGS.weights):
             distance, correct = pair_scores(records["d_pos"] + weight * e_positive,
                                             records["d_neg"] + weight * e_negative)
             accuracy = interval(correct, records["clip"], 100, "{:.1f}")
             print(f"| {weight:g} | {distance.mean():.3f} ({interval(distance, records['clip'])}) "
                   f"| {100 * correct.mean():.1f} % ({accuracy} %) | {distance[clear].mean():.3f} "
-                  f"| {100 * correct[clear].mean():.1f} % | {100 * correct[~clear].mean():.1f} % |",
+                  f"| {100 * correct[clear].mean():.1f} % | {100 * correct[~clear].mean():.1f} % "
+                  f"| {distance[moving].mean():.3f} | {100 * correct[moving].mean():.1f} % |",
                   flush=True)
 
 
