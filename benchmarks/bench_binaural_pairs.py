@@ -200,8 +200,7 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
         negative = others[rng.integers(0, len(others), len(starts))]
         sounding = localization.object_classes(metadata[index], sounding_only=True)
         records["clip"].append(np.full(len(starts), index))
-        records["moving"].append(np.full(len(starts), any(  # a sounding object changes azimuth
-            o["moving"] for o in metadata[index]["objects"] if o["sounding"])))
+        records["moving"].append(np.full(len(starts), localization.sources_move(metadata[index])))
         records["d_pos"].append(localization.pair_distances(model, visual, audio))
         records["d_neg"].append(localization.pair_distances(model, pool_visual[negative], audio))
         records["clear"].append(np.array([not sounding <= localization.object_classes(
@@ -217,10 +216,9 @@ def pair_records(model, check, clips, seed: int, contexts) -> dict:
 
 
 def pair_scores(d_positive, d_negative) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair's distance and its share of correct decisions (0, 0.5 or 1), supp. Eq. 10-11."""
-    positive, negative = (x.numpy() for x in softmax_scaled(tf.constant(d_positive),
-                                                            tf.constant(d_negative)))
-    return np.hypot(positive, negative - 1.0), ((positive <= 0.5) * 1.0 + (negative > 0.5)) / 2
+    """Each pair's distance and its share of right decisions (`localization.pair_scores`)."""
+    return localization.pair_scores(*(x.numpy() for x in softmax_scaled(
+        tf.constant(d_positive), tf.constant(d_negative))))
 
 
 def interval(values, clip, scale: float = 1.0, number: str = "{:.3f}") -> str:

@@ -228,6 +228,11 @@ def object_classes(metadata: dict, sounding_only: bool) -> frozenset[str]:
     return frozenset(o["class"] for o in metadata["objects"] if o["sounding"] or not sounding_only)
 
 
+def sources_move(metadata: dict) -> bool:
+    """Whether a sounding object of a synthetic clip (`metadata/<id>.json`) changes azimuth."""
+    return any(o["moving"] for o in metadata["objects"] if o["sounding"])
+
+
 # === Table 1 protocol and pointing game ===
 
 
@@ -253,6 +258,13 @@ def clip_interval(totals, counts, level: float = 0.95, draws: int = 2000,
     tail = 50.0 * (1.0 - level)
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def pair_scores(scaled_positive, scaled_negative) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, supp. Eq. 10-11 in numpy: the distance ||(D+, D-) - (0, 1)||_2 and the share of
+    its two decisions that are right (0, 0.5 or 1; "paired" when D <= 0.5)."""
+    positive, negative = np.asarray(scaled_positive), np.asarray(scaled_negative)
+    return np.hypot(positive, negative - 1.0), ((positive <= 0.5) * 1.0 + (negative > 0.5)) / 2
 
 
 def negative_frame_pool(model, clips, size, resize_hw, crop_hw, rng, batch_size):
@@ -345,7 +357,7 @@ def evaluate_localization(
     distance, accuracy = AudioVisualDistance(), PairAccuracy()
     distance_clear, accuracy_clear = AudioVisualDistance(), PairAccuracy()
     ambiguous_total = 0
-    clip_totals = []  # per clip: windows, distance summed, correct pairs (of two per window) / 2
+    clip_totals = []  # per clip: windows, distance summed, right decisions / 2 (`pair_scores`)
     # Pointing-game records by `refine` (False: the largest cell's centre; True: refined).
     outcomes_all, columns_all = {False: [], True: []}, {False: [], True: []}
     per_clip = {False: {}, True: {}}
@@ -369,9 +381,8 @@ def evaluate_localization(
         scaled = softmax_scaled(tf.constant(d_positive), tf.constant(d_negative))
         distance.update_state(*scaled)
         accuracy.update_state(*scaled)
-        scaled_positive, scaled_negative = (x.numpy() for x in scaled)
-        clip_totals.append((len(starts), np.hypot(scaled_positive, scaled_negative - 1.0).sum(),
-                            ((scaled_positive <= 0.5).sum() + (scaled_negative > 0.5).sum()) / 2))
+        distances, correct = pair_scores(*(x.numpy() for x in scaled))
+        clip_totals.append((len(starts), distances.sum(), correct.sum()))
         if have_metadata:
             if negatives == "frame":  # the other frame shows all the classes that sound here
                 sounding = object_classes(metadata[clip_index], sounding_only=True)

@@ -242,9 +242,10 @@ def scene_groups(clips: Sequence[fairplay.Clip]) -> dict[str, list[str]]:
         metadata = localization_eval.load_metadata(clip)
         if metadata is None:
             return {}
-        sounding = [o for o in metadata["objects"] if o["sounding"]]
-        count = f"{len(sounding)} sounding object{'s' if len(sounding) > 1 else ''}"
-        moving = "sources moving" if any(o["moving"] for o in sounding) else "sources static"
+        sounding = sum(o["sounding"] for o in metadata["objects"])
+        count = f"{sounding} sounding object{'s' if sounding > 1 else ''}"
+        moving = ("sources moving" if localization_eval.sources_move(metadata)
+                  else "sources static")
         for group in (count, moving):
             groups.setdefault(group, []).append(clip.clip_id)
     counts = sorted(g for g in groups if g[0].isdigit())
