@@ -33,10 +33,10 @@ the clip: the same frame heard for longer. Every frame a clip's pairs use is sco
 every window within the widest context once (each window's audio heard once, `error_matrix`),
 so one run gives a table for each entry of --context at the cost of the widest (the whole clip:
 5-6 s a clip on two cores).
-Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11) over
-all pairs with their 95 % clip-bootstrap intervals (`localization.clip_interval`), over the
+Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11), each
+with its 95 % clip-bootstrap interval (`localization.clip_interval`), over all pairs, over the
 unambiguous ones, over the ambiguous ones only (the negative frame shows every class that sounds
-in the clip) and over the clips whose sources move; the same windows and negatives as
+in the clip) and over the clips whose sources move ("–" where there are none); the same windows and negatives as
 `evaluate_localization` with the same seed. Choose w and the context on the validation subset;
 quote the test subset.
 """
@@ -66,7 +66,8 @@ from keras_binaural.models.spatial_prior import RESPONSIBILITY_SPREAD, column_fe
 
 flags.DEFINE_string("model", None, "A localizer, upmixer or CLUP run (workdir or .keras).")
 flags.DEFINE_string("root", None, "A synthetic FAIR-Play-layout root (with metadata).")
-flags.DEFINE_string("subset", "test", "Which subset of split 1.")
+flags.DEFINE_list("subset", ["test"], "Which subsets of split 1, scored together (train,val,test: "
+                  "a whole dataset made for evaluation only, e.g. with another --seed).")
 flags.DEFINE_enum("check", "response", ["prior", "mixture", "response", "ild"],
                   "What scores e.")
 flags.DEFINE_float("spread", RESPONSIBILITY_SPREAD, "s of --check mixture (ratio units).")
@@ -221,10 +222,15 @@ def pair_scores(d_positive, d_negative) -> tuple[np.ndarray, np.ndarray]:
         tf.constant(d_positive), tf.constant(d_negative))))
 
 
-def interval(values, clip, scale: float = 1.0, number: str = "{:.3f}") -> str:
-    """The 95 % clip-bootstrap interval of the mean of per-pair `values` (`clip_interval`)."""
+def summary(values, clip, scale: float = 1.0, number: str = "{:.3f}") -> str:
+    """The mean of per-pair `values` and its 95 % clip-bootstrap interval (`clip_interval`) over
+    the clips they come from (`clip`: each pair's clip), or a dash when there are none."""
+    if not len(values):
+        return "–"
+    _, clip = np.unique(clip, return_inverse=True)
     low, high = localization.clip_interval(np.bincount(clip, values), np.bincount(clip))
-    return f"{number.format(scale * low)}-{number.format(scale * high)}"
+    low, mean, high = (number.format(scale * x) for x in (low, np.mean(values), high))
+    return f"{mean} ({low}-{high})"
 
 
 def parse_context(value: str) -> int | None:
@@ -242,30 +248,31 @@ def main(argv):
     run = keras.saving.load_model(training.run_model_file(FLAGS.model), compile=False)
     model = run.localizer if hasattr(run, "denoiser") else run
     check = check_function(run, model, FLAGS.check)
-    clips = fairplay.list_clips(FLAGS.root, FLAGS.subset)
+    clips = [clip for subset in FLAGS.subset for clip in fairplay.list_clips(FLAGS.root, subset)]
     records = pair_records(model, check, clips, FLAGS.seed, contexts)
     clear, moving = records["clear"].astype(bool), records["moving"].astype(bool)
-    print(f"{FLAGS.model} on {FLAGS.root} ({FLAGS.subset}, {len(clear)} windows, "
-          f"{100 * (1 - clear.mean()):.1f} % ambiguous negatives, {100 * moving.mean():.1f} % with "
-          f"moving sources), e by --check {FLAGS.check}")
+    print(f"{FLAGS.model} on {FLAGS.root} ({'+'.join(FLAGS.subset)}, {len(clips)} clips, "
+          f"{len(clear)} windows, {100 * (1 - clear.mean()):.1f} % ambiguous negatives, "
+          f"{100 * moving.mean():.1f} % with moving sources), e by --check {FLAGS.check}")
     for context in contexts:
         e_positive, e_negative = records["e_pos"][context], records["e_neg"][context]
+        ambiguous = f"{e_negative[~clear].mean():.3f}" if (~clear).any() else "–"
         print(f"\ncontext {'the whole clip' if context is None else context}: e mean on "
               f"positives {e_positive.mean():.3f}, negatives {e_negative.mean():.3f}, ambiguous "
-              f"negatives {e_negative[~clear].mean():.3f}")
-        print("| w | distance (95 %) | accuracy (95 %) | unambiguous: distance | accuracy | "
-              "ambiguous only: accuracy | sources moving: distance | accuracy |")
+              f"negatives {ambiguous}")
+        print("| w | distance | accuracy (%) | unambiguous: distance | accuracy (%) | "
+              "ambiguous only: accuracy (%) | sources moving: distance | accuracy (%) |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for weight in (float(w) for w in FLAGS.weights):
             distance, correct = pair_scores(records["d_pos"] + weight * e_positive,
                                             records["d_neg"] + weight * e_negative)
-            accuracy = interval(correct, records["clip"], 100, "{:.1f}")
-            print(f"| {weight:g} | {distance.mean():.3f} ({interval(distance, records['clip'])}) "
-                  f"| {100 * correct.mean():.1f} % ({accuracy} %) | {distance[clear].mean():.3f} "
-                  f"| {100 * correct[clear].mean():.1f} % | {100 * correct[~clear].mean():.1f} % "
-                  f"| {distance[moving].mean():.3f} | {100 * correct[moving].mean():.1f} % |",
-                  flush=True)
-
+            cells = []
+            for subset, scores in ((slice(None), "dc"), (clear, "dc"), (~clear, "c"),
+                                   (moving, "dc")):
+                if "d" in scores:
+                    cells.append(summary(distance[subset], records["clip"][subset]))
+                cells.append(summary(correct[subset], records["clip"][subset], 100, "{:.1f}"))
+            print(f"| {weight:g} | {' | '.join(cells)} |", flush=True)
 
 if __name__ == "__main__":
     app.run(main)
