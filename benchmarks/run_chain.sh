@@ -9,6 +9,10 @@
 # CHAIN_EPOCHS (default 72) sets the last step's length: the rows measured before the fourteenth
 # session trained it for 24 epochs (CHAIN_EPOCHS=24, about 45 minutes in all), too short for the
 # prior (BENCHMARKS.md, "A prior trained three times as long").
+# PAIR's runs differ (two threads), and how well it matches on mono decides the single-source
+# Table 1 (BENCHMARKS.md, "One sounding object on unseen clips"): the script scores it on ONE's
+# validation clips and stops if its accuracy is below 80 % (good runs 84-87 %, poor ones 67-73 %);
+# then remove OUT/PAIR and run it again.
 # Rerun the same command after an interruption: each tool resumes where it stopped, and a
 # finished step does nothing.
 set -euo pipefail
@@ -29,6 +33,15 @@ step MULTI "$PYTHON" "${DATA[@]}" --max_sources 3 --output_dir "$OUT/MULTI"
 step PAIR "$PYTHON" tools/train.py --config=configs/clup.py:demo,localizer \
   --config.data.root="$OUT/ONE" --config.model.lambda_erase=3 --config.train.epochs=60 \
   --workdir="$OUT/PAIR"
+step PAIR_CHECK "$PYTHON" tools/evaluate.py --model="$OUT/PAIR" --root="$OUT/ONE" --subset=val \
+  --output_dir="$OUT/PAIR_val"
+"$PYTHON" - "$OUT/PAIR_val/results.json" <<'EOF'
+import json, sys
+(scores,) = json.load(open(sys.argv[1]))["table1"].values()
+print(f"run_chain: PAIR's mono accuracy on ONE's validation clips {100 * scores['accuracy']:.1f} %")
+if scores["accuracy"] < 0.8:
+    sys.exit("run_chain: below 80 %: remove PAIR's workdir and run this script again.")
+EOF
 step ONE_HELD "$PYTHON" tools/train.py --config=configs/clup.py:demo --config.data.root="$OUT/ONE" \
   --config.model_init.localizer="$OUT/PAIR" --config.model.localizer_config.lambda_erase=3 \
   --config.model.update_localizer=False --config.train.epochs=24 --workdir="$OUT/ONE_HELD"
