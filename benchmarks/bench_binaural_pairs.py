@@ -36,9 +36,9 @@ so one run gives a table for each entry of --context at the cost of the widest (
 Printed for each context and each w of --weights: distance and accuracy (supp. Eq. 10-11), each
 with its 95 % clip-bootstrap interval (`localization.clip_interval`), over all pairs, over the
 unambiguous ones, over the ambiguous ones only (the negative frame shows every class that sounds
-in the clip) and over the clips whose sources move ("–" where there are none); the same windows and negatives as
-`evaluate_localization` with the same seed. Choose w and the context on the validation subset;
-quote the test subset.
+in the clip) and over the clips whose sources move ("–" where there are none); the same windows
+and negatives as `evaluate_localization` with the same seed. Choose w and the context on the
+validation subset; quote the test subset (or clips no model has seen).
 """
 
 import os
@@ -273,6 +273,7 @@ def main(argv):
                     cells.append(summary(distance[subset], records["clip"][subset]))
                 cells.append(summary(correct[subset], records["clip"][subset], 100, "{:.1f}"))
             print(f"| {weight:g} | {' | '.join(cells)} |", flush=True)
+
 
 if __name__ == "__main__":
     app.run(main)
