@@ -266,12 +266,12 @@ def main(argv):
         for weight in (float(w) for w in FLAGS.weights):
             distance, correct = pair_scores(records["d_pos"] + weight * e_positive,
                                             records["d_neg"] + weight * e_negative)
-            cells = []
-            for subset, scores in ((slice(None), "dc"), (clear, "dc"), (~clear, "c"),
-                                   (moving, "dc")):
-                if "d" in scores:
-                    cells.append(summary(distance[subset], records["clip"][subset]))
-                cells.append(summary(correct[subset], records["clip"][subset], 100, "{:.1f}"))
+            cells = []  # distance and accuracy of each column's pairs (accuracy only if ambiguous)
+            for pairs, with_distance in ((slice(None), True), (clear, True), (~clear, False),
+                                         (moving, True)):
+                if with_distance:
+                    cells.append(summary(distance[pairs], records["clip"][pairs]))
+                cells.append(summary(correct[pairs], records["clip"][pairs], 100, "{:.1f}"))
             print(f"| {weight:g} | {' | '.join(cells)} |", flush=True)
 
 
